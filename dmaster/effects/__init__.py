@@ -1,0 +1,9 @@
+"""Differentiable effects, each with ``forward`` (degrade) and ``inverse`` (restore),
+as pure functions on ``(batch, channels, samples)`` tensors, and the chain."""
+
+from . import compressor, echo, eq, gain, reverb
+from .chain import EFFECTS, SPEC_VERSION, SPECS, Chain, ChainParams
+from .spec import EffectSpec, Param, Prior
+
+__all__ = ["Chain", "ChainParams", "EFFECTS", "SPECS", "SPEC_VERSION", "EffectSpec", "Param", "Prior",
+           "compressor", "echo", "eq", "gain", "reverb"]

@@ -1,0 +1,193 @@
+"""The mastering chain EQ → gain → echo → reverb → compressor, forward and inverse.
+
+Parameters of a batch are a :data:`ChainParams` mapping: per effect, a
+``"present"`` weight ``(batch,)`` in ``[0, 1]`` (1 = on, 0 = identity; values in
+between blend, which keeps the chain differentiable in the estimated presence)
+and each parameter ``(batch,)`` in physical units.
+
+EQ, gain, echo and reverb are linear and time-invariant, so the chain
+multiplies their transfer functions and filters once (one FFT pair for four
+effects); the inverse does the same for EQ, gain and echo.
+"""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import compressor, echo, eq, gain, reverb
+from .lti import apply_response, double, fft_size
+from .spec import EffectSpec, Param, check_audio, check_sample_rate
+
+Tensor = torch.Tensor
+ChainParams = dict[str, dict[str, Tensor]]
+
+EFFECTS: tuple[ModuleType, ...] = (eq, gain, echo, reverb, compressor)
+"""Effect modules in processing order; each has ``SPEC``, ``forward`` and ``inverse``."""
+SPECS: tuple[EffectSpec, ...] = tuple(m.SPEC for m in EFFECTS)
+SPEC_VERSION = 1
+"""Bumped whenever a parameter, range or the order changes; stored with checkpoints."""
+
+
+def _present(params: Mapping[str, Tensor]) -> Tensor:
+    return params["present"]
+
+
+def _values(params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v for k, v in params.items() if k != "present"}
+
+
+class Chain(nn.Module):
+    """EQ → gain → echo → reverb → compressor at a fixed sample rate.
+
+    >>> chain = Chain(44100)
+    >>> params = chain.sample_params(4, torch.Generator().manual_seed(0))
+    >>> degraded = chain(clean, params)            # clean: (4, channels, samples)
+    >>> restored = chain.inverse(degraded, params)
+    """
+
+    def __init__(self, sample_rate: int = 44100, compressor_inverse_steps: int = 16):
+        super().__init__()
+        check_sample_rate(sample_rate)
+        self.sample_rate = sample_rate
+        self.compressor_inverse_steps = compressor_inverse_steps
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    @property
+    def specs(self) -> tuple[EffectSpec, ...]:
+        return SPECS
+
+    @property
+    def effect_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in SPECS)
+
+    @property
+    def flat_params(self) -> tuple[tuple[str, Param], ...]:
+        """Every continuous parameter as ``(effect name, Param)``, in vector order."""
+        return tuple((s.name, p) for s in SPECS for p in s.params)
+
+    def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> ChainParams:
+        """Draw presence flags and parameters from the priors (CPU, float32)."""
+        params: ChainParams = {}
+        for spec in SPECS:
+            present = torch.rand(batch_size, generator=generator) < spec.presence_probability
+            params[spec.name] = {"present": present.float(), **spec.sample(batch_size, generator)}
+        return params
+
+    def neutral_params(self, batch_size: int, present: bool = False) -> ChainParams:
+        """Neutral parameters; with ``present=False`` every effect is off (the identity)."""
+        return {s.name: {"present": torch.full((batch_size,), float(present)), **s.neutral(batch_size)}
+                for s in SPECS}
+
+    def validate(self, params: Mapping[str, Mapping[str, Tensor]], batch_size: int) -> None:
+        """Raise ``ValueError`` naming the first effect or parameter that is missing or invalid."""
+        missing = [n for n in self.effect_names if n not in params]
+        unknown = [n for n in params if n not in self.effect_names]
+        if missing or unknown:
+            raise ValueError(f"chain parameters: missing effects {missing}, unknown effects {unknown}")
+        for spec in SPECS:
+            effect = params[spec.name]
+            if "present" not in effect:
+                raise ValueError(f"{spec.name}: 'present' weight (batch,) in [0, 1] is missing")
+            present = effect["present"]
+            if present.shape != (batch_size,) or not torch.isfinite(present).all() \
+                    or (present < 0).any() or (present > 1).any():
+                raise ValueError(f"{spec.name}.present must be shaped ({batch_size},) with values in [0, 1]")
+            spec.validate(_values(effect), batch_size)
+
+    def _prepared(self, params: Mapping[str, Mapping[str, Tensor]], like: Tensor) -> ChainParams:
+        check_audio(like)
+        self.validate(params, like.shape[0])
+        return {name: {k: v.to(device=like.device, dtype=like.dtype) for k, v in effect.items()}
+                for name, effect in params.items()}
+
+    # -- processing ---------------------------------------------------------------------------
+
+    def _linear(self, x: Tensor, params: ChainParams, modules: Sequence[ModuleType], invert: bool) -> Tensor:
+        """Apply (or undo) consecutive LTI effects with one FFT pair, blending by presence."""
+        active = [m for m in modules if bool((_present(params[m.SPEC.name]) > 0).any())]
+        if not active:
+            return x
+        tail = sum(m.tail_samples(self.sample_rate, invert, **_values(params[m.SPEC.name])) for m in active)
+        n_fft = fft_size(x.shape[-1] + tail)
+        response: Tensor | float = 1.0
+        for m in active:
+            effect = params[m.SPEC.name]
+            h = m.transfer(n_fft, self.sample_rate, x.shape[1], **double(_values(effect)))
+            if invert:
+                h = 1.0 / h
+            response = response * (1.0 + _present(effect).double()[:, None, None] * (h - 1.0))
+        return apply_response(x, response, n_fft)
+
+    def _blend(self, x: Tensor, processed: Tensor, present: Tensor) -> Tensor:
+        return x + present[:, None, None] * (processed - x)
+
+    def forward(self, x: Tensor, params: Mapping[str, Mapping[str, Tensor]]) -> Tensor:
+        """Degrade ``x`` ``(batch, channels, samples)`` with ``params``."""
+        params = self._prepared(params, x)
+        y = self._linear(x, params, (eq, gain, echo, reverb), invert=False)
+        comp = params["compressor"]
+        if bool((_present(comp) > 0).any()):
+            y = self._blend(y, compressor.forward(y, self.sample_rate, **_values(comp)), _present(comp))
+        return y
+
+    def inverse(self, y: Tensor, params: Mapping[str, Mapping[str, Tensor]]) -> Tensor:
+        """Undo :meth:`forward`: compressor, reverb, then echo, gain and EQ; absent effects are skipped."""
+        params = self._prepared(params, y)
+        x = y
+        for m, kwargs in ((compressor, {"steps": self.compressor_inverse_steps}), (reverb, {})):
+            effect = params[m.SPEC.name]
+            if bool((_present(effect) > 0).any()):
+                x = self._blend(x, m.inverse(x, self.sample_rate, **_values(effect), **kwargs), _present(effect))
+        return self._linear(x, params, (eq, gain, echo), invert=True)
+
+    # -- conversions --------------------------------------------------------------------------
+
+    def to_vectors(self, params: Mapping[str, Mapping[str, Tensor]]) -> tuple[Tensor, Tensor]:
+        """``(presence (batch, effects), normalised parameters (batch, n_params) in [0, 1])``."""
+        presence = torch.stack([_present(params[s.name]) for s in SPECS], dim=1)
+        normalised = torch.stack([p.normalise(params[e][p.name]) for e, p in self.flat_params], dim=1)
+        return presence, normalised
+
+    def from_vectors(self, presence: Tensor, normalised: Tensor) -> ChainParams:
+        """Inverse of :meth:`to_vectors`; ``normalised`` is clamped to ``[0, 1]``."""
+        normalised = normalised.clamp(0.0, 1.0)
+        params: ChainParams = {s.name: {"present": presence[:, i]} for i, s in enumerate(SPECS)}
+        for column, (effect, p) in enumerate(self.flat_params):
+            params[effect][p.name] = p.denormalise(normalised[:, column])
+        return params
+
+    def to_json(self, params: Mapping[str, Mapping[str, Tensor]]) -> list[dict[str, Any]]:
+        """One dict per batch item, physical units; ``present`` is a bool when 0 or 1, else a probability."""
+        batch_size = len(_present(params[SPECS[0].name]))
+        items = []
+        for i in range(batch_size):
+            item = {}
+            for spec in SPECS:
+                effect = params[spec.name]
+                present = float(_present(effect)[i])
+                item[spec.name] = {"present": bool(present) if present in (0.0, 1.0) else round(present, 4),
+                                   **{p.name: round(float(effect[p.name][i]), 4) for p in spec.params}}
+            items.append(item)
+        return items
+
+    def from_json(self, items: Sequence[Mapping[str, Mapping[str, Any]]] | str) -> ChainParams:
+        """Inverse of :meth:`to_json` (accepts the list or its JSON text); validates the result."""
+        if isinstance(items, str):
+            items = json.loads(items)
+        if not items:
+            raise ValueError("no parameter sets given")
+        params: ChainParams = {}
+        for spec in SPECS:
+            try:
+                params[spec.name] = {key: torch.tensor([float(item[spec.name][key]) for item in items])
+                                     for key in ("present", *spec.names)}
+            except KeyError as error:
+                raise ValueError(f"{spec.name}: missing {error} in the JSON parameters") from None
+        self.validate(params, len(items))
+        return params

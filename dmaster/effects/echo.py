@@ -1,0 +1,67 @@
+"""Single echo ``y(t) = x(t) + a·x(t − d)`` with a fractional delay ``d``.
+
+Forward and inverse act in the frequency domain: ``Y = X·(1 + a·e^{-jωd})`` and
+``X = Y / (1 + a·e^{-jωd})``. The inverse is an IIR comb whose impulse response
+``(−a)^k`` at lags ``k·d`` decays geometrically; the FFT grid is padded until
+that response has fallen below :data:`INVERSE_TOLERANCE`, so nothing wraps
+around and the round trip is exact for ``a < 1``. Both directions are
+differentiable in ``a`` and ``d``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .lti import delay_response, filter_lti
+from .spec import EffectSpec, Param, Prior, as_param, check_audio, db_to_amplitude
+
+Tensor = torch.Tensor
+
+SPEC = EffectSpec(
+    name="echo",
+    params=(
+        Param("delay_ms", "ms", 20.0, 800.0, "log", Prior("uniform", 40.0, 600.0), 200.0,
+              "time between the sound and its echo"),
+        Param("level_db", "dB", -40.0, -3.0, "linear", Prior("uniform", -24.0, -6.0), -40.0,
+              "echo level relative to the sound"),
+    ),
+    presence_probability=0.4,
+    description="one discrete echo (slap-back or delay)",
+)
+INVERSE_TOLERANCE = 1e-5
+
+
+def transfer(n_fft: int, sample_rate: float, channels: int, delay_ms: Tensor, level_db: Tensor) -> Tensor:
+    """``1 + a·e^{-jωd}``: ``(batch, 1, n_fft // 2 + 1)``."""
+    delay = delay_ms * (sample_rate / 1000.0)
+    return 1.0 + db_to_amplitude(level_db)[:, None, None] * delay_response(delay, n_fft)
+
+
+def tail_samples(sample_rate: float, inverse: bool, delay_ms: Tensor, level_db: Tensor) -> int:
+    """Samples of response after the end: one delay forward; inverse, until ``a^k`` < tolerance."""
+    delay = float(delay_ms.detach().max()) * sample_rate / 1000.0
+    if not inverse:
+        return math.ceil(delay) + 64
+    repeats = math.ceil(math.log(INVERSE_TOLERANCE) / math.log(float(db_to_amplitude(level_db.detach().max()))))
+    return math.ceil(delay * repeats) + 64
+
+
+def _checked(x: Tensor, delay_ms: Tensor | float, level_db: Tensor | float) -> dict[str, Tensor]:
+    check_audio(x)
+    params = {"delay_ms": as_param(delay_ms, x), "level_db": as_param(level_db, x)}
+    SPEC.validate(params, x.shape[0])
+    return params
+
+
+def forward(x: Tensor, sample_rate: float, delay_ms: Tensor | float, level_db: Tensor | float) -> Tensor:
+    """Add an echo to ``x`` ``(batch, channels, samples)``; ``delay_ms``, ``level_db`` ``(batch,)``."""
+    params = _checked(x, delay_ms, level_db)
+    return filter_lti(x, sample_rate, transfer, params, tail_samples(sample_rate, False, **params))
+
+
+def inverse(y: Tensor, sample_rate: float, delay_ms: Tensor | float, level_db: Tensor | float) -> Tensor:
+    """Remove the echo that :func:`forward` added (exact up to :data:`INVERSE_TOLERANCE`)."""
+    params = _checked(y, delay_ms, level_db)
+    return filter_lti(y, sample_rate, transfer, params, tail_samples(sample_rate, True, **params), invert=True)

@@ -1,0 +1,113 @@
+"""Parametric EQ: low shelf, four peaking bells, high shelf (RBJ biquads).
+
+Each bell lives in its own fixed, non-overlapping log-frequency range, so every
+band has an identity and estimators face no permutation problem. The biquads
+come from ``dasp_pytorch.signal.biquad`` and are applied by frequency sampling.
+RBJ bells and shelves with negated gain are the exact reciprocals of the
+originals (and minimum phase), so the inverse is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from dasp_pytorch.signal import biquad
+
+from .lti import angular_frequencies, filter_lti
+from .spec import EffectSpec, Param, Prior, as_param, check_audio
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Band:
+    name: str
+    kind: str  # "low_shelf" | "peaking" | "high_shelf", as dasp_pytorch names them
+    min_hz: float
+    max_hz: float
+    min_q: float
+    max_q: float
+
+
+BANDS: tuple[Band, ...] = (
+    Band("low_shelf", "low_shelf", 30.0, 300.0, 0.5, 1.0),
+    Band("bell_1", "peaking", 60.0, 250.0, 0.3, 4.0),
+    Band("bell_2", "peaking", 250.0, 1000.0, 0.3, 4.0),
+    Band("bell_3", "peaking", 1000.0, 4000.0, 0.3, 4.0),
+    Band("bell_4", "peaking", 4000.0, 14000.0, 0.3, 4.0),
+    Band("high_shelf", "high_shelf", 2000.0, 16000.0, 0.5, 1.0),
+)
+MAX_GAIN_DB = 15.0
+# Filter tail kept before the end of the FFT grid: RBJ bells with Q ≤ 4 above 30 Hz ring well below this.
+TAIL_SECONDS = 0.5
+
+
+def _band_params(band: Band) -> tuple[Param, ...]:
+    centre = (band.min_hz * band.max_hz) ** 0.5
+    what = "cutoff" if "shelf" in band.kind else "centre"
+    return (
+        Param(f"{band.name}_hz", "Hz", band.min_hz, band.max_hz, "log",
+              Prior("uniform", band.min_hz, band.max_hz), centre, f"{band.name.replace('_', ' ')} {what} frequency"),
+        Param(f"{band.name}_q", "", band.min_q, band.max_q, "log",
+              Prior("uniform", band.min_q, band.max_q), (band.min_q * band.max_q) ** 0.5,
+              f"{band.name.replace('_', ' ')} quality factor"),
+        Param(f"{band.name}_gain_db", "dB", -MAX_GAIN_DB, MAX_GAIN_DB, "linear",
+              Prior("normal", -12.0, 12.0, mean=0.0, std=6.0), 0.0,
+              f"{band.name.replace('_', ' ')} gain"),
+    )
+
+
+SPEC = EffectSpec(
+    name="eq",
+    params=tuple(p for band in BANDS for p in _band_params(band)),
+    presence_probability=0.8,
+    description="tonal colouring: low shelf, four bells in fixed ranges, high shelf",
+)
+
+
+def _complete(params: dict[str, Tensor | float], like: Tensor) -> dict[str, Tensor]:
+    """Fill bands that are not given with their neutral (flat) values and validate."""
+    unknown = set(params) - set(SPEC.names)
+    if unknown:
+        raise ValueError(f"eq: unknown parameters {sorted(unknown)}; expected some of {list(SPEC.names)}")
+    full = {p.name: as_param(params.get(p.name, p.neutral), like) for p in SPEC.params}
+    SPEC.validate(full, like.shape[0])
+    return full
+
+
+def transfer(n_fft: int, sample_rate: float, channels: int, **params: Tensor) -> Tensor:
+    """Complex response ``(batch, 1, n_fft // 2 + 1)`` of the cascade of all bands."""
+    any_param = next(iter(params.values()))
+    z_inv = torch.exp(-1j * angular_frequencies(n_fft, any_param))  # e^{-jω}
+    powers = torch.stack([torch.ones_like(z_inv), z_inv, z_inv * z_inv])  # (3, bins)
+    response = None
+    for band in BANDS:
+        # Bands above 0.45 × the sample rate (only at low rates) sit just below Nyquist.
+        frequency = params[f"{band.name}_hz"].clamp(max=0.45 * sample_rate)
+        b, a = biquad(params[f"{band.name}_gain_db"], frequency,
+                      params[f"{band.name}_q"], sample_rate, band.kind)
+        band_response = (b.to(powers.dtype) @ powers) / (a.to(powers.dtype) @ powers)  # (batch, bins)
+        response = band_response if response is None else response * band_response
+    return response[:, None, :]
+
+
+def forward(x: Tensor, sample_rate: float, **params: Tensor | float) -> Tensor:
+    """EQ ``x`` ``(batch, channels, samples)``. Keyword parameters are named as in
+    :data:`SPEC` (``bell_2_hz``, ``bell_2_q``, ``bell_2_gain_db`` …), each ``(batch,)``
+    or a scalar; bands not given are flat."""
+    check_audio(x)
+    full = _complete(params, x)
+    return filter_lti(x, sample_rate, transfer, full, tail_samples(sample_rate))
+
+
+def inverse(y: Tensor, sample_rate: float, **params: Tensor | float) -> Tensor:
+    """Undo :func:`forward` exactly (the same bands with negated gains)."""
+    check_audio(y)
+    full = _complete(params, y)
+    negated = {k: -v if k.endswith("_gain_db") else v for k, v in full.items()}
+    return filter_lti(y, sample_rate, transfer, negated, tail_samples(sample_rate))
+
+
+def tail_samples(sample_rate: float, inverse: bool = False, **params: Tensor) -> int:
+    return int(TAIL_SECONDS * sample_rate)

@@ -1,0 +1,64 @@
+"""Linear time-invariant filtering in the frequency domain.
+
+EQ, gain, echo and reverb are LTI, so each is described by its complex
+transfer function sampled on an FFT grid. Filtering multiplies spectra
+(``forward``) or divides by them (``inverse``); the chain multiplies the
+transfer functions of consecutive LTI effects and filters once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import scipy.fft
+import torch
+
+Tensor = torch.Tensor
+TransferFunction = Callable[..., Tensor]
+"""``transfer(n_fft, sample_rate, channels, **params)`` → response ``(batch, 1 or channels, bins)``."""
+
+
+def fft_size(samples: int) -> int:
+    """The smallest fast real-FFT length ≥ ``samples``."""
+    return scipy.fft.next_fast_len(int(samples), real=True)
+
+
+def angular_frequencies(n_fft: int, like: Tensor) -> Tensor:
+    """Radians per sample of each rFFT bin: ``(n_fft // 2 + 1,)``."""
+    return torch.arange(n_fft // 2 + 1, dtype=like.dtype, device=like.device) * (2 * math.pi / n_fft)
+
+
+def delay_response(delay_samples: Tensor, n_fft: int) -> Tensor:
+    """``exp(-jωd)`` for a fractional delay ``d`` per batch item: ``(batch, 1, bins)``."""
+    omega = angular_frequencies(n_fft, delay_samples)
+    phase = -omega * delay_samples[:, None, None]
+    return torch.polar(torch.ones_like(phase), phase)
+
+
+def apply_response(x: Tensor, response: Tensor, n_fft: int) -> Tensor:
+    """Filter ``x`` ``(batch, channels, samples)`` with a response on an ``n_fft`` grid;
+    the output keeps the input's length and dtype (the tail past the end is dropped).
+
+    The FFTs run in double precision (about 12 % slower than single on a CPU): an EQ
+    may cut some bins by 60 dB and more, and its inverse boosts them back, which
+    would lift float32 round-off into the audible range.
+    """
+    response = response.to(torch.complex128) if response.is_complex() else response.double()
+    spectrum = torch.fft.rfft(x.double(), n_fft)
+    return torch.fft.irfft(spectrum * response, n_fft)[..., : x.shape[-1]].to(x.dtype)
+
+
+def double(params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Parameters in float64, for transfer functions: biquads with poles near z = 1 and
+    phases ``ω·d`` over long delays lose too much in float32."""
+    return {name: value.double() for name, value in params.items()}
+
+
+def filter_lti(x: Tensor, sample_rate: float, transfer: TransferFunction, params: Mapping[str, Tensor],
+               tail_samples: int, invert: bool = False) -> Tensor:
+    """Filter with ``transfer`` (or its reciprocal) on a grid long enough that
+    ``tail_samples`` of response after the end do not wrap around."""
+    n_fft = fft_size(x.shape[-1] + tail_samples)
+    response = transfer(n_fft, sample_rate, x.shape[1], **double(params))
+    return apply_response(x, 1.0 / response if invert else response, n_fft)

@@ -1,0 +1,202 @@
+"""Parameter specs: every parameter of the chain is described here once.
+
+A :class:`Param` carries name, unit, range, scale and the prior the generator
+draws from. It drives sampling, normalisation to and from ``[0, 1]`` (what the
+networks see), validation of user-given values and documentation. An
+:class:`EffectSpec` groups the parameters of one effect with the probability
+that the generator switches the effect on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Mapping
+
+import torch
+
+Scale = Literal["linear", "log"]
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Distribution the generator draws a parameter from, in physical units.
+
+    ``kind="uniform"`` draws uniformly between ``low`` and ``high`` on the
+    parameter's scale (so a log-scale parameter is log-uniform);
+    ``kind="normal"`` draws ``mean ± std`` (on the linear scale) clipped to
+    ``[low, high]``.
+    """
+
+    kind: Literal["uniform", "normal"]
+    low: float
+    high: float
+    mean: float = 0.0
+    std: float = 1.0
+
+
+@dataclass(frozen=True)
+class Param:
+    """One continuous parameter: physical unit, range ``[minimum, maximum]``, scale."""
+
+    name: str
+    unit: str
+    minimum: float
+    maximum: float
+    scale: Scale
+    prior: Prior
+    neutral: float
+    description: str
+
+    def __post_init__(self) -> None:
+        if not self.minimum < self.maximum:
+            raise ValueError(f"{self.name}: minimum must be below maximum")
+        if self.scale == "log" and self.minimum <= 0:
+            raise ValueError(f"{self.name}: a log-scale parameter needs a positive range")
+        if not self.minimum <= self.prior.low < self.prior.high <= self.maximum:
+            raise ValueError(f"{self.name}: prior must lie inside the range")
+
+    def _warp(self, value: Tensor) -> Tensor:
+        return torch.log(value) if self.scale == "log" else value
+
+    def _unwarp(self, value: Tensor) -> Tensor:
+        return torch.exp(value) if self.scale == "log" else value
+
+    @property
+    def range_text(self) -> str:
+        return f"[{self.minimum:g}, {self.maximum:g}] {self.unit}".rstrip()
+
+    def normalise(self, value: Tensor) -> Tensor:
+        """Physical units → ``[0, 1]`` on the parameter's scale."""
+        low, high = self._bounds(value)
+        return (self._warp(value) - low) / (high - low)
+
+    def denormalise(self, unit_value: Tensor) -> Tensor:
+        """``[0, 1]`` → physical units (the inverse of :meth:`normalise`)."""
+        low, high = self._bounds(unit_value)
+        return self._unwarp(low + unit_value * (high - low))
+
+    def _bounds(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        bounds = torch.tensor([self.minimum, self.maximum], dtype=like.dtype, device=like.device)
+        warped = self._warp(bounds)
+        return warped[0], warped[1]
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``(batch_size,)`` values from the prior, float32, on the CPU."""
+        prior = self.prior
+        if prior.kind == "uniform":
+            bounds = self._warp(torch.tensor([prior.low, prior.high], dtype=torch.float64))
+            u = torch.rand(batch_size, generator=generator, dtype=torch.float64)
+            value = self._unwarp(bounds[0] + u * (bounds[1] - bounds[0]))
+        else:
+            z = torch.randn(batch_size, generator=generator, dtype=torch.float64)
+            value = (prior.mean + prior.std * z).clamp(prior.low, prior.high)
+        return value.float()
+
+    def validate(self, value: Tensor, batch_size: int | None = None) -> None:
+        """Raise ``ValueError`` naming the parameter if ``value`` is non-finite,
+        out of range or not shaped ``(batch_size,)``."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{self.name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.ndim != 1 or (batch_size is not None and value.shape[0] != batch_size):
+            raise ValueError(
+                f"{self.name} must be shaped (batch,) = ({batch_size},), got {tuple(value.shape)}"
+            )
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{self.name} must be finite; its range is {self.range_text}")
+        slack = 1e-6 * (self.maximum - self.minimum)
+        if (value < self.minimum - slack).any() or (value > self.maximum + slack).any():
+            bad = value[(value < self.minimum - slack) | (value > self.maximum + slack)][0]
+            raise ValueError(
+                f"{self.name} = {float(bad):g} is out of range; it must lie in {self.range_text}"
+            )
+
+
+@dataclass(frozen=True)
+class EffectSpec:
+    """The parameters of one effect and how often the generator switches it on."""
+
+    name: str
+    params: tuple[Param, ...]
+    presence_probability: float
+    description: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(f"{self.name} has no parameter {name!r}; it has {', '.join(self.names)}")
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Draw every parameter from its prior: ``{name: (batch_size,)}``."""
+        return {p.name: p.sample(batch_size, generator) for p in self.params}
+
+    def neutral(self, batch_size: int) -> dict[str, Tensor]:
+        """Parameters at which the effect is the identity."""
+        return {p.name: torch.full((batch_size,), p.neutral) for p in self.params}
+
+    def validate(self, values: Mapping[str, Tensor], batch_size: int) -> None:
+        """Check that exactly this effect's parameters are given and each is valid."""
+        missing = [n for n in self.names if n not in values]
+        unknown = [n for n in values if n not in self.names]
+        if missing or unknown:
+            raise ValueError(
+                f"{self.name}: missing parameters {missing}, unknown parameters {unknown}; "
+                f"expected {list(self.names)}"
+            )
+        for p in self.params:
+            p.validate(values[p.name], batch_size)
+
+    def describe(self) -> str:
+        """A Markdown table of the parameters, for documentation."""
+        rows = [f"**{self.name}** — {self.description} (on with p = {self.presence_probability:g})\n",
+                "| parameter | unit | range | scale | prior | meaning |",
+                "|---|---|---|---|---|---|"]
+        for p in self.params:
+            prior = (f"uniform {p.prior.low:g}…{p.prior.high:g}" if p.prior.kind == "uniform"
+                     else f"normal {p.prior.mean:g} ± {p.prior.std:g}, clipped {p.prior.low:g}…{p.prior.high:g}")
+            rows.append(f"| `{p.name}` | {p.unit} | {p.minimum:g} … {p.maximum:g} | {p.scale} | {prior} | {p.description} |")
+        return "\n".join(rows)
+
+
+def db_to_amplitude(db: Tensor) -> Tensor:
+    return torch.pow(10.0, db / 20.0)
+
+
+def amplitude_to_db(amplitude: Tensor, floor: float = 1e-12) -> Tensor:
+    return 20.0 * torch.log10(amplitude.clamp_min(floor))
+
+
+def log_uniform_prior(low: float, high: float) -> Prior:
+    return Prior("uniform", low, high)
+
+
+def check_audio(x: Tensor, name: str = "audio") -> None:
+    """Raise a clear error unless ``x`` is a finite, non-empty float tensor
+    shaped ``(batch, channels, samples)``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 3:
+        raise ValueError(f"{name} must be shaped (batch, channels, samples), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor, got {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+def check_sample_rate(sample_rate: float) -> None:
+    if not (isinstance(sample_rate, (int, float)) and math.isfinite(sample_rate) and sample_rate >= 8000):
+        raise ValueError(f"sample_rate must be a finite number of Hz ≥ 8000, got {sample_rate!r}")
+
+
+def as_param(value: Tensor | float, like: Tensor) -> Tensor:
+    """A ``(batch,)`` parameter as a tensor of ``like``'s dtype and device."""
+    value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    return value.expand(like.shape[0]) if value.ndim == 0 else value

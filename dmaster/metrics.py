@@ -1,0 +1,56 @@
+"""Evaluation metrics on ``(batch, channels, samples)`` tensors; each returns ``(batch,)``."""
+
+from __future__ import annotations
+
+import torch
+
+Tensor = torch.Tensor
+
+MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+
+
+def stft_magnitude(x: Tensor, n_fft: int, hop: int, eps: float = 1e-7) -> Tensor:
+    """Magnitude STFT ``(batch, channels, n_fft // 2 + 1, frames)`` with a Hann window."""
+    batch, channels, samples = x.shape
+    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
+    spectrum = torch.stft(x.reshape(batch * channels, samples), n_fft, hop, window=window, return_complex=True)
+    magnitude = (spectrum.real.square() + spectrum.imag.square() + eps).sqrt()
+    return magnitude.reshape(batch, channels, *magnitude.shape[-2:])
+
+
+def mrstft_distance(estimate: Tensor, reference: Tensor,
+                    resolutions: tuple[tuple[int, int], ...] = MRSTFT_RESOLUTIONS) -> Tensor:
+    """Multi-resolution STFT distance (spectral convergence + log-magnitude L1, averaged
+    over resolutions), as in Yamamoto et al. 2020 and auraloss. Lower is better."""
+    _check_pair(estimate, reference)
+    total = estimate.new_zeros(estimate.shape[0])
+    for n_fft, hop in resolutions:
+        est, ref = stft_magnitude(estimate, n_fft, hop), stft_magnitude(reference, n_fft, hop)
+        convergence = (est - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
+        log_distance = (est.log() - ref.log()).abs().flatten(1).mean(1)
+        total = total + convergence + log_distance
+    return total / len(resolutions)
+
+
+def si_sdr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019), channels pooled."""
+    _check_pair(estimate, reference)
+    est, ref = estimate.flatten(1), reference.flatten(1)
+    est, ref = est - est.mean(1, keepdim=True), ref - ref.mean(1, keepdim=True)
+    scale = (est * ref).sum(1, keepdim=True) / (ref.square().sum(1, keepdim=True) + eps)
+    target = scale * ref
+    return 10 * torch.log10((target.square().sum(1) + eps) / ((est - target).square().sum(1) + eps))
+
+
+def log_spectral_distance(estimate: Tensor, reference: Tensor, n_fft: int = 2048, hop: int = 512) -> Tensor:
+    """Root-mean-square difference of log power spectra in dB, averaged over frames."""
+    _check_pair(estimate, reference)
+    est = 10 * torch.log10(stft_magnitude(estimate, n_fft, hop).square())
+    ref = 10 * torch.log10(stft_magnitude(reference, n_fft, hop).square())
+    return (est - ref).square().mean(2).sqrt().flatten(1).mean(1)
+
+
+def _check_pair(estimate: Tensor, reference: Tensor) -> None:
+    if estimate.shape != reference.shape or estimate.ndim != 3:
+        raise ValueError(f"estimate and reference must share a (batch, channels, samples) shape, "
+                         f"got {tuple(estimate.shape)} and {tuple(reference.shape)}")
