@@ -50,7 +50,7 @@ class Chain(nn.Module):
     >>> restored = chain.inverse(degraded, params)
     """
 
-    def __init__(self, sample_rate: int = 44100, compressor_inverse_steps: int = 16):
+    def __init__(self, sample_rate: int = 44100, compressor_inverse_steps: int = 8):
         super().__init__()
         check_sample_rate(sample_rate)
         self.sample_rate = sample_rate
@@ -121,7 +121,10 @@ class Chain(nn.Module):
             h = m.transfer(n_fft, self.sample_rate, x.shape[1], **double(_values(effect)))
             if invert:
                 h = 1.0 / h
-            response = response * (1.0 + _present(effect).double()[:, None, None] * (h - 1.0))
+            present = _present(effect)
+            if not bool((present == 1).all()):
+                h = 1.0 + present.double()[:, None, None] * (h - 1.0)
+            response = response * h
         return apply_response(x, response, n_fft)
 
     def _blend(self, x: Tensor, processed: Tensor, present: Tensor) -> Tensor:

@@ -6,9 +6,13 @@ quadratic soft knee (Giannoulis, Massberg & Reiss 2012); the gain is smoothed
 with separate attack and release coefficients by ``torchcomp``'s
 ``compressor_core`` (exact ballistics, exact gradients); makeup gain follows.
 
-The inverse is fixed-point decompression: ``x_{k+1} = y / g(x_k)``, a few
-unrolled steps starting from ``y`` without makeup. Each step is one forward
-pass of the gain computer, so the inverse stays differentiable.
+The inverse is fixed-point decompression, ``x_{k+1} = y / g(x_k)``, over-relaxed
+in the log domain: ``log x_{k+1} = log x_k + ω·(log(y / g(x_k)) − log x_k)`` with
+``ω = 2r / (r + 1)`` for ratio ``r``, which balances the error factor below the
+threshold (``1 − ω``) against the one above it (``1 − ω / r``) and roughly halves
+the steps plain iteration needs. A few steps are unrolled, starting from ``y``
+without makeup; each is one pass of the gain computer, so the inverse stays
+differentiable.
 """
 
 from __future__ import annotations
@@ -93,13 +97,15 @@ def forward(x: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
 def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: Tensor | float,
             attack_ms: Tensor | float, release_ms: Tensor | float, knee_db: Tensor | float = 6.0,
             makeup_db: Tensor | float = 0.0, steps: int = DEFAULT_INVERSE_STEPS) -> Tensor:
-    """Decompress ``y`` by ``steps`` fixed-point iterations ``x ← y / g(x)``."""
+    """Decompress ``y`` by ``steps`` over-relaxed fixed-point iterations ``x ← y / g(x)``."""
     p = _checked(y, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms, release_ms=release_ms,
                  knee_db=knee_db, makeup_db=makeup_db)
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     target = y / db_to_amplitude(p.pop("makeup_db"))[:, None, None]
-    x = target
+    relaxation = (2 * p["ratio"] / (p["ratio"] + 1))[:, None, None]
+    log_boost = torch.zeros_like(target[:, :1])  # log(x / target), shared by the channels
     for _ in range(steps):
-        x = target / gain(x, sample_rate, **p)
-    return x
+        log_gain = torch.log(gain(target * torch.exp(log_boost), sample_rate, **p))
+        log_boost = (1 - relaxation) * log_boost - relaxation * log_gain
+    return target * torch.exp(log_boost)

@@ -1,0 +1,194 @@
+"""Audio features for the estimators, in plain ``torch`` (``torch.stft`` / ``torch.fft``).
+
+All functions take audio shaped ``(batch, channels, samples)`` and are pure.
+
+- :func:`log_mel_spectrogram`: time–frequency picture (compressor, reverb, EQ in context).
+- :func:`long_term_spectrum`: the average spectrum on a fine log-frequency axis, on which
+  an EQ bell of a given Q has the same shape at every centre frequency.
+- :func:`power_cepstrum` and :func:`echo_lag_evidence`: a single echo ``x(t) + a·x(t − d)``
+  adds ``log|1 + a·e^{−jωd}|²`` to the log spectrum, whose inverse transform is a sharp peak
+  of height ``≈ a`` at quefrency ``d`` samples. :func:`refine_echo_delay` reads the delay off
+  that peak to a fraction of a sample, near a coarse estimate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .effects.lti import fft_size
+
+Tensor = torch.Tensor
+
+POWER_FLOOR = 1e-10
+"""Floor of power spectra before the logarithm (−100 dB re full scale)."""
+
+
+def mid_side(x: Tensor) -> Tensor:
+    """``(batch, 2, samples)`` mid ``(L + R) / 2`` and side ``(L − R) / 2``; mono gives a silent side."""
+    if x.shape[1] == 1:
+        return torch.cat([x, torch.zeros_like(x)], dim=1)
+    left, right = x[:, 0], x[:, 1:].mean(1)
+    return torch.stack([(left + right) / 2, (left - right) / 2], dim=1)
+
+
+def level_db(x: Tensor) -> Tensor:
+    """RMS level in dBFS ``(batch,)`` over channels and samples."""
+    return 10 * torch.log10(x.square().flatten(1).mean(1) + POWER_FLOOR)
+
+
+def normalise_level(x: Tensor, target_db: float = -20.0) -> tuple[Tensor, Tensor]:
+    """Scale each item to ``target_db`` RMS; returns ``(scaled audio, original level dB (batch,))``."""
+    level = level_db(x)
+    scale = torch.pow(10.0, (target_db - level) / 20)
+    return x * scale[:, None, None], level
+
+
+def level_statistics(x: Tensor) -> Tensor:
+    """``(batch, 4)``: RMS dBFS, peak dBFS, crest factor dB and side-to-mid ratio dB, divided by 20."""
+    rms = level_db(x)
+    peak = 20 * torch.log10(x.abs().flatten(1).amax(1) + 1e-5)
+    ms = mid_side(x)
+    side_to_mid = level_db(ms[:, 1:]) - level_db(ms[:, :1])
+    return torch.stack([rms, peak, peak - rms, side_to_mid], dim=1) / 20
+
+
+def power_spectrogram(x: Tensor, n_fft: int, hop: int) -> Tensor:
+    """Hann-window power STFT ``(batch, channels, n_fft // 2 + 1, frames)``."""
+    batch, channels, samples = x.shape
+    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
+    spectrum = torch.stft(x.reshape(batch * channels, samples), n_fft, hop, window=window, center=True,
+                          return_complex=True)
+    power = spectrum.real.square() + spectrum.imag.square()
+    return power.reshape(batch, channels, *power.shape[-2:])
+
+
+def hz_to_mel(hz: Tensor) -> Tensor:
+    """HTK mel scale."""
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)
+
+
+def mel_to_hz(mel: Tensor) -> Tensor:
+    return 700.0 * (torch.pow(10.0, mel / 2595.0) - 1.0)
+
+
+def triangular_filterbank(bin_hz: Tensor, edges_hz: Tensor) -> Tensor:
+    """Triangles ``(len(edges_hz) − 2, bins)`` peaking at ``edges_hz[1:-1]``, each spanning its two
+    neighbours, widened to at least one bin either side so that no row is empty; rows sum to 1."""
+    spacing = float(bin_hz[1] - bin_hz[0])
+    lower, centre, upper = edges_hz[:-2], edges_hz[1:-1], edges_hz[2:]
+    lower = torch.minimum(lower, centre - spacing)[:, None]
+    upper = torch.maximum(upper, centre + spacing)[:, None]
+    centre = centre[:, None]
+    rising = (bin_hz - lower) / (centre - lower)
+    falling = (upper - bin_hz) / (upper - centre)
+    weights = torch.minimum(rising, falling).clamp_min(0.0)
+    return weights / weights.sum(1, keepdim=True)
+
+
+def mel_filterbank(n_fft: int, sample_rate: float, n_mels: int, f_min: float = 20.0,
+                   f_max: float | None = None) -> Tensor:
+    """Mel filterbank ``(n_mels, n_fft // 2 + 1)``, float32."""
+    f_max = f_max or sample_rate / 2
+    bin_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    mels = torch.linspace(float(hz_to_mel(torch.tensor(f_min))), float(hz_to_mel(torch.tensor(f_max))),
+                          n_mels + 2, dtype=torch.float64)
+    return triangular_filterbank(bin_hz, mel_to_hz(mels)).float()
+
+
+def log_frequency_filterbank(n_fft: int, sample_rate: float, n_bands: int, f_min: float,
+                             f_max: float) -> Tensor:
+    """Bands equally spaced in log frequency ``(n_bands, n_fft // 2 + 1)``, float32."""
+    f_max = min(f_max, 0.95 * sample_rate / 2)
+    bin_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    edges = torch.logspace(math.log10(f_min), math.log10(f_max), n_bands + 2, dtype=torch.float64)
+    return triangular_filterbank(bin_hz, edges).float()
+
+
+def log_mel_spectrogram(x: Tensor, filterbank: Tensor, n_fft: int, hop: int) -> Tensor:
+    """Log-mel power in units of 10 dB ``(batch, channels, n_mels, frames)``."""
+    power = power_spectrogram(x, n_fft, hop)
+    mel = torch.einsum("mf,bcft->bcmt", filterbank, power)
+    return torch.log10(mel + POWER_FLOOR)
+
+
+def long_term_spectrum(x: Tensor, filterbank: Tensor, n_fft: int, hop: int) -> Tensor:
+    """``(batch, 2 · channels, bands)``: per channel, log of the time-averaged band power and the
+    standard deviation over time of the log band power (how much each band moves), in 10 dB."""
+    power = power_spectrogram(x, n_fft, hop)
+    bands = torch.einsum("kf,bcft->bckt", filterbank, power)
+    average = torch.log10(bands.mean(-1) + POWER_FLOOR)
+    movement = torch.log10(bands + POWER_FLOOR).std(-1)
+    return torch.cat([average, movement], dim=1)
+
+
+def tukey_window(samples: int, taper: float, like: Tensor) -> Tensor:
+    """Flat window with raised-cosine tapers over ``taper`` of its length at each end."""
+    ramp = max(1, int(taper * samples))
+    rise = 0.5 - 0.5 * torch.cos(math.pi * torch.arange(ramp, device=like.device, dtype=like.dtype) / ramp)
+    window = torch.ones(samples, device=like.device, dtype=like.dtype)
+    window[:ramp] = rise
+    window[samples - ramp:] = rise.flip(0)
+    return window
+
+
+def power_cepstrum(x: Tensor, taper: float = 0.05) -> Tensor:
+    """Real cepstrum of the whole clip ``(batch, n_fft)``, averaged over channels; quefrency in samples.
+
+    The log power spectrum is floored 50 dB below its mean so that empty bands (MP3 low-pass,
+    deep EQ cuts) are flat instead of noisy.
+    """
+    samples = x.shape[-1]
+    n_fft = fft_size(samples)
+    spectrum = torch.fft.rfft(x * tukey_window(samples, taper, x), n_fft)
+    power = spectrum.real.square() + spectrum.imag.square()
+    floor = 1e-5 * power.mean(-1, keepdim=True) + POWER_FLOOR
+    return torch.fft.irfft(torch.log(power + floor), n_fft).mean(1)
+
+
+def cepstral_prominence(cepstrum: Tensor, lags: tuple[int, int], smoothing: int = 16) -> Tensor:
+    """Cepstrum minus its local mean over ``±smoothing`` samples, in units of its standard deviation,
+    at quefrencies ``lags[0] … lags[1] − 1``: ``(batch, lags[1] − lags[0])``. Sharp peaks (echoes)
+    stand out, broad structure (pitch, tempo) is flattened."""
+    low, high = lags
+    segment = cepstrum[:, low - smoothing: high + smoothing]
+    local_mean = torch.nn.functional.avg_pool1d(segment[:, None], 2 * smoothing + 1, stride=1)[:, 0]
+    prominence = segment[:, smoothing: smoothing + local_mean.shape[-1]] - local_mean
+    return prominence / (prominence.std(-1, keepdim=True) + 1e-8)
+
+
+def log_lag_bin_edges(min_lag: float, max_lag: float, n_bins: int) -> Tensor:
+    """``n_bins + 1`` edges in samples, equally spaced in log lag from ``min_lag`` to ``max_lag``."""
+    return torch.logspace(math.log10(min_lag), math.log10(max_lag), n_bins + 1, dtype=torch.float64)
+
+
+def echo_lag_evidence(prominence: Tensor, lag_range: tuple[int, int], bin_edges: Tensor) -> Tensor:
+    """Strongest cepstral peak in each log-lag bin: ``(batch, n_bins)`` from the prominence of
+    :func:`cepstral_prominence` over ``lag_range``. Bin ``i`` holds lags ``[edges[i], edges[i+1])``."""
+    lags = torch.arange(*lag_range, device=prominence.device, dtype=torch.float64)
+    index = (torch.bucketize(lags, bin_edges.to(prominence.device), right=True) - 1).clamp(0, len(bin_edges) - 2)
+    out = prominence.new_full((prominence.shape[0], len(bin_edges) - 1), -10.0)
+    return out.scatter_reduce(1, index.expand_as(prominence), prominence, reduce="amax", include_self=True)
+
+
+def refine_echo_delay(cepstrum: Tensor, coarse_lag: Tensor, lag_range: tuple[int, int],
+                      relative_search: float = 0.06, smoothing: int = 16) -> Tensor:
+    """Delay in samples ``(batch,)`` of the strongest cepstral peak within ``coarse_lag · (1 ± relative_search)``,
+    to a fraction of a sample by parabolic interpolation. ``cepstrum`` from :func:`power_cepstrum`,
+    ``coarse_lag`` ``(batch,)`` in samples; the result stays inside ``lag_range``."""
+    low, high = lag_range
+    prominence = cepstral_prominence(cepstrum, lag_range, smoothing)
+    lags = torch.arange(low, high, device=cepstrum.device, dtype=cepstrum.dtype)
+    coarse = coarse_lag.to(cepstrum.dtype)[:, None]
+    inside = (lags >= coarse / (1 + relative_search)) & (lags <= coarse * (1 + relative_search))
+    # a window that misses the range entirely (coarse lag outside it) falls back to its nearest lag
+    nearest = (lags - coarse).abs() == (lags - coarse).abs().amin(1, keepdim=True)
+    inside = inside | (~inside.any(1, keepdim=True) & nearest)
+    peak = prominence.masked_fill(~inside, -torch.inf).argmax(1) + low
+    rows = torch.arange(len(peak), device=cepstrum.device)
+    left, centre, right = (cepstrum[rows, (peak + k).clamp(0, cepstrum.shape[1] - 1)] for k in (-1, 0, 1))
+    curvature = left - 2 * centre + right
+    offset = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-12),
+                         torch.zeros_like(curvature)).clamp(-0.5, 0.5)
+    return (peak.to(cepstrum.dtype) + offset).clamp(low, high - 1)
