@@ -1,0 +1,219 @@
+"""Audio files in and out; atomic file writes and durable JSON-lines appends.
+
+Loading policy (:func:`load_audio`): any format libsndfile reads (WAV, FLAC,
+OGG, MP3, ...) is decoded to float32, resampled with soxr (``"HQ"``) to the
+working rate and returned as **stereo** ``(2, samples)``:
+
+* mono is duplicated to both channels;
+* two channels are kept as they are;
+* more than two channels are folded down layout-agnostically: left is the mean
+  of the even-indexed channels (0, 2, 4, ...), right the mean of the odd-indexed
+  ones (1, 3, 5, ...). For two-channel pairs (L R L R ...) this is exact; it is
+  not the ITU-R BS.775 5.1 downmix, which needs the (format-specific) layout.
+
+Files that cannot be used raise :class:`AudioError` naming the file:
+unreadable or corrupt, empty (0 frames), containing NaN or inf, or silent
+(peak below −90 dBFS).
+
+Writing policy (:func:`save_audio`): 32-bit float WAV. The chain's output is
+float32 and degraded audio may exceed ±1 (gain, EQ boosts, makeup gain); float
+WAV stores it bit for bit, without clipping, and reads back to the same tensor.
+Every write goes to a temporary file in the destination folder (``.NAME.PID-RANDOM.tmp``),
+is flushed to disk and then renamed over the final name with :func:`os.replace`,
+so a crash or kill at any moment leaves either the complete file or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+Tensor = torch.Tensor
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
+"""File name endings (compared case-insensitively) that count as audio inputs."""
+SILENCE_DBFS = -90.0
+"""Inputs whose peak is below this level are rejected as silent."""
+RESAMPLER_QUALITY = "HQ"
+TEMPORARY_SUFFIX = ".tmp"
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used; the message names the file and the reason."""
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def fold_to_stereo(frames: np.ndarray) -> np.ndarray:
+    """``(frames, channels)`` → ``(frames, 2)``: mono duplicated, > 2 channels folded
+    down (left = mean of even-indexed channels, right = mean of odd-indexed ones)."""
+    channels = frames.shape[1]
+    if channels == 1:
+        return np.repeat(frames, 2, axis=1)
+    if channels == 2:
+        return frames
+    return np.stack([frames[:, 0::2].mean(axis=1), frames[:, 1::2].mean(axis=1)], axis=1)
+
+
+def _read(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    try:
+        with sf.SoundFile(path) as file:
+            rate = file.samplerate
+            frames = -1 if max_seconds is None else math.ceil(max_seconds * rate)
+            data = file.read(frames, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, OSError) as error:
+        raise AudioError(f"{path}: cannot decode: not a readable audio file or a corrupt one "
+                         f"(libsndfile says: {error})") from None
+    return data, rate
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 44100, max_seconds: float | None = None) -> Tensor:
+    """Decode ``path`` to a stereo float32 tensor ``(2, samples)`` at ``sample_rate`` Hz.
+
+    ``max_seconds`` keeps only the beginning of long files (and decodes only that).
+    Raises :class:`AudioError` for unreadable, empty, non-finite or silent files.
+    """
+    path = Path(path)
+    data, rate = _read(path, max_seconds)
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: empty (0 audio frames)")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    peak = float(np.abs(data).max())
+    if peak < 10 ** (SILENCE_DBFS / 20):
+        peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
+        raise AudioError(f"{path}: silent (peak {peak_db:.1f} dBFS is below {SILENCE_DBFS:g} dBFS)")
+    data = data if data.shape[1] <= 2 else fold_to_stereo(data)
+    if rate != sample_rate:
+        data = soxr.resample(data, rate, sample_rate, quality=RESAMPLER_QUALITY)
+    if max_seconds is not None:
+        data = data[: round(max_seconds * sample_rate)]
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: too short to resample to {sample_rate} Hz")
+    return torch.from_numpy(np.ascontiguousarray(fold_to_stereo(data).T))
+
+
+def audio_frames(path: str | os.PathLike) -> int:
+    """Number of frames in an audio file (from its header)."""
+    return sf.info(str(path)).frames
+
+
+def read_window(path: str | os.PathLike, start: int, frames: int) -> Tensor:
+    """Frames ``[start, start + frames)`` of a file as ``(channels, frames)`` float32,
+    zero-padded past the end; only those frames are decoded. No resampling."""
+    with sf.SoundFile(path) as file:
+        file.seek(start)
+        data = file.read(frames, dtype="float32", always_2d=True)
+    window = torch.zeros(data.shape[1], frames)
+    window[:, : data.shape[0]] = torch.from_numpy(data.T)
+    return window
+
+
+# -- atomic writing -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; when the block succeeds it is flushed
+    to disk and renamed to ``path``, when it fails (or is interrupted) it is removed."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+    try:
+        yield temporary
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = 600.0) -> list[Path]:
+    """Delete temporary files left in ``folder`` by killed writers (older than
+    ``older_than_s``, so that live writers elsewhere are not disturbed); returns them."""
+    cutoff = time.time() - older_than_s
+    stale = [p for p in Path(folder).glob(f".*{TEMPORARY_SUFFIX}") if p.stat().st_mtime < cutoff]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def save_audio(path: str | os.PathLike, audio: Tensor | np.ndarray, sample_rate: int) -> None:
+    """Write ``audio`` ``(channels, samples)`` as a 32-bit float WAV, atomically.
+
+    Values beyond ±1 are stored as they are (nothing clips)."""
+    data = audio.detach().cpu().numpy() if isinstance(audio, Tensor) else np.asarray(audio)
+    if data.ndim != 2 or data.shape[1] == 0:
+        raise ValueError(f"{path}: audio must be shaped (channels, samples), got {data.shape}")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path}: refusing to write audio that contains NaN or inf")
+    with atomic_path(path) as temporary:
+        sf.write(temporary, data.T.astype(np.float32), sample_rate, format="WAV", subtype="FLOAT")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
+    """Write ``value`` as indented JSON to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike, record: Any) -> None:
+    """Append ``record`` as one JSON line with a single ``write`` and flush it to disk.
+
+    Concurrent writers on a local file system never interleave lines (``O_APPEND``). If
+    the file ends in a line torn by a crash, a newline is written first so that the
+    new record stays whole; :func:`read_jsonl` skips the torn line.
+    """
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        os.write(descriptor, line)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    """The records of a JSON-lines file (``[]`` if it does not exist); blank lines are
+    ignored and lines that do not parse (torn by a crash) are skipped with a warning."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            warnings.warn(f"{path}:{number}: skipping a line that is not valid JSON (torn by a crash?)",
+                          stacklevel=2)
+    return records

@@ -1,0 +1,223 @@
+"""PyTorch data: generated pairs from disk, or raw music degraded on the fly on the training device.
+
+Both give items with the same keys (batched by :class:`OnTheFlyBatches`):
+
+* ``"degraded"``, ``"clean"``: ``(2, W)`` float32 windows of ``W = round(window_seconds · sample_rate)``
+  samples, the same span of both signals, zero-padded at the end of short tracks;
+* ``"presence"``: ``(effects,)`` float32, 1 where the effect is on (order of :data:`dmaster.effects.SPECS`);
+* ``"params"``: ``(n_params,)`` float32 in ``[0, 1]`` (:meth:`Chain.to_vectors`; order of ``Chain.flat_params``);
+* ``"track_id"``: the track id.
+
+Splits are by track (:func:`~dmaster.data.splits.split_of`), never by window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset
+
+from ..effects import SPEC_VERSION, Chain
+from .audio import AudioError, load_audio, read_jsonl, read_window
+from .splits import Track, check_split, find_tracks, split_of
+
+Tensor = torch.Tensor
+
+
+def _seed_from(*parts: object) -> int:
+    """A 63-bit seed from the SHA-256 of ``parts`` joined with ``:``."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _manifest_files(manifest: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    if isinstance(manifest, (str, os.PathLike)):
+        manifest = [manifest]
+    files = [Path(m) / "manifest.jsonl" if Path(m).is_dir() else Path(m) for m in manifest]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"manifest not found: {', '.join(missing)} (run `dmaster demaster` first)")
+    return files
+
+
+def _window_start(frames: int, window: int, generator: np.random.Generator) -> int:
+    return int(generator.integers(0, frames - window + 1)) if frames > window else 0
+
+
+class PairedDataset(Dataset):
+    """Windows of the pairs written by ``dmaster demaster``.
+
+    ``manifest`` is a ``manifest.jsonl``, the OUTPUT folder holding one, or a list of
+    either (e.g. one per shard); a track listed twice is used once. Only the window's
+    frames are read from the float WAVs. The window of item ``index`` is random but
+    fixed by ``(seed, epoch, index)``; call :meth:`set_epoch` for new windows (with
+    a ``DataLoader``, before creating its iterator, and without ``persistent_workers``).
+    ``split=None`` uses every pair.
+    """
+
+    def __init__(self, manifest: str | os.PathLike | Sequence[str | os.PathLike], window_seconds: float = 3.0,
+                 split: str | None = "train", sample_rate: int = 44100, seed: int = 0):
+        if split is not None:
+            check_split(split)
+        self.window = round(window_seconds * sample_rate)
+        if self.window < 1:
+            raise ValueError(f"window_seconds must give at least one sample, got {window_seconds}")
+        self.sample_rate, self.seed, self.epoch = sample_rate, seed, 0
+        records: dict[str, dict[str, Any]] = {}
+        for file in _manifest_files(manifest):
+            for record in read_jsonl(file):
+                if record["sample_rate"] != sample_rate or record["spec_version"] != SPEC_VERSION:
+                    raise ValueError(f"{file}: pair {record['id']} is at {record['sample_rate']} Hz with spec "
+                                     f"version {record['spec_version']}; this dataset needs {sample_rate} Hz "
+                                     f"and spec version {SPEC_VERSION}")
+                if split is None or record["split"] == split:
+                    records.setdefault(record["id"], {**record, "folder": file.parent})
+        if not records:
+            raise ValueError(f"no pairs of split {split!r} in {manifest}")
+        self.records = list(records.values())
+        chain = Chain(sample_rate)
+        self.presence, self.params = chain.to_vectors(chain.from_json([r["params"] for r in self.records]))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new windows: item ``i`` of epoch ``e`` is fixed by ``(seed, e, i)``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        generator = np.random.default_rng([self.seed, self.epoch, index])
+        start = _window_start(record["frames"], self.window, generator)
+        return {
+            "degraded": read_window(record["folder"] / record["degraded"], start, self.window),
+            "clean": read_window(record["folder"] / record["original"], start, self.window),
+            "presence": self.presence[index],
+            "params": self.params[index],
+            "track_id": record["id"],
+        }
+
+
+class OnTheFlyBatches:
+    """Batches of raw music windows degraded on the training device with fresh random parameters.
+
+    Use it directly (not through a ``DataLoader``): it batches itself and runs the
+    chain on ``device``. Tracks of ``split`` under ``root`` are decoded (stereo,
+    ``sample_rate``, the first ``max_seconds``) by ``workers`` background threads
+    into an in-memory **pool** of up to ``pool_tracks`` tracks (about 10.6 MB per
+    30 s track). Each batch takes windows at random places of random pool tracks;
+    after each batch the oldest ``ceil(batch_size / windows_per_track)`` tracks are
+    replaced by the next ones of a shuffled order, so each decode serves about
+    ``windows_per_track`` windows. A corpus no larger than the pool is decoded once
+    and kept (no refresh). Unusable files are skipped with a warning.
+
+    ``steps`` batches per iteration (``None``: endless). Everything random follows
+    ``(seed, rank, epoch)``; :meth:`set_epoch` starts a new stream. Under
+    ``torch.distributed`` (or with ``rank``/``world_size``) each rank takes every
+    ``world_size``-th track and its own seeds; give all ranks the same ``steps``.
+    """
+
+    def __init__(self, root: str | os.PathLike, window_seconds: float = 3.0, batch_size: int = 8,
+                 split: str = "train", sample_rate: int = 44100, device: str | torch.device = "cpu", seed: int = 0,
+                 steps: int | None = None, *, subfolders: Sequence[str] | None = None, rank: int | None = None,
+                 world_size: int | None = None, pool_tracks: int = 64, windows_per_track: int = 4,
+                 max_seconds: float | None = 30.0, workers: int = 2):
+        check_split(split)
+        if batch_size < 1 or pool_tracks < 1 or windows_per_track < 1 or workers < 1:
+            raise ValueError("batch_size, pool_tracks, windows_per_track and workers must be positive")
+        if steps is not None and steps < 0:
+            raise ValueError(f"steps must be None or ≥ 0, got {steps}")
+        distributed = dist.is_available() and dist.is_initialized()
+        self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
+        self.world_size = world_size if world_size is not None else (dist.get_world_size() if distributed else 1)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is outside [0, world_size = {self.world_size})")
+        tracks = [t for t in find_tracks(root, subfolders) if split_of(t.id) == split]
+        self.tracks: list[Track] = tracks[self.rank :: self.world_size]
+        if not self.tracks:
+            raise ValueError(f"no {split} tracks under {root} for rank {self.rank} of {self.world_size} "
+                             f"({len(tracks)} in the split)")
+        self.window = round(window_seconds * sample_rate)
+        self.batch_size, self.sample_rate, self.seed, self.steps = batch_size, sample_rate, seed, steps
+        self.device = torch.device(device)
+        self.pool_tracks, self.windows_per_track = pool_tracks, windows_per_track
+        self.max_seconds, self.workers, self.epoch = max_seconds, workers, 0
+        self.chain = Chain(sample_rate).to(self.device)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.steps is None:
+            raise TypeError("an endless OnTheFlyBatches (steps=None) has no length")
+        return self.steps
+
+    def _track_order(self) -> Iterator[Track]:
+        """The tracks in a new shuffled order on every pass, endlessly."""
+        generator = torch.Generator().manual_seed(_seed_from("order", self.seed, self.rank, self.epoch))
+        while True:
+            for i in torch.randperm(len(self.tracks), generator=generator).tolist():
+                yield self.tracks[i]
+
+    def _decoded(self, pool: ThreadPoolExecutor) -> Iterator[tuple[Track, Tensor]]:
+        """Decoded tracks in :meth:`_track_order`, decoding a few ahead in ``pool``; skips unusable ones."""
+        order = self._track_order()
+        ahead: deque[tuple[Track, Future]] = deque()
+        failures_in_a_row = 0
+        while True:
+            while len(ahead) < 2 * self.workers:
+                track = next(order)
+                ahead.append((track, pool.submit(load_audio, track.path, self.sample_rate, self.max_seconds)))
+            track, future = ahead.popleft()
+            try:
+                yield track, future.result()
+                failures_in_a_row = 0
+            except AudioError as error:
+                warnings.warn(f"skipping {error}", stacklevel=2)
+                failures_in_a_row += 1
+                if failures_in_a_row >= len(self.tracks):
+                    raise ValueError(f"none of the {len(self.tracks)} tracks of this rank can be decoded") from error
+
+    def _window(self, audio: Tensor, generator: torch.Generator) -> Tensor:
+        frames = audio.shape[-1]
+        start = int(torch.randint(frames - self.window + 1, (), generator=generator)) if frames > self.window else 0
+        window = audio[:, start : start + self.window]
+        return torch.nn.functional.pad(window, (0, self.window - window.shape[-1]))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        generator = torch.Generator().manual_seed(_seed_from("batches", self.seed, self.rank, self.epoch))
+        refresh = math.ceil(self.batch_size / self.windows_per_track) if len(self.tracks) > self.pool_tracks else 0
+        executor = ThreadPoolExecutor(max_workers=self.workers)
+        try:
+            decoded = self._decoded(executor)
+            resident: deque[tuple[Track, Tensor]] = deque(next(decoded) for _ in range(
+                min(self.pool_tracks, len(self.tracks))))
+            step = 0
+            while self.steps is None or step < self.steps:
+                if len(resident) >= self.batch_size:
+                    picks = torch.randperm(len(resident), generator=generator)[: self.batch_size].tolist()
+                else:
+                    picks = torch.randint(len(resident), (self.batch_size,), generator=generator).tolist()
+                clean = torch.stack([self._window(resident[i][1], generator) for i in picks]).to(self.device)
+                params = self.chain.sample_params(self.batch_size, generator)
+                with torch.no_grad():
+                    degraded = self.chain(clean, params)
+                presence, normalised = self.chain.to_vectors(params)
+                yield {"degraded": degraded, "clean": clean, "presence": presence.to(self.device),
+                       "params": normalised.to(self.device), "track_id": [resident[i][0].id for i in picks]}
+                for _ in range(refresh):
+                    resident.popleft()
+                    resident.append(next(decoded))
+                step += 1
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)

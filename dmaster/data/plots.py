@@ -1,0 +1,89 @@
+"""Spectrogram pictures of a pair (original and degraded), annotated with its parameters.
+
+Matplotlib's object API with the Agg canvas is used (no pyplot, no global state,
+no display needed), so it is safe in worker threads and on headless machines.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .audio import atomic_path
+
+Tensor = torch.Tensor
+
+STFT_SIZE = 2048
+MAX_COLUMNS = 1000
+FREQUENCY_ROWS = 256
+LOWEST_HZ = 30.0
+DYNAMIC_RANGE_DB = 90.0
+FREQUENCY_TICKS_HZ = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+
+
+def log_frequency_spectrogram(audio: Tensor, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrogram in dB of the channel mean of ``audio`` ``(channels, samples)``,
+    on ``FREQUENCY_ROWS`` log-spaced frequencies from ``LOWEST_HZ`` to Nyquist and at
+    most about ``MAX_COLUMNS`` frames (the hop grows with the length; at least 512).
+
+    Returns ``(db (rows, frames), frequencies_hz (rows,))``.
+    """
+    mono = audio.detach().float().cpu().mean(0)
+    hop = max(512, -(-mono.shape[-1] // MAX_COLUMNS))
+    spectrum = torch.stft(mono, STFT_SIZE, hop, window=torch.hann_window(STFT_SIZE), return_complex=True)
+    db = (10 * torch.log10(spectrum.abs().square() + 1e-12)).numpy()  # (bins, frames)
+    frequencies = np.geomspace(LOWEST_HZ, sample_rate / 2, FREQUENCY_ROWS)
+    position = frequencies / (sample_rate / STFT_SIZE)
+    below = np.minimum(position.astype(int), db.shape[0] - 2)
+    weight = (position - below)[:, None]
+    return (1 - weight) * db[below] + weight * db[below + 1], frequencies
+
+
+def wrap_at_semicolons(line: str, width: int = 140) -> list[str]:
+    """Break ``line`` after ``"; "`` so that each piece fits ``width`` where it can;
+    continuation lines are indented."""
+    pieces = line.split("; ")
+    lines = [pieces[0]]
+    for piece in pieces[1:]:
+        if len(lines[-1]) + 2 + len(piece) <= width:
+            lines[-1] += "; " + piece
+        else:
+            lines[-1] += ";"
+            lines.append("    " + piece)
+    return lines
+
+
+def save_spectrograms(path: str | os.PathLike, original: Tensor, degraded: Tensor, sample_rate: int,
+                      title: str, notes: Sequence[str]) -> None:
+    """Write a PNG with the spectrograms of ``original`` and ``degraded`` ``(channels, samples)``
+    above each other on one colour scale, ``title`` on top and ``notes`` (lines) below; atomic."""
+    (original_db, frequencies), (degraded_db, _) = (log_frequency_spectrogram(a, sample_rate)
+                                                    for a in (original, degraded))
+    top = max(original_db.max(), degraded_db.max())
+    seconds = original.shape[-1] / sample_rate
+    wrapped = [w for line in notes for w in wrap_at_semicolons(line)]
+    text_inches = 0.16 * len(wrapped) + 0.3
+    height = 6.4 + text_inches
+    figure = Figure(figsize=(11, height))
+    bottom = (text_inches + 0.5) / height
+    plot_height = (height - text_inches - 1.0) / height
+    axes = [figure.add_axes((0.08, bottom + plot_height * 0.53, 0.8, plot_height * 0.47))]
+    axes.append(figure.add_axes((0.08, bottom, 0.8, plot_height * 0.47), sharex=axes[0]))
+    for ax, db, label in zip(axes, (original_db, degraded_db), ("original", "degraded")):
+        image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - DYNAMIC_RANGE_DB,
+                          vmax=top, extent=(0, seconds, 0, len(frequencies)), interpolation="nearest")
+        ticks = [t for t in FREQUENCY_TICKS_HZ if LOWEST_HZ <= t <= sample_rate / 2]
+        ax.set_yticks(np.interp(np.log(ticks), np.log(frequencies), np.arange(len(frequencies))),
+                      [f"{t // 1000}k" if t >= 1000 else str(t) for t in ticks])
+        ax.set_ylabel(f"{label}\nfrequency (Hz)")
+    axes[0].tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time (s)")
+    figure.colorbar(image, cax=figure.add_axes((0.9, bottom, 0.015, plot_height)), label="power (dB)")
+    figure.suptitle(title, y=1 - 0.25 / height)
+    figure.text(0.02, (text_inches - 0.1) / height, "\n".join(wrapped), family="monospace", fontsize=8, va="top")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=80, pil_kwargs={"compress_level": 1})
