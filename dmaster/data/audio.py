@@ -18,6 +18,8 @@ unreadable or corrupt, empty (0 frames), containing NaN or inf, or silent
 Writing policy (:func:`save_audio`): 32-bit float WAV. The chain's output is
 float32 and degraded audio may exceed ±1 (gain, EQ boosts, makeup gain); float
 WAV stores it bit for bit, without clipping, and reads back to the same tensor.
+It is written by ``scipy.io.wavfile`` rather than libsndfile, whose float WAVs
+carry a PEAK chunk with a time stamp: equal audio gives byte-identical files.
 Every write goes to a temporary file in the destination folder (``.NAME.PID-RANDOM.tmp``),
 is flushed to disk and then renamed over the final name with :func:`os.replace`,
 so a crash or kill at any moment leaves either the complete file or none.
@@ -39,6 +41,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 import torch
+from scipy.io import wavfile
 
 Tensor = torch.Tensor
 
@@ -168,7 +171,7 @@ def save_audio(path: str | os.PathLike, audio: Tensor | np.ndarray, sample_rate:
     if not np.isfinite(data).all():
         raise ValueError(f"{path}: refusing to write audio that contains NaN or inf")
     with atomic_path(path) as temporary:
-        sf.write(temporary, data.T.astype(np.float32), sample_rate, format="WAV", subtype="FLOAT")
+        wavfile.write(temporary, sample_rate, np.ascontiguousarray(data.T, dtype=np.float32))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
