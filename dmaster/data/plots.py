@@ -58,7 +58,7 @@ def wrap_at_semicolons(line: str, width: int = 140) -> list[str]:
 
 
 def save_spectrograms(path: str | os.PathLike, original: Tensor, degraded: Tensor, sample_rate: int,
-                      title: str, notes: Sequence[str]) -> None:
+                      title: str, notes: Sequence[str], labels: tuple[str, str] = ("original", "degraded")) -> None:
     """Write a PNG with the spectrograms of ``original`` and ``degraded`` ``(channels, samples)``
     above each other on one colour scale, ``title`` on top and ``notes`` (lines) below; atomic."""
     (original_db, frequencies), (degraded_db, _) = (log_frequency_spectrogram(a, sample_rate)
@@ -73,7 +73,7 @@ def save_spectrograms(path: str | os.PathLike, original: Tensor, degraded: Tenso
     plot_height = (height - text_inches - 1.0) / height
     axes = [figure.add_axes((0.08, bottom + plot_height * 0.53, 0.8, plot_height * 0.47))]
     axes.append(figure.add_axes((0.08, bottom, 0.8, plot_height * 0.47), sharex=axes[0]))
-    for ax, db, label in zip(axes, (original_db, degraded_db), ("original", "degraded")):
+    for ax, db, label in zip(axes, (original_db, degraded_db), labels):
         image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - DYNAMIC_RANGE_DB,
                           vmax=top, extent=(0, seconds, 0, len(frequencies)), interpolation="nearest")
         ticks = [t for t in FREQUENCY_TICKS_HZ if LOWEST_HZ <= t <= sample_rate / 2]

@@ -1,0 +1,180 @@
+"""Restoration quality on held-out tracks: identity, oracle inverse, parameter model, U-Net.
+
+Held-out = the "test" split of ``--music-root`` (by track, see dmaster.data.splits). Each
+track's excerpt is degraded by the chain with the parameters ``dmaster demaster`` would
+draw for it with ``--seed``; then every system restores it:
+
+- identity: the degraded input as it is;
+- oracle: the chain's inverse with the true parameters (the ceiling of the approach);
+- param: the parameter model's estimate (several windows, aggregated) and the chain's inverse;
+- unet: the spectrogram U-Net baseline.
+
+Reports MR-STFT distance, SI-SDR, log-spectral distance and LUFS error to the original,
+per-parameter error and presence accuracy of the estimate, model size and CPU real-time
+factor, plus the time ``master()`` takes on a 3-minute stereo track. Writes Markdown,
+JSON and a plot.
+
+    python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyloudnorm  # noqa: E402
+import torch  # noqa: E402
+
+from dmaster.data.audio import load_audio  # noqa: E402
+from dmaster.data.generate import track_params  # noqa: E402
+from dmaster.data.splits import find_tracks, split_of  # noqa: E402
+from dmaster.effects import Chain  # noqa: E402
+from dmaster.master import PRESENCE_THRESHOLD, master, resolve_model, restore  # noqa: E402
+from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
+from dmaster.models import count_parameters  # noqa: E402
+
+SYSTEMS = ("identity", "oracle", "param", "unet")
+
+
+def loudness(audio: torch.Tensor, sample_rate: int) -> float:
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.double().numpy()))
+
+
+def scores(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int) -> dict[str, float]:
+    pair = (estimate[None], reference[None])
+    return {"mrstft": float(mrstft_distance(*pair)), "si_sdr_db": float(si_sdr(*pair)),
+            "lsd_db": float(log_spectral_distance(*pair)),
+            "lufs_error_db": abs(loudness(estimate, sample_rate) - loudness(reference, sample_rate))}
+
+
+def parameter_errors(chain: Chain, truth, estimate) -> dict[str, float]:
+    """Absolute error in physical units of each parameter of the effects that are truly present."""
+    errors = {}
+    for effect, param in chain.flat_params:
+        if float(truth[effect]["present"][0]) == 1.0:
+            errors[f"{effect}.{param.name}"] = abs(float(estimate[effect][param.name][0] - truth[effect][param.name][0]))
+    return errors
+
+
+def excerpt(audio: torch.Tensor, seconds: float, sample_rate: int) -> torch.Tensor:
+    """``seconds`` from the middle of the track (all of it when shorter)."""
+    length = int(seconds * sample_rate)
+    start = max(0, (audio.shape[-1] - length) // 2)
+    return audio[:, start : start + length]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the degradations")
+    parser.add_argument("--seconds", type=float, default=20.0, help="excerpt length per track")
+    parser.add_argument("--param-model", default="param", help="'param' (shipped) or a checkpoint")
+    parser.add_argument("--unet-model", default="unet", help="'unet' (shipped) or a checkpoint")
+    parser.add_argument("--out", type=Path, default=Path("experiments/quality"))
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    models = {"param": resolve_model(args.param_model), "unet": resolve_model(args.unet_model)}
+    sample_rate = models["param"].sample_rate
+    chain = Chain(sample_rate)
+    tracks = [t for t in find_tracks(args.music_root) if split_of(t.id) == args.split]
+    if not tracks:
+        raise SystemExit(f"no {args.split} tracks under {args.music_root}")
+
+    rows, errors, presence_hits, seconds_of = [], [], [], {s: 0.0 for s in SYSTEMS}
+    audio_seconds = 0.0
+    for track in tracks:
+        clean = excerpt(load_audio(track.path, sample_rate), args.seconds, sample_rate)
+        truth = track_params(chain, args.seed, [track.id])
+        degraded = chain(clean[None], truth)[0]
+        audio_seconds += clean.shape[-1] / sample_rate
+        outputs = {"identity": degraded}
+        started = time.perf_counter()
+        outputs["oracle"] = chain.inverse(degraded[None], truth)[0]
+        seconds_of["oracle"] += time.perf_counter() - started
+        for name in ("param", "unet"):
+            started = time.perf_counter()
+            outputs[name], estimate = restore(models[name], degraded)
+            seconds_of[name] += time.perf_counter() - started
+            if estimate is not None:
+                errors.append(parameter_errors(chain, truth, estimate))
+                presence_hits.append({s.name: (float(estimate[s.name]["present"][0]) >= PRESENCE_THRESHOLD)
+                                      == (float(truth[s.name]["present"][0]) == 1.0) for s in chain.specs})
+        for name, audio in outputs.items():
+            rows.append({"track": track.id, "system": name, **scores(audio, clean, sample_rate)})
+        print(f"{track.id}: " + ", ".join(f"{r['system']} {r['mrstft']:.3f}" for r in rows[-len(SYSTEMS):]))
+
+    summary = {}
+    for name in SYSTEMS:
+        mine = [r for r in rows if r["system"] == name]
+        summary[name] = {k: float(np.mean([r[k] for r in mine])) for k in ("mrstft", "si_sdr_db", "lsd_db", "lufs_error_db")}
+        summary[name]["real_time_factor"] = seconds_of[name] / audio_seconds
+    for name in ("param", "unet"):
+        summary[name]["parameters"] = count_parameters(models[name])
+    identity, oracle, param = (summary[s]["mrstft"] for s in ("identity", "oracle", "param"))
+    targets = {
+        "param_mrstft_over_identity": param / identity,
+        "param_gain_over_oracle_gain": (identity - param) / (identity - oracle),
+        "param_beats_unet_mrstft": summary["param"]["mrstft"] < summary["unet"]["mrstft"],
+        "param_beats_unet_si_sdr": summary["param"]["si_sdr_db"] > summary["unet"]["si_sdr_db"],
+    }
+    parameter_error = {key: float(np.median([e[key] for e in errors if key in e]))
+                       for key in sorted({k for e in errors for k in e})}
+    presence_accuracy = {s.name: float(np.mean([h[s.name] for h in presence_hits])) for s in chain.specs}
+
+    song = load_audio(tracks[0].path, sample_rate)
+    song = song.repeat(1, math.ceil(180 * sample_rate / song.shape[-1]))[:, : 180 * sample_rate]
+    started = time.perf_counter()
+    master(song, sample_rate, model=models["param"])
+    master_seconds = time.perf_counter() - started
+
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "threads": torch.get_num_threads(), "torch": torch.__version__}
+    table = ["| system | MR-STFT ↓ | SI-SDR dB ↑ | LSD dB ↓ | LUFS error dB ↓ | parameters | CPU real-time factor ↓ |",
+             "|---|---|---|---|---|---|---|"]
+    for name in SYSTEMS:
+        s = summary[name]
+        size = f"{s['parameters'] / 1e6:.2f} M" if "parameters" in s else "—"
+        rtf = f"{s['real_time_factor']:.4f}" if name != "identity" else "—"
+        table.append(f"| {name} | {s['mrstft']:.3f} | {s['si_sdr_db']:.2f} | {s['lsd_db']:.2f} | "
+                     f"{s['lufs_error_db']:.2f} | {size} | {rtf} |")
+    lines = [f"Held-out ({args.split}) tracks: {len(tracks)}, {args.seconds:g} s excerpts, degradation seed {args.seed}; "
+             f"machine: {machine}.", "", *table, "",
+             f"- param MR-STFT / degraded MR-STFT: {targets['param_mrstft_over_identity']:.3f} (target ≤ 0.30)",
+             f"- param improvement / oracle improvement: {targets['param_gain_over_oracle_gain']:.3f} (target ≥ 0.85)",
+             f"- `master()` on a 3-minute stereo 44.1 kHz track: {master_seconds:.2f} s = "
+             f"{master_seconds / 180:.4f} × its duration (target ≤ 0.02)",
+             "", "Presence accuracy: " + ", ".join(f"{k} {v:.0%}" for k, v in presence_accuracy.items()),
+             "", "Median absolute parameter error (physical units, effects truly present):", "",
+             "| parameter | error |", "|---|---|",
+             *[f"| {k} | {v:.3g} |" for k, v in parameter_error.items()]]
+    markdown = "\n".join(lines)
+    print(markdown)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quality.md").write_text(markdown + "\n")
+    (args.out / "quality.json").write_text(json.dumps(
+        {"machine": machine, "tracks": [t.id for t in tracks], "summary": summary, "targets": targets,
+         "master_seconds_for_3_minutes": master_seconds, "presence_accuracy": presence_accuracy,
+         "parameter_error": parameter_error, "rows": rows}, indent=2))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"), ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
+        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "black", "tab:blue", "tab:orange"])
+        ax.set_title(label)
+    figure.tight_layout()
+    figure.savefig(args.out / "quality.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The user-facing commands ``dmaster master``, ``dmaster demo`` and ``dmaster evaluate``."""

@@ -1,0 +1,83 @@
+"""``dmaster master IN… -o OUTDIR``: master files and folders with the shipped (or a given) model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, write_text_atomic
+from ..data.plots import save_spectrograms
+from ..master import master, resolve_model
+
+HELP = "master audio files or folders: estimate what degraded them and undo it"
+
+
+def find_inputs(inputs: list[Path]) -> list[Path]:
+    """Audio files named, or found recursively in the folders named, in order, without repeats."""
+    found: dict[Path, None] = {}
+    for item in inputs:
+        if item.is_dir():
+            for path in sorted(item.rglob("*")):
+                if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+                    found[path.resolve()] = None
+        elif item.is_file():
+            found[item.resolve()] = None
+        else:
+            raise FileNotFoundError(f"no such file or folder: {item}")
+    return list(found)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="audio files or folders")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--model", default=None,
+                        help="'param' (default, shipped), 'unet' (shipped baseline) or a checkpoint path")
+    parser.add_argument("--target-lufs", type=float, default=None, help="normalise integrated loudness to this")
+    parser.add_argument("--peak-ceiling-db", type=float, default=-1.0, help="output peak ceiling, dBFS (default -1)")
+    parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
+    parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        paths = find_inputs(args.inputs)
+        model = resolve_model(args.model)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"dmaster master: error: {error}", file=sys.stderr)
+        return 2
+    args.output.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in tqdm(paths, desc="mastering", unit="file"):
+        stem = args.output / f"{path.stem}_mastered"
+        wav, report = stem.with_suffix(".wav"), stem.with_suffix(".json")
+        if wav.resolve() == path:
+            print(f"skipping {path}: its output would overwrite it", file=sys.stderr)
+            failures += 1
+            continue
+        if report.exists() and not args.overwrite:
+            continue
+        try:
+            audio = load_audio(path, model.sample_rate, max_seconds=None)
+            result = master(audio, model.sample_rate, model=model, target_lufs=args.target_lufs,
+                            peak_ceiling_db=args.peak_ceiling_db)
+        except (AudioError, ValueError) as error:
+            print(f"cannot master {path}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        save_audio(wav, result.audio, result.sample_rate)
+        if args.plot:
+            save_spectrograms(stem.with_suffix(".png"), audio, torch.as_tensor(result.audio), result.sample_rate,
+                              title=f"{path.name}: input (top) and mastered (bottom)",
+                              notes=_notes(result.params), labels=("input", "mastered"))
+        write_text_atomic(report, result.to_json() + "\n")  # last: marks the file done
+    print(f"{len(paths) - failures} of {len(paths)} files mastered into {args.output}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _notes(params: dict) -> list[str]:
+    return [f"{name}: {effect['correction']} (p = {effect['presence_probability']:.2f})"
+            for name, effect in params.get("effects", {}).items() if effect["applied"]]

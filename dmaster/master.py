@@ -1,0 +1,299 @@
+"""Inference: ``master(audio, sample_rate)`` estimates what degraded a track and undoes it.
+
+The parameter model listens to several windows spread over the track; the
+degradations are track-wide, so their estimates are aggregated robustly (mean
+presence probability, median of each normalised parameter). The chain's inverse
+then runs over the whole track in one pass. The output is brought under a peak
+ceiling, optionally after loudness normalisation (ITU-R BS.1770 via pyloudnorm).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import pyloudnorm
+import soxr
+import torch
+from torch import nn
+
+from .checkpoint import load_model
+from .effects import Chain, ChainParams
+from .models import ParamEstimator, SpectrogramUNet
+
+Tensor = torch.Tensor
+Audio = Union[np.ndarray, Tensor]
+ModelChoice = Union[None, str, Path, nn.Module]
+
+SHIPPED = {"param": "param.pt", "unet": "unet.pt"}
+MAX_WINDOWS = 8
+ANALYSIS_SECONDS = 5.0
+PRESENCE_THRESHOLD = 0.5
+UNET_CHUNK_SECONDS = 20.0
+UNET_OVERLAP_SECONDS = 1.0
+
+
+@dataclass
+class MasterResult:
+    """What :func:`master` returns."""
+
+    audio: Audio
+    """Mastered audio, same type, dtype and layout as the input."""
+    sample_rate: int
+    params: dict[str, Any] = field(default_factory=dict)
+    """JSON-ready: per effect, the presence probability, the estimated degradation in physical
+    units and the correction applied; plus the loudness and peak handling."""
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.params, indent=indent)
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> nn.Module:
+    model, _ = load_model(path, map_location="cpu")
+    return model.eval()
+
+
+def shipped_weights(kind: str) -> Path:
+    """Path of a model shipped inside the package (``"param"`` or ``"unet"``)."""
+    if kind not in SHIPPED:
+        raise ValueError(f"unknown shipped model {kind!r}; choose one of {', '.join(SHIPPED)}")
+    return Path(str(resources.files("dmaster") / "weights" / SHIPPED[kind]))
+
+
+def resolve_model(model: ModelChoice) -> nn.Module:
+    """``None`` → the shipped parameter model; ``"param"``/``"unet"`` → a shipped model;
+    a path → a checkpoint; a module → itself."""
+    if isinstance(model, nn.Module):
+        return model.eval()
+    if model is None or model in SHIPPED:
+        path = shipped_weights(model or "param")
+    else:
+        path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model checkpoint at {path}")
+    return _load(str(path))
+
+
+def _as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
+    """``(channels, samples)`` float32 tensor and whether the input was 1-D."""
+    if isinstance(audio, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(audio))
+    elif isinstance(audio, Tensor):
+        tensor = audio.detach().cpu()
+    else:
+        raise TypeError(f"audio must be a numpy array or a torch tensor, got {type(audio).__name__}")
+    if tensor.ndim not in (1, 2):
+        raise ValueError(f"audio must be shaped (samples,) or (channels, samples), got {tuple(tensor.shape)}")
+    if not (tensor.is_floating_point() or tensor.dtype in (torch.int16, torch.int32)):
+        raise TypeError(f"audio must be float (or int16/int32 PCM), got {tensor.dtype}")
+    mono = tensor.ndim == 1
+    tensor = tensor[None] if mono else tensor
+    if tensor.shape[0] > 64:
+        raise ValueError(f"audio has {tensor.shape[0]} channels; pass (channels, samples), not (samples, channels)")
+    if tensor.shape[-1] == 0:
+        raise ValueError("audio is empty")
+    if tensor.dtype in (torch.int16, torch.int32):
+        tensor = tensor.float() / float(torch.iinfo(tensor.dtype).max)
+    tensor = tensor.float()
+    if not torch.isfinite(tensor).all():
+        raise ValueError("audio contains NaN or inf")
+    return tensor, mono
+
+
+def _like_input(audio: Tensor, template: Audio, mono: bool) -> Audio:
+    out = audio[0] if mono else audio
+    if isinstance(template, np.ndarray):
+        dtype = template.dtype if np.issubdtype(template.dtype, np.floating) else np.float32
+        return out.numpy().astype(dtype, copy=False)
+    dtype = template.dtype if template.is_floating_point() else torch.float32
+    return out.to(device=template.device, dtype=dtype)
+
+
+def _resample(audio: Tensor, from_rate: int, to_rate: int) -> Tensor:
+    if from_rate == to_rate:
+        return audio
+    return torch.from_numpy(soxr.resample(audio.T.numpy(), from_rate, to_rate, quality="HQ").T.copy())
+
+
+def _stereo(audio: Tensor) -> Tensor:
+    """The model's view: mono duplicated, more than two channels folded to left/right averages."""
+    if audio.shape[0] == 1:
+        return audio.expand(2, -1)
+    if audio.shape[0] == 2:
+        return audio
+    return torch.stack([audio[0::2].mean(0), audio[1::2].mean(0)])
+
+
+def analysis_windows(audio: Tensor, window: int, max_windows: int = MAX_WINDOWS) -> Tensor:
+    """Up to ``max_windows`` windows ``(n, channels, window)`` spread evenly over ``audio``
+    ``(channels, samples)``, the loudest first kept when some are near-silent; a track shorter
+    than one window is looped to fill it."""
+    samples = audio.shape[-1]
+    if samples < window:
+        audio = audio.repeat(1, math.ceil(window / samples))[:, :window]
+        samples = window
+    count = min(max_windows, max(1, samples // window))
+    starts = torch.linspace(0, samples - window, count).long()
+    windows = torch.stack([audio[:, s : s + window] for s in starts.tolist()])
+    rms = windows.square().mean((1, 2)).sqrt()
+    keep = rms > 10 ** (-60 / 20)  # drop digital-silence windows unless all are silent
+    return windows[keep] if keep.any() else windows
+
+
+def aggregate(chain: Chain, estimates: ChainParams) -> ChainParams:
+    """One parameter set ``(1,)`` from per-window estimates ``(n,)``: mean presence,
+    median of each normalised parameter (robust to a window that hears it wrong)."""
+    presence, normalised = chain.to_vectors(estimates)
+    return chain.from_vectors(presence.mean(0, keepdim=True), normalised.median(0, keepdim=True).values)
+
+
+def _describe(chain: Chain, params: ChainParams) -> dict[str, Any]:
+    """JSON: per effect, presence probability, estimated degradation and correction applied."""
+    estimate = chain.to_json(params)[0]
+    report: dict[str, Any] = {}
+    for spec in chain.specs:
+        values = estimate[spec.name]
+        probability = float(params[spec.name]["present"][0])
+        applied = probability >= PRESENCE_THRESHOLD
+        estimated = {p.name: values[p.name] for p in spec.params}
+        report[spec.name] = {
+            "presence_probability": round(probability, 4),
+            "applied": applied,
+            "estimated": {name: {"value": value, "unit": spec.param(name).unit} for name, value in estimated.items()},
+            "correction": _correction(spec.name, estimated) if applied else "none",
+        }
+    return report
+
+
+def _correction(effect: str, estimated: dict[str, float]) -> str:
+    if effect == "eq":
+        bands = []
+        for name in ("low_shelf", "bell_1", "bell_2", "bell_3", "bell_4", "high_shelf"):
+            gain = -estimated[f"{name}_gain_db"]
+            if abs(gain) >= 0.5:
+                bands.append(f"{name.replace('_', ' ')} {gain:+.1f} dB at {estimated[f'{name}_hz']:.0f} Hz "
+                             f"(Q {estimated[f'{name}_q']:.2f})")
+        return "; ".join(bands) or "all bands within ±0.5 dB"
+    if effect == "gain":
+        return f"{-estimated['gain_db']:+.1f} dB"
+    if effect == "echo":
+        return f"echo at {estimated['delay_ms']:.1f} ms, {estimated['level_db']:.1f} dB removed by its inverse comb"
+    if effect == "reverb":
+        return (f"late reverb of T60 {estimated['t60_s']:.2f} s at {100 * estimated['wet']:.0f} % wet suppressed")
+    return (f"decompressed: threshold {estimated['threshold_db']:.1f} dBFS, ratio {estimated['ratio']:.1f}:1, "
+            f"attack {estimated['attack_ms']:.1f} ms, release {estimated['release_ms']:.0f} ms, "
+            f"makeup {-estimated['makeup_db']:+.1f} dB")
+
+
+def _hard_presence(params: ChainParams) -> ChainParams:
+    return {name: {**effect, "present": (effect["present"] >= PRESENCE_THRESHOLD).float()}
+            for name, effect in params.items()}
+
+
+def estimator_window(model: ParamEstimator) -> int:
+    """Samples per analysis window: :data:`ANALYSIS_SECONDS`, or what the model needs if longer.
+    (The estimator pools over time, so it takes windows longer than it was trained on.)"""
+    return max(model.min_samples, int(ANALYSIS_SECONDS * model.sample_rate))
+
+
+@torch.no_grad()
+def estimate(model: ParamEstimator, audio: Tensor) -> ChainParams:
+    """Track-wide estimate ``(1,)`` (soft presence) from windows of ``audio`` ``(channels, samples)``."""
+    windows = analysis_windows(_stereo(audio), estimator_window(model))
+    return aggregate(model.chain, model.estimate(windows))
+
+
+@torch.no_grad()
+def restore(model: nn.Module, audio: Tensor) -> tuple[Tensor, ChainParams | None]:
+    """Restored ``audio`` ``(channels, samples)`` at the model's rate, and the parameter
+    estimate (``None`` for the U-Net). Effects judged present (p ≥ 0.5) are inverted."""
+    if isinstance(model, SpectrogramUNet):
+        return _restore_with_unet(model, audio), None
+    params = estimate(model, audio)
+    return model.chain.inverse(audio[None], _hard_presence(params))[0], params
+
+
+@torch.no_grad()
+def _restore_with_unet(model: SpectrogramUNet, audio: Tensor) -> Tensor:
+    """Run the U-Net over ``audio`` in overlapping chunks, cross-faded (no seams)."""
+    chunk = int(UNET_CHUNK_SECONDS * model.sample_rate)
+    overlap = int(UNET_OVERLAP_SECONDS * model.sample_rate)
+    samples = audio.shape[-1]
+    if samples <= chunk:
+        return _unet_pairs(model, audio)
+    step = chunk - overlap
+    out = torch.zeros_like(audio)
+    weight = torch.zeros(samples)
+    fade = torch.ones(chunk)
+    ramp = torch.linspace(0, 1, overlap + 2)[1:-1]
+    fade[:overlap], fade[-overlap:] = ramp, ramp.flip(0)
+    for start in range(0, samples - overlap, step):
+        piece = audio[:, start : start + chunk]
+        w = fade[: piece.shape[-1]]
+        out[:, start : start + piece.shape[-1]] += _unet_pairs(model, piece) * w
+        weight[start : start + piece.shape[-1]] += w
+    return out / weight.clamp_min(1e-6)
+
+
+def _unet_pairs(model: SpectrogramUNet, audio: Tensor) -> Tensor:
+    """The U-Net takes stereo; mono is duplicated and more channels go through in pairs."""
+    channels = audio.shape[0]
+    if channels == 1:
+        return model(audio.expand(2, -1)[None])[0].mean(0, keepdim=True)
+    padded = torch.cat([audio, audio[-1:]]) if channels % 2 else audio
+    restored = model(padded.reshape(-1, 2, padded.shape[-1]).contiguous()).reshape(padded.shape)
+    return restored[:channels]
+
+
+def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceiling_db: float) -> tuple[Tensor, dict]:
+    """Loudness normalisation (optional), then a gain that keeps the peak under the ceiling."""
+    report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db}
+    if target_lufs is not None:
+        meter = pyloudnorm.Meter(sample_rate)
+        data = audio.T.double().numpy()
+        if data.shape[0] < int(0.4 * sample_rate):  # BS.1770 gates on 400 ms blocks
+            data = np.tile(data, (math.ceil(0.4 * sample_rate / data.shape[0]), 1))
+        loudness = meter.integrated_loudness(data)
+        if math.isfinite(loudness):
+            audio = audio * 10 ** ((target_lufs - loudness) / 20)
+            report.update(loudness_before_lufs=round(loudness, 2), target_lufs=target_lufs)
+    peak = float(audio.abs().max())
+    ceiling = 10 ** (peak_ceiling_db / 20)
+    if peak > ceiling:
+        audio = audio * (ceiling / peak)
+        report["peak_reduction_db"] = round(20 * math.log10(ceiling / peak), 2)
+    return audio, report
+
+
+def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
+           peak_ceiling_db: float = -1.0) -> MasterResult:
+    """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
+
+    ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
+    checkpoint path or a loaded model. ``target_lufs``: integrated loudness to normalise to
+    (None keeps the level). The output peak never exceeds ``peak_ceiling_db`` dBFS.
+    """
+    if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
+        raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
+    if target_lufs is not None and not -70.0 <= target_lufs <= 0.0:
+        raise ValueError(f"target_lufs must lie in [-70, 0] LUFS, got {target_lufs}")
+    if not -60.0 <= peak_ceiling_db <= 0.0:
+        raise ValueError(f"peak_ceiling_db must lie in [-60, 0] dBFS, got {peak_ceiling_db}")
+    tensor, mono = _as_channels_first(audio)
+    if float(tensor.abs().max()) == 0.0:
+        raise ValueError("audio is digital silence; there is nothing to master")
+    network = resolve_model(model)
+    working = _resample(tensor, int(sample_rate), network.sample_rate)
+    restored, params = restore(network, working)
+    report = {"model": "unet"} if params is None else {"model": "param", "effects": _describe(network.chain, params)}
+    restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]
+    restored, loudness = finish(restored, int(sample_rate), target_lufs, peak_ceiling_db)
+    report["output"] = loudness
+    return MasterResult(_like_input(restored, audio, mono), int(sample_rate), report)

@@ -1,0 +1,155 @@
+"""master(), the master/demo/evaluate commands, on small untrained models (shape and
+contract tests; the shipped models' quality is measured in benchmarks/quality.py)."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from dmaster.checkpoint import save_checkpoint
+from dmaster.cli import main
+from dmaster.master import MasterResult, aggregate, analysis_windows, master
+from dmaster.models import ParamEstimator, SpectrogramUNet
+from dmaster.synth import music_like
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def estimator() -> ParamEstimator:
+    torch.manual_seed(0)
+    return ParamEstimator(SR, width=4, hidden=16, n_mels=32, n_bands=32, n_lag_bins=16).eval()
+
+
+@pytest.fixture(scope="module")
+def unet() -> SpectrogramUNet:
+    torch.manual_seed(0)
+    return SpectrogramUNet(SR, width=4, depth=2).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, estimator, unet):
+    folder = tmp_path_factory.mktemp("models")
+    save_checkpoint(folder / "param.pt", estimator, "param", {}, step=0)
+    save_checkpoint(folder / "unet.pt", unet, "unet", {}, step=0)
+    return folder
+
+
+CLIP = music_like(3.0, SR, 2, seed=5)
+
+
+@pytest.mark.parametrize("layout", ["numpy stereo", "torch stereo", "numpy mono", "torch mono", "float64"])
+def test_output_keeps_type_layout_and_length(estimator, layout):
+    audio = {"numpy stereo": CLIP.numpy(), "torch stereo": CLIP, "numpy mono": CLIP[0].numpy(),
+             "torch mono": CLIP[0], "float64": CLIP.double().numpy()}[layout]
+    result = master(audio, SR, model=estimator)
+    assert isinstance(result, MasterResult) and result.sample_rate == SR
+    assert type(result.audio) is type(audio)
+    assert result.audio.shape == audio.shape and result.audio.dtype == audio.dtype
+    assert np.isfinite(np.asarray(result.audio)).all()
+
+
+@pytest.mark.parametrize("ceiling", [-1.0, -6.0])
+def test_peak_never_exceeds_the_ceiling(estimator, ceiling):
+    loud = CLIP * 3.0
+    result = master(loud, SR, model=estimator, peak_ceiling_db=ceiling)
+    assert float(result.audio.abs().max()) <= 10 ** (ceiling / 20) + 1e-6
+
+
+def test_loudness_normalisation_reaches_the_target(estimator):
+    import pyloudnorm
+
+    result = master(CLIP * 0.1, SR, model=estimator, target_lufs=-23.0, peak_ceiling_db=0.0)
+    measured = pyloudnorm.Meter(SR).integrated_loudness(result.audio.T.double().numpy())
+    assert measured == pytest.approx(-23.0, abs=0.5) or result.params["output"].get("peak_reduction_db")
+
+
+def test_short_and_long_inputs(estimator, unet):
+    short = CLIP[:, : SR // 4]  # shorter than one analysis window
+    assert master(short, SR, model=estimator).audio.shape == short.shape
+    long = music_like(25.0, SR, 2, seed=6)  # many windows; the U-Net runs in cross-faded chunks
+    assert master(long, SR, model=estimator).audio.shape == long.shape
+    assert master(long, SR, model=unet).audio.shape == long.shape
+
+
+def test_other_sample_rates_and_channel_counts(estimator, unet):
+    at_22k = music_like(3.0, 22050, 2, seed=7)
+    assert master(at_22k, 22050, model=estimator).audio.shape == at_22k.shape
+    surround = torch.cat([CLIP, CLIP * 0.5, CLIP[:1]])  # 5 channels
+    assert master(surround, SR, model=estimator).audio.shape == surround.shape
+    assert master(surround, SR, model=unet).audio.shape == surround.shape
+
+
+def test_params_are_readable_json(estimator):
+    result = master(CLIP, SR, model=estimator)
+    decoded = json.loads(result.to_json())
+    assert set(decoded["effects"]) == {"eq", "gain", "echo", "reverb", "compressor"}
+    echo = decoded["effects"]["echo"]
+    assert 0.0 <= echo["presence_probability"] <= 1.0
+    assert echo["estimated"]["delay_ms"]["unit"] == "ms"
+    assert 20.0 <= echo["estimated"]["delay_ms"]["value"] <= 800.0
+    assert isinstance(echo["correction"], str)
+
+
+@pytest.mark.parametrize(
+    "audio, message",
+    [
+        (torch.zeros(2, SR), "silence"),
+        (torch.full((2, SR), float("nan")), "NaN"),
+        (torch.zeros(2, 0), "empty"),
+        (torch.zeros(2, 3, 100), r"\(samples,\) or \(channels, samples\)"),
+        (torch.zeros(SR, 2) + 0.1, "not \\(samples, channels\\)"),
+        ([0.1, 0.2], "numpy array or a torch tensor"),
+    ],
+)
+def test_bad_input_is_rejected(estimator, audio, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        master(audio, SR, model=estimator)
+
+
+def test_bad_options_are_rejected(estimator):
+    with pytest.raises(ValueError, match="sample_rate"):
+        master(CLIP, 100, model=estimator)
+    with pytest.raises(ValueError, match="target_lufs"):
+        master(CLIP, SR, model=estimator, target_lufs=5.0)
+    with pytest.raises(FileNotFoundError, match="no model checkpoint"):
+        master(CLIP, SR, model="does/not/exist.pt")
+
+
+def test_windows_and_aggregation(estimator):
+    windows = analysis_windows(music_like(20.0, SR, 2, seed=8), 5 * SR)
+    assert windows.shape == (4, 2, 5 * SR)
+    chain = estimator.chain
+    params = chain.sample_params(5, torch.Generator().manual_seed(0))
+    params["gain"]["gain_db"] = torch.tensor([-6.0, -6.0, -6.0, -6.0, 20.0])  # one window hears it wrong
+    params["gain"]["present"] = torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0])
+    combined = aggregate(chain, params)
+    assert float(combined["gain"]["gain_db"]) == pytest.approx(-6.0, abs=1e-4)
+    assert float(combined["gain"]["present"]) == pytest.approx(0.8)
+
+
+def test_master_command_end_to_end(tmp_path, checkpoints):
+    source = tmp_path / "in"
+    source.mkdir()
+    sf.write(source / "song.wav", CLIP.T.numpy(), SR)
+    (source / "broken.mp3").write_bytes(b"not audio at all")
+    before = (source / "song.wav").read_bytes()
+    out = tmp_path / "out"
+    code = main(["master", str(source), "-o", str(out), "--model", str(checkpoints / "param.pt"), "--plot"])
+    assert code == 1  # the broken file is reported, the good one mastered
+    assert (out / "song_mastered.wav").is_file() and (out / "song_mastered.png").is_file()
+    assert json.loads((out / "song_mastered.json").read_text())["model"] == "param"
+    assert sf.info(out / "song_mastered.wav").frames == CLIP.shape[-1]
+    assert (source / "song.wav").read_bytes() == before
+    assert main(["master", str(source / "song.wav"), "-o", str(out), "--model", str(checkpoints / "unet.pt")]) == 0
+
+
+def test_demo_command(tmp_path, checkpoints, capsys):
+    assert main(["demo", "-o", str(tmp_path), "--model", str(checkpoints / "param.pt"), "--seconds", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "echo" in printed and "MR-STFT" in printed
+    for name in ("clean", "degraded", "mastered"):
+        assert sf.info(tmp_path / f"{name}.wav").frames == 3 * SR
+    assert "degradation" in json.loads((tmp_path / "demo.json").read_text())
