@@ -1,0 +1,86 @@
+"""Checkpoints: written atomically, loadable with ``torch.load(path, weights_only=True)``.
+
+A checkpoint is a dict of tensors, dicts, lists, strings and numbers:
+
+``format``, ``model_kind`` (``"param"`` | ``"unet"``), ``hyperparameters`` (the model's constructor
+arguments), ``spec_version`` (:data:`dmaster.effects.SPEC_VERSION` the model was trained with),
+``config`` (the training configuration), ``step``, ``model`` (state dict), ``optimizer`` (state dict
+or ``None``) and whatever the trainer adds (``best_metric``, ``rng_state`` …).
+
+>>> model, config = load_model("models/param/best.pt")
+>>> params = model.estimate(audio)        # ParamEstimator; audio (batch, channels, samples)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .effects import SPEC_VERSION
+from .models import MODELS, build_model
+
+CHECKPOINT_FORMAT = 1
+REQUIRED_KEYS = ("format", "model_kind", "hyperparameters", "spec_version", "config", "step", "model")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, model_kind: str, config: dict[str, Any], step: int,
+                    optimizer: torch.optim.Optimizer | None = None, **extra: Any) -> None:
+    """Write a checkpoint to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    if model_kind not in MODELS:
+        raise ValueError(f"unknown model kind {model_kind!r}; choose one of {', '.join(MODELS)}")
+    model = unwrap(model)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model_kind": model_kind,
+        "hyperparameters": dict(model.hyperparameters),
+        "spec_version": SPEC_VERSION,
+        "config": config,
+        "step": int(step),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        **extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint (``weights_only=True``) and check that it matches this dmaster's parameter spec."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    missing = [key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise ValueError(f"{path} is not a dmaster checkpoint (missing {', '.join(missing)})")
+    if checkpoint["spec_version"] != SPEC_VERSION:
+        raise ValueError(f"{path} was trained with parameter spec version {checkpoint['spec_version']}, but this "
+                         f"dmaster uses version {SPEC_VERSION}: the parameters changed, so its estimates would be "
+                         f"misread. Retrain the model or use the dmaster release it was trained with.")
+    if checkpoint["model_kind"] not in MODELS:
+        raise ValueError(f"{path} holds an unknown model kind {checkpoint['model_kind']!r}")
+    return checkpoint
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint, in eval mode on ``map_location``:
+    ``(model, training config dict)``."""
+    checkpoint = load_checkpoint(path, map_location)
+    model = build_model(checkpoint["model_kind"], **checkpoint["hyperparameters"])
+    model.load_state_dict(checkpoint["model"])
+    return model.to(map_location).eval(), checkpoint["config"]

@@ -1,0 +1,97 @@
+"""Training losses; each returns a scalar tensor.
+
+Audio losses take ``(batch, channels, samples)``; parameter losses take the normalised vectors of
+:meth:`dmaster.effects.Chain.to_vectors`: presence ``(batch, effects)`` and parameters
+``(batch, params)`` in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .effects import Chain
+from .metrics import MRSTFT_RESOLUTIONS, stft_magnitude
+
+Tensor = torch.Tensor
+
+EQ_RELEVANT_GAIN_DB = 3.0
+"""An EQ band's frequency and Q count fully in the parameter loss once its gain reaches ±3 dB;
+below that they are less and less audible and hence less and less identifiable."""
+
+
+def multi_resolution_stft_loss(estimate: Tensor, reference: Tensor,
+                               resolutions: tuple[tuple[int, int], ...] = MRSTFT_RESOLUTIONS,
+                               linear_weight: float = 1.0, log_weight: float = 1.0, reduce: bool = True) -> Tensor:
+    """Spectral convergence (linear magnitude, relative) plus mean absolute log-magnitude
+    difference, averaged over the ``(n_fft, hop)`` resolutions; per item ``(batch,)`` unless ``reduce``."""
+    total = estimate.new_zeros(estimate.shape[0])
+    for n_fft, hop in resolutions:
+        est, ref = stft_magnitude(estimate, n_fft, hop), stft_magnitude(reference, n_fft, hop)
+        convergence = (est - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1).clamp_min(1e-8)
+        log_distance = (est.log() - ref.log()).abs().flatten(1).mean(1)
+        total = total + linear_weight * convergence + log_weight * log_distance
+    total = total / len(resolutions)
+    return total.mean() if reduce else total
+
+
+def time_l1_loss(estimate: Tensor, reference: Tensor, reduce: bool = True) -> Tensor:
+    """Mean absolute sample difference; per item ``(batch,)`` unless ``reduce``."""
+    per_item = (estimate - reference).abs().flatten(1).mean(1)
+    return per_item.mean() if reduce else per_item
+
+
+def reconstruction_loss(estimate: Tensor, reference: Tensor, mrstft_weight: float = 1.0,
+                        l1_weight: float = 1.0, robust: bool = False) -> Tensor:
+    """``mrstft_weight · MR-STFT + l1_weight · time-domain L1``, averaged over the batch.
+
+    ``robust`` compresses each item's loss ``ℓ`` to ``log(1 + ℓ)`` first, so that one wildly wrong
+    restoration (a chain inverse driven by a poor estimate can be 60 dB too loud) cannot
+    dominate the batch; small losses are hardly changed.
+    """
+    per_item = (mrstft_weight * multi_resolution_stft_loss(estimate, reference, reduce=False)
+                + l1_weight * time_l1_loss(estimate, reference, reduce=False))
+    return (torch.log1p(per_item) if robust else per_item).mean()
+
+
+def parameter_weights(chain: Chain, target: Tensor, presence: Tensor) -> Tensor:
+    """``(batch, params)`` weights for :func:`parameter_loss`: 1 for parameters of present effects, 0 for
+    absent ones; an EQ band's frequency and Q are further scaled by ``min(1, |gain| / 3 dB)``."""
+    columns = {(effect, p.name): i for i, (effect, p) in enumerate(chain.flat_params)}
+    effect_index = {name: i for i, name in enumerate(chain.effect_names)}
+    weights = torch.stack([presence[:, effect_index[effect]] for effect, _ in chain.flat_params], dim=1)
+    eq_spec = chain.specs[effect_index["eq"]]
+    scales = []
+    for column, (effect, param) in enumerate(chain.flat_params):
+        band, _, suffix = param.name.rpartition("_")
+        if effect == "eq" and suffix in ("hz", "q"):
+            gain_param = eq_spec.param(f"{band}_gain_db")
+            gain_db = gain_param.denormalise(target[:, columns[("eq", gain_param.name)]])
+            scales.append((gain_db.abs() / EQ_RELEVANT_GAIN_DB).clamp(max=1.0))
+        else:
+            scales.append(torch.ones_like(target[:, column]))
+    return weights * torch.stack(scales, dim=1)
+
+
+def parameter_loss(predicted: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """Weighted mean absolute error of normalised parameters (0 when every weight is 0)."""
+    return (weights * (predicted - target).abs()).sum() / weights.sum().clamp_min(1.0)
+
+
+def presence_loss(logits: Tensor, presence: Tensor) -> Tensor:
+    """Binary cross-entropy of the presence logits ``(batch, effects)`` against presence in ``[0, 1]``."""
+    return F.binary_cross_entropy_with_logits(logits, presence)
+
+
+def delay_bin_loss(delay_logits: Tensor, target_delay: Tensor, echo_present: Tensor) -> Tensor:
+    """Cross-entropy of the lag-bin scores ``(batch, bins)`` against the normalised delay ``(batch,)``,
+    shared between the two nearest bin centres; items without an echo are left out."""
+    bins = delay_logits.shape[1]
+    position = (target_delay * bins - 0.5).clamp(0, bins - 1)
+    lower = position.floor().long()
+    upper = (lower + 1).clamp(max=bins - 1)
+    upper_share = position - lower
+    log_probabilities = delay_logits.log_softmax(1)
+    rows = torch.arange(len(lower), device=delay_logits.device)
+    cross_entropy = -((1 - upper_share) * log_probabilities[rows, lower] + upper_share * log_probabilities[rows, upper])
+    return (echo_present * cross_entropy).sum() / echo_present.sum().clamp_min(1.0)

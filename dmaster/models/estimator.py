@@ -1,0 +1,182 @@
+"""``ParamEstimator``: listens to degraded audio and estimates the chain's parameters.
+
+Features (all from :mod:`dmaster.features`, computed inside the model from raw audio at the
+model's sample rate, after normalising each clip to −20 dBFS RMS; the original level is kept
+as an input so that the gain stays observable):
+
+- log-mel spectrogram of mid and side → 2-D CNN → mean and max over time (per frequency row);
+- long-term spectrum on 160 log-spaced bands (30 Hz – 16 kHz; band average and movement over time,
+  mid and side) → 1-D CNN along log frequency, where an EQ bell looks the same at every centre;
+- cepstral echo evidence on log-spaced lag bins covering the echo delay range → 1-D CNN → one
+  logit per lag bin; the soft-argmax over the bins *is* the normalised echo delay (the bins
+  tile the delay's normalised log scale), so the delay head is translation-equivariant in lag;
+- level statistics (RMS, peak, crest factor, side/mid ratio).
+
+A trunk MLP maps the concatenated embeddings to presence logits ``(batch, effects)`` and
+normalised parameters ``(batch, params)`` in ``[0, 1]``. The delay column comes from the lag head.
+
+Sample-accurate echo delays: one lag bin spans ≈ 3 % of the delay (26 samples at 20 ms,
+44.1 kHz), so :meth:`ParamEstimator.refine_delay` moves the delay to the strongest cepstral
+peak within ±6 % of the estimate and interpolates it to a fraction of a sample; the refined
+column passes gradients straight through to the coarse estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from .. import features
+from ..effects import Chain, ChainParams
+
+Tensor = torch.Tensor
+
+LEVEL_TARGET_DB = -20.0
+MEL_FFT, MEL_HOP = 2048, 512
+BAND_FFT, BAND_HOP = 4096, 1024
+BAND_RANGE_HZ = (30.0, 16000.0)
+CEPSTRUM_SMOOTHING = 16
+# fixed affine input scaling (log10 powers of a −20 dBFS clip), keeps the first layers well conditioned
+MEL_OFFSET, MEL_SCALE = -2.0, 3.0
+BAND_AVERAGE_SCALE = 2.0
+LAG_EVIDENCE_SCALE = 10.0
+
+
+class EstimatorOutput(NamedTuple):
+    presence_logits: Tensor
+    """``(batch, effects)``; ``sigmoid`` gives the probability that each effect is on."""
+    params: Tensor
+    """``(batch, params)`` normalised to ``[0, 1]``, in ``chain.flat_params`` order."""
+    delay_logits: Tensor
+    """``(batch, lag bins)`` scores of the echo delay bins (log-spaced over the delay range)."""
+
+
+def _conv_block(dimensions: int, in_channels: int, out_channels: int, stride: int, kernel: int = 3) -> nn.Sequential:
+    conv = nn.Conv2d if dimensions == 2 else nn.Conv1d
+    return nn.Sequential(conv(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2),
+                         nn.GroupNorm(math.gcd(8, out_channels), out_channels), nn.GELU())
+
+
+class ParamEstimator(nn.Module):
+    """Degraded audio ``(batch, channels, samples)`` at ``sample_rate`` → :class:`EstimatorOutput`.
+
+    ``width`` sets the channel count of the CNNs (the model grows about with its square),
+    ``hidden`` the trunk size. Clips must be at least :attr:`min_samples` long.
+    """
+
+    def __init__(self, sample_rate: int = 44100, width: int = 24, hidden: int = 256, n_mels: int = 64,
+                 n_bands: int = 160, n_lag_bins: int = 128):
+        super().__init__()
+        for name, value in (("width", width), ("hidden", hidden), ("n_mels", n_mels), ("n_bands", n_bands),
+                            ("n_lag_bins", n_lag_bins)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ParamEstimator: {name} must be a positive integer, got {value!r}")
+        if n_mels % 16 or n_bands % 8:
+            raise ValueError(f"ParamEstimator: n_mels must be a multiple of 16 and n_bands of 8, "
+                             f"got {n_mels} and {n_bands}")
+        self.hyperparameters: dict[str, Any] = dict(sample_rate=sample_rate, width=width, hidden=hidden,
+                                                    n_mels=n_mels, n_bands=n_bands, n_lag_bins=n_lag_bins)
+        self.sample_rate = sample_rate
+        self.chain = Chain(sample_rate)
+        n_effects, n_params = len(self.chain.specs), len(self.chain.flat_params)
+
+        delay_spec = self.chain.specs[self.chain.effect_names.index("echo")].param("delay_ms")
+        self.delay_column = [(e, p.name) for e, p in self.chain.flat_params].index(("echo", "delay_ms"))
+        self.delay_range_ms = (delay_spec.minimum, delay_spec.maximum)
+        min_lag, max_lag = (ms * sample_rate / 1000 for ms in self.delay_range_ms)
+        self.lag_range = (math.floor(min_lag), math.ceil(max_lag) + 1)
+        self.min_samples = 2 * (self.lag_range[1] + CEPSTRUM_SMOOTHING) + 2
+        """Shortest clip the cepstrum can find the longest echo delay in (twice the delay)."""
+
+        self.register_buffer("mel_filterbank", features.mel_filterbank(MEL_FFT, sample_rate, n_mels),
+                             persistent=False)
+        self.register_buffer("band_filterbank", features.log_frequency_filterbank(
+            BAND_FFT, sample_rate, n_bands, *BAND_RANGE_HZ), persistent=False)
+        self.register_buffer("lag_bin_edges", features.log_lag_bin_edges(min_lag, max_lag, n_lag_bins),
+                             persistent=False)
+        self.register_buffer("lag_bin_centres", (torch.arange(n_lag_bins) + 0.5) / n_lag_bins, persistent=False)
+
+        channels = (width, 2 * width, 4 * width, 4 * width, 8 * width)
+        self.mel_encoder = nn.Sequential(
+            _conv_block(2, 2, channels[0], 1),
+            *(_conv_block(2, a, b, 2) for a, b in zip(channels, channels[1:])))
+        self.mel_projection = nn.Linear(2 * channels[-1] * (n_mels // 16), hidden)
+
+        band_channels = (width, 2 * width, 4 * width, 4 * width)
+        self.band_encoder = nn.Sequential(
+            _conv_block(1, 4, band_channels[0], 1, kernel=5),
+            *(_conv_block(1, a, b, 2, kernel=5) for a, b in zip(band_channels, band_channels[1:])))
+        self.band_projection = nn.Linear(band_channels[-1] * (n_bands // 8), hidden)
+
+        self.lag_scorer = nn.Sequential(
+            _conv_block(1, 2, width, 1, kernel=7), _conv_block(1, width, width, 1, kernel=7),
+            nn.Conv1d(width, 1, 7, padding=3))
+
+        n_statistics, n_lag_summary = 4, 3
+        self.trunk = nn.Sequential(
+            nn.Linear(2 * hidden + n_statistics + n_lag_summary, hidden), nn.GELU(),
+            nn.Linear(hidden, hidden), nn.GELU())
+        self.presence_head = nn.Linear(hidden, n_effects)
+        self.param_head = nn.Linear(hidden, n_params)
+
+    def check_input(self, audio: Tensor) -> None:
+        """Raise ``ValueError`` unless ``audio`` is float ``(batch, 1 or 2, ≥ min_samples)``."""
+        if not (audio.ndim == 3 and audio.is_floating_point() and audio.shape[1] in (1, 2)):
+            raise ValueError(f"ParamEstimator expects float audio (batch, 1 or 2 channels, samples), "
+                             f"got {tuple(audio.shape)} {audio.dtype}")
+        if audio.shape[-1] < self.min_samples:
+            raise ValueError(f"ParamEstimator needs clips of at least {self.min_samples} samples "
+                             f"({self.min_samples / self.sample_rate:.2f} s at {self.sample_rate} Hz) to find "
+                             f"echo delays up to {self.delay_range_ms[1]:g} ms; got {audio.shape[-1]}")
+
+    def forward(self, audio: Tensor) -> EstimatorOutput:
+        """Estimate from ``audio`` ``(batch, channels, samples)`` at :attr:`sample_rate`."""
+        self.check_input(audio)
+        statistics = features.level_statistics(audio)
+        normalised, _ = features.normalise_level(audio, LEVEL_TARGET_DB)
+        mid_side = features.mid_side(normalised)
+
+        mel = features.log_mel_spectrogram(mid_side, self.mel_filterbank, MEL_FFT, MEL_HOP)
+        mel_map = self.mel_encoder((mel - MEL_OFFSET) / MEL_SCALE)  # (batch, ch, n_mels / 16, frames)
+        mel_embedding = self.mel_projection(torch.cat([mel_map.mean(-1), mel_map.amax(-1)], 1).flatten(1))
+
+        bands = features.long_term_spectrum(mid_side, self.band_filterbank, BAND_FFT, BAND_HOP)
+        bands = torch.cat([bands[:, :2] / BAND_AVERAGE_SCALE, bands[:, 2:]], dim=1)
+        band_embedding = self.band_projection(self.band_encoder(bands).flatten(1))
+
+        cepstrum = features.power_cepstrum(normalised)
+        prominence = features.cepstral_prominence(cepstrum, self.lag_range, CEPSTRUM_SMOOTHING)
+        evidence = features.echo_lag_evidence(prominence, self.lag_range, self.lag_bin_edges) / LAG_EVIDENCE_SCALE
+        position = self.lag_bin_centres.expand_as(evidence)
+        delay_logits = self.lag_scorer(torch.stack([evidence, position], 1))[:, 0]
+        lag_summary = torch.stack([evidence.amax(1), delay_logits.amax(1) / 10,
+                                   torch.logsumexp(delay_logits, 1) / 10], dim=1)
+
+        hidden = self.trunk(torch.cat([mel_embedding, band_embedding, statistics, lag_summary], dim=1))
+        params = torch.sigmoid(self.param_head(hidden))
+        delay = (delay_logits.softmax(1) * self.lag_bin_centres).sum(1, keepdim=True)
+        params = torch.cat([params[:, :self.delay_column], delay, params[:, self.delay_column + 1:]], dim=1)
+        return EstimatorOutput(self.presence_head(hidden), params, delay_logits)
+
+    def refine_delay(self, audio: Tensor, params: Tensor) -> Tensor:
+        """``params`` ``(batch, params)`` with the echo delay moved onto the nearby cepstral peak of
+        ``audio``; the gradient passes straight through to the coarse delay."""
+        delay_param = self.chain.flat_params[self.delay_column][1]
+        coarse = params[:, self.delay_column]
+        with torch.no_grad():
+            normalised, _ = features.normalise_level(audio, LEVEL_TARGET_DB)
+            cepstrum = features.power_cepstrum(normalised.double())
+            coarse_lag = delay_param.denormalise(coarse.double()) * (self.sample_rate / 1000)
+            lag = features.refine_echo_delay(cepstrum, coarse_lag, self.lag_range, smoothing=CEPSTRUM_SMOOTHING)
+            fine = delay_param.normalise((lag * (1000 / self.sample_rate)).clamp(*self.delay_range_ms))
+        refined = coarse + (fine.to(coarse.dtype) - coarse).detach()
+        return torch.cat([params[:, :self.delay_column], refined[:, None], params[:, self.delay_column + 1:]], 1)
+
+    def estimate(self, audio: Tensor, refine_delay: bool = True) -> ChainParams:
+        """Chain parameters in physical units with soft presence ``sigmoid(logits)`` in ``[0, 1]``."""
+        output = self(audio)
+        params = self.refine_delay(audio, output.params) if refine_delay else output.params
+        return self.chain.from_vectors(torch.sigmoid(output.presence_logits), params)

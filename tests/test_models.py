@@ -1,0 +1,215 @@
+"""Features, models, losses and checkpoints (tiny models, short clips)."""
+
+import math
+
+import pytest
+import torch
+
+from dmaster import features, losses
+from dmaster.checkpoint import load_checkpoint, load_model, save_checkpoint
+from dmaster.effects import SPEC_VERSION, Chain, echo
+from dmaster.models import ParamEstimator, SpectrogramUNet, build_model, count_parameters
+from dmaster.synth import music_like
+
+SR = 22050
+CLIPS = torch.stack([music_like(2.0, SR, 2, seed=11), music_like(2.0, SR, 2, seed=12)])  # (2, 2, 44100)
+TINY_ESTIMATOR = dict(sample_rate=SR, width=4, hidden=32, n_mels=32, n_bands=64, n_lag_bins=32)
+TINY_UNET = dict(sample_rate=SR, width=4, depth=2, n_fft=256, hop=128, frequency_patch=2)
+
+
+def degraded_batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    chain = Chain(SR)
+    params = chain.sample_params(len(CLIPS), torch.Generator().manual_seed(seed))
+    presence, normalised = chain.to_vectors(params)
+    return {"degraded": chain(CLIPS, params), "clean": CLIPS, "presence": presence, "params": normalised}
+
+
+# -- features ------------------------------------------------------------------------------------
+
+def test_filterbanks_have_no_empty_band_and_rows_sum_to_one():
+    for bank in (features.mel_filterbank(512, SR, 40),
+                 features.log_frequency_filterbank(1024, SR, 96, 30.0, 16000.0)):
+        assert (bank > 0).any(1).all()
+        torch.testing.assert_close(bank.sum(1), torch.ones(len(bank)))
+
+
+@pytest.mark.parametrize("delay_ms, level_db", [(23.7, -20.0), (141.3, -12.0), (612.9, -24.0)])
+def test_cepstrum_finds_echo_delay_to_a_fraction_of_a_sample(delay_ms, level_db):
+    echoed = echo.forward(CLIPS, SR, delay_ms, level_db)
+    lag_range = (int(0.02 * SR), int(0.8 * SR) + 1)
+    true_lag = torch.tensor(delay_ms * SR / 1000).expand(len(CLIPS))
+    cepstrum = features.power_cepstrum(echoed.double())
+    for coarse_error in (0.96, 1.04):  # about one lag bin of the estimator either way
+        lag = features.refine_echo_delay(cepstrum, true_lag * coarse_error, lag_range)
+        assert (lag - true_lag).abs().max() < 0.5
+
+
+def test_lag_evidence_peaks_in_the_bin_of_the_echo():
+    delay_samples = 5000.3
+    echoed = echo.forward(CLIPS, SR, delay_samples * 1000 / SR, -15.0)
+    lag_range = (441, 17641)
+    edges = features.log_lag_bin_edges(441, 17640, 64)
+    prominence = features.cepstral_prominence(features.power_cepstrum(echoed), lag_range)
+    evidence = features.echo_lag_evidence(prominence, lag_range, edges)
+    expected = int(torch.bucketize(torch.tensor(delay_samples, dtype=torch.float64), edges)) - 1
+    assert (evidence.argmax(1) == expected).all()
+
+
+# -- models --------------------------------------------------------------------------------------
+
+def test_param_estimator_shapes_ranges_and_chain_params():
+    model = ParamEstimator(**TINY_ESTIMATOR)
+    chain = Chain(SR)
+    output = model(CLIPS)
+    assert output.presence_logits.shape == (2, len(chain.specs))
+    assert output.params.shape == (2, len(chain.flat_params))
+    assert output.delay_logits.shape == (2, 32)
+    assert ((output.params >= 0) & (output.params <= 1)).all()
+    params = model.estimate(CLIPS)
+    chain.validate(params, 2)
+    restored = chain.inverse(CLIPS, params)
+    assert restored.shape == CLIPS.shape and torch.isfinite(restored).all()
+
+
+def test_refined_delay_passes_gradient_to_the_coarse_estimate():
+    model = ParamEstimator(**TINY_ESTIMATOR)
+    coarse = torch.full((2, len(model.chain.flat_params)), 0.5, requires_grad=True)
+    model.refine_delay(CLIPS, coarse)[:, model.delay_column].sum().backward()
+    expected = torch.zeros_like(coarse)
+    expected[:, model.delay_column] = 1
+    torch.testing.assert_close(coarse.grad, expected)
+
+
+def test_models_reject_clips_that_are_too_short():
+    with pytest.raises(ValueError, match="at least"):
+        ParamEstimator(**TINY_ESTIMATOR)(CLIPS[..., :SR])
+    with pytest.raises(ValueError, match="at least"):
+        SpectrogramUNet(**TINY_UNET)(CLIPS[..., :100])
+
+
+def test_unet_keeps_shape_of_odd_length_input_and_is_differentiable():
+    model = SpectrogramUNet(**TINY_UNET)
+    audio = CLIPS[..., :10001].clone().requires_grad_(True)
+    restored = model(audio)
+    assert restored.shape == audio.shape
+    restored.square().mean().backward()
+    assert torch.isfinite(audio.grad).all() and all(p.grad is not None for p in model.parameters())
+
+
+def test_default_models_are_within_the_parameter_budget():
+    assert 300_000 < count_parameters(ParamEstimator()) < 3_000_000
+    assert 200_000 < count_parameters(SpectrogramUNet()) < 3_000_000
+
+
+def test_bad_hyperparameters_give_clear_errors():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("transformer")
+    with pytest.raises(ValueError, match="bad hyper-parameters"):
+        build_model("unet", colour="blue")
+    with pytest.raises(ValueError, match="divisible"):
+        SpectrogramUNet(n_fft=1000)
+    with pytest.raises(ValueError, match="width"):
+        ParamEstimator(width=0)
+
+
+# -- losses --------------------------------------------------------------------------------------
+
+def test_reconstruction_losses_vanish_for_identical_audio_and_grow_with_error():
+    assert float(losses.reconstruction_loss(CLIPS, CLIPS)) < 1e-3
+    assert float(losses.reconstruction_loss(0.5 * CLIPS, CLIPS)) > 0.1
+    robust = losses.reconstruction_loss(1000 * CLIPS, CLIPS, robust=True)
+    assert float(robust) < 0.1 * float(losses.reconstruction_loss(1000 * CLIPS, CLIPS))
+
+
+def test_parameter_weights_ignore_absent_effects_and_inaudible_eq_bands():
+    chain = Chain(SR)
+    params = chain.sample_params(2, torch.Generator().manual_seed(0))
+    params["eq"]["present"] = torch.tensor([1.0, 0.0])
+    params["eq"]["bell_2_gain_db"] = torch.tensor([0.0, 6.0])
+    params["eq"]["bell_3_gain_db"] = torch.tensor([6.0, 6.0])
+    presence, normalised = chain.to_vectors(params)
+    weights = losses.parameter_weights(chain, normalised, presence)
+    column = {(e, p.name): i for i, (e, p) in enumerate(chain.flat_params)}
+    assert weights[0, column[("eq", "bell_2_hz")]] == 0 and weights[0, column[("eq", "bell_2_gain_db")]] == 1
+    assert weights[0, column[("eq", "bell_3_q")]] == 1
+    assert weights[1, : len(chain.specs[0].params)].abs().sum() == 0
+    assert losses.parameter_loss(normalised, normalised, weights) == 0
+
+
+def test_delay_bin_loss_is_lowest_at_the_true_bin():
+    target = torch.tensor([0.3])
+    logits = torch.zeros(1, 10)
+    right, wrong = logits.clone(), logits.clone()
+    right[0, 2] = 10.0  # bin 2 spans [0.2, 0.3)
+    wrong[0, 7] = 10.0
+    present = torch.ones(1)
+    assert losses.delay_bin_loss(right, target, present) < losses.delay_bin_loss(wrong, target, present)
+    assert losses.delay_bin_loss(wrong, target, torch.zeros(1)) == 0
+
+
+# -- learning --------------------------------------------------------------------------------------
+
+def test_a_few_steps_lower_the_param_model_loss():
+    torch.manual_seed(0)
+    model, chain, batch = ParamEstimator(**TINY_ESTIMATOR), Chain(SR), degraded_batch(1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss() -> torch.Tensor:  # the end-to-end term is exercised in test_train.py
+        output = model(batch["degraded"])
+        supervised = losses.parameter_loss(output.params, batch["params"],
+                                           losses.parameter_weights(chain, batch["params"], batch["presence"]))
+        return supervised + losses.presence_loss(output.presence_logits, batch["presence"])
+
+    first = float(loss().detach())
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    assert float(loss().detach()) < 0.8 * first
+
+
+def test_a_few_steps_lower_the_unet_loss():
+    torch.manual_seed(0)
+    model, batch = SpectrogramUNet(**TINY_UNET), degraded_batch(2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss() -> torch.Tensor:
+        return losses.reconstruction_loss(model(batch["degraded"]), batch["clean"])
+
+    first = float(loss().detach())
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    assert float(loss().detach()) < 0.9 * first
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, args", [("param", TINY_ESTIMATOR), ("unet", TINY_UNET)])
+def test_save_then_load_gives_identical_outputs(tmp_path, kind, args):
+    model = build_model(kind, **args).eval()
+    optimizer = torch.optim.Adam(model.parameters())
+    path = tmp_path / "run" / "best.pt"
+    save_checkpoint(path, model, kind, {"model": kind, "steps": 3}, step=3, optimizer=optimizer, best_metric=math.inf)
+    assert [p.name for p in path.parent.iterdir()] == ["best.pt"]  # no temporary file left behind
+    raw = torch.load(path, weights_only=True)
+    assert raw["spec_version"] == SPEC_VERSION and raw["step"] == 3 and raw["model_kind"] == kind
+    loaded, config = load_model(path)
+    assert config == {"model": kind, "steps": 3} and not loaded.training
+    with torch.no_grad():
+        expected, actual = model(CLIPS), loaded(CLIPS)
+    for a, b in zip(expected if kind == "param" else [expected], actual if kind == "param" else [actual]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_checkpoint_with_another_spec_version_is_refused(tmp_path):
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, build_model("unet", **TINY_UNET), "unet", {}, step=1)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["spec_version"] = SPEC_VERSION + 1
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match="parameter spec version"):
+        load_model(path)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
