@@ -14,12 +14,18 @@ import torch
 Tensor = torch.Tensor
 
 
-def _note(t: Tensor, frequency: float, start: float, length: float, harmonics: int, decay: float) -> Tensor:
-    local = t - start
-    inside = (local >= 0) & (local < length)
-    envelope = (1 - torch.exp(-local.clamp_min(0) / 0.005)) * torch.exp(-local.clamp_min(0) / decay) * inside
+def _add_note(out: Tensor, sample_rate: int, frequency: float, start: float, length: float, harmonics: int,
+              decay: float, gain: Tensor) -> None:
+    """Add a harmonic tone with a 5 ms attack and exponential decay to ``out`` ``(channels, samples)``
+    in place; ``gain`` ``(channels, 1)`` pans it."""
+    first = int(start * sample_rate)
+    last = min(out.shape[-1], int((start + length) * sample_rate))
+    if last <= first:
+        return
+    local = torch.arange(last - first, dtype=torch.float64) / sample_rate
+    envelope = (1 - torch.exp(-local / 0.005)) * torch.exp(-local / decay)
     tone = sum(torch.sin(2 * math.pi * frequency * k * local) / k**1.3 for k in range(1, harmonics + 1))
-    return envelope * tone
+    out[:, first:last] += gain * (envelope * tone)
 
 
 def music_like(seconds: float = 4.0, sample_rate: int = 44100, channels: int = 2, seed: int = 0,
@@ -27,22 +33,27 @@ def music_like(seconds: float = 4.0, sample_rate: int = 44100, channels: int = 2
     """A ``(channels, samples)`` float32 clip of synthetic music, peak −1 dBFS."""
     generator = torch.Generator().manual_seed(seed)
     samples = int(seconds * sample_rate)
-    t = torch.arange(samples, dtype=torch.float64) / sample_rate
     beat = 60.0 / tempo_bpm
     roots = [110.0 * 2 ** (int(s) / 12) for s in torch.randint(0, 12, (8,), generator=generator)]
     out = torch.zeros(channels, samples, dtype=torch.float64)
-    for bar_start in torch.arange(0, seconds, 4 * beat).tolist():
-        root = roots[int(bar_start / (4 * beat)) % len(roots)]
-        chord = sum(_note(t, root * 2 * ratio, bar_start, 4 * beat, 6, 1.5) for ratio in (1, 1.26, 1.5))
-        bass = sum(_note(t, root / 2, bar_start + i * beat, beat, 4, 0.25) for i in range(4))
-        for c in range(channels):
-            pan = 0.5 + 0.3 * math.sin(c * math.pi / max(channels - 1, 1) - math.pi / 2)
-            out[c] += 0.12 * pan * chord + 0.3 * bass
+    pan = torch.tensor([0.5 + 0.3 * math.sin(c * math.pi / max(channels - 1, 1) - math.pi / 2)
+                        for c in range(channels)], dtype=torch.float64)[:, None]
+    centre = torch.ones(channels, 1, dtype=torch.float64)
+    for bar, bar_start in enumerate(torch.arange(0, seconds, 4 * beat).tolist()):
+        root = roots[bar % len(roots)]
+        for ratio in (1, 1.26, 1.5):
+            _add_note(out, sample_rate, root * 2 * ratio, bar_start, 4 * beat, 6, 1.5, 0.12 * pan)
+        for i in range(4):
+            _add_note(out, sample_rate, root / 2, bar_start + i * beat, beat, 4, 0.25, 0.3 * centre)
+    hit_length = int(0.4 * sample_rate)
+    local = torch.arange(hit_length, dtype=torch.float64) / sample_rate
+    kick = 0.5 * torch.sin(2 * math.pi * 55 * local * (1 + 2 * torch.exp(-local / 0.03))) * torch.exp(-local / 0.12)
+    hat_envelope = 0.08 * torch.exp(-local / 0.02)
     noise = torch.randn(channels, samples, generator=generator, dtype=torch.float64)
     for hit in torch.arange(0, seconds, beat / 2).tolist():
-        local = t - hit
-        inside = local >= 0
-        kick = torch.sin(2 * math.pi * 55 * local * (1 + 2 * torch.exp(-local.clamp_min(0) / 0.03)))
-        out += (0.5 * kick * torch.exp(-local.clamp_min(0) / 0.12) * inside) * (round(hit / beat, 3) % 1 == 0)
-        out += 0.08 * noise * torch.exp(-local.clamp_min(0) / 0.02) * inside
+        first = int(hit * sample_rate)
+        last = min(samples, first + hit_length)
+        if round(hit / beat, 3) % 1 == 0:
+            out[:, first:last] += kick[: last - first]
+        out[:, first:last] += noise[:, first:last] * hat_envelope[: last - first]
     return (out * (10 ** (-1 / 20) / out.abs().max())).float()
