@@ -38,7 +38,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -285,13 +285,20 @@ class Summary:
     failures: list[dict[str, str]] = field(default_factory=list)
 
 
-def _report(layout: OutputLayout, summary: Summary, known: set[tuple[str, str]], source: Path, reason: str) -> None:
-    failure = {"source": str(source), "reason": reason}
-    summary.failures.append(failure)
-    tqdm.write(f"skipping: {reason}", file=sys.stderr)
-    if (failure["source"], reason) not in known:
-        known.add((failure["source"], reason))
-        append_jsonl(layout.errors, failure)
+class _Run:
+    """Book-keeping of one run: the summary, and unusable inputs reported once to errors.jsonl."""
+
+    def __init__(self, layout: OutputLayout):
+        self.layout = layout
+        self.summary = Summary()
+        self.known = {(f["source"], f["reason"]) for f in read_jsonl(layout.errors)}
+
+    def report(self, source: Path, reason: str) -> None:
+        self.summary.failures.append({"source": str(source), "reason": reason})
+        tqdm.write(f"skipping: {reason}", file=sys.stderr)
+        if (str(source), reason) not in self.known:
+            self.known.add((str(source), reason))
+            append_jsonl(self.layout.errors, {"source": str(source), "reason": reason})
 
 
 def _load(track: Track, sample_rate: int, max_seconds: float | None) -> Tensor | AudioError:
@@ -301,77 +308,86 @@ def _load(track: Track, sample_rate: int, max_seconds: float | None) -> Tensor |
         return error
 
 
-def generate(input_root: str | Path, output_root: str | Path, *, subfolders: Sequence[str] | None = None,
-             seed: int = 0, device: str = "cpu", batch_size: int = 8, shard: tuple[int, int] = (1, 1),
-             limit: int | None = None, spectrograms: bool = True, sample_rate: int = 44100,
-             max_seconds: float | None = 30.0, workers: int = 2, progress: bool = True) -> Summary:
-    """Generate the pairs of ``input_root`` into ``output_root`` (see the module docstring)."""
-    input_root, output_root = Path(input_root), Path(output_root)
-    max_seconds = max_seconds or None
-    started = time.perf_counter()
-    check_folders(input_root, output_root)
-    target = torch.device(device)
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise GenerationError("--device cuda was asked for, but CUDA is not available here")
-    chain = Chain(sample_rate).to(target)
-    layout = OutputLayout(output_root)
-    found = find_tracks(input_root, subfolders)
-    layout.prepare({"seed": seed, "sample_rate": sample_rate, "max_seconds": max_seconds,
-                    "spec_version": SPEC_VERSION})
-
-    summary = Summary()
-    known_failures = {(f["source"], f["reason"]) for f in read_jsonl(layout.errors)}
-    first_with_id: dict[str, Track] = {}
-    for track in found:
-        first_with_id.setdefault(track.id, track)
-    tracks = select_shard(found, *shard)[:limit]
-    unique = []
-    for track in tracks:
-        if first_with_id[track.id] is track:
-            unique.append(track)
-        else:
-            _report(layout, summary, known_failures, track.path,
-                    f"{track.path}: has the same track id {track.id!r} as {first_with_id[track.id].path}")
-    summary.tracks = len(unique)
-
-    recorded = {r.get("id") for r in read_jsonl(layout.manifest)}
-    done = [t for t in unique if layout.record(t.id).exists()]
-    for track in done:
-        if track.id not in recorded:  # killed between the JSON and the manifest line
-            append_jsonl(layout.manifest, read_json(layout.record(track.id)))
-    summary.already_done = len(done)
-    done_ids = {t.id for t in done}
-    todo = [t for t in unique if t.id not in done_ids]
-
-    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    bar = tqdm(total=len(todo), unit="file", desc="demaster", disable=not progress, dynamic_ncols=True)
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool, bar:
-        def submit(batch: list[Track]) -> list[Future]:
+def _loaded_batches(tracks: Sequence[Track], batch_size: int, sample_rate: int, max_seconds: float | None,
+                    workers: int) -> Iterator[list[tuple[Track, Tensor | AudioError]]]:
+    """Batches of ``(track, audio or the error)``; the next batch decodes in ``workers``
+    threads while the caller processes the current one."""
+    batches = [tracks[i : i + batch_size] for i in range(0, len(tracks), batch_size)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        def submit(batch: Sequence[Track]) -> list[Future]:
             return [pool.submit(_load, t, sample_rate, max_seconds) for t in batch]
 
         pending = submit(batches[0]) if batches else []
         for number, batch in enumerate(batches):
             loaded = [f.result() for f in pending]
             pending = submit(batches[number + 1]) if number + 1 < len(batches) else []
-            good = [(t, a) for t, a in zip(batch, loaded) if isinstance(a, Tensor)]
-            for track, error in zip(batch, loaded):
+            yield list(zip(batch, loaded))
+
+
+def _distinct(tracks: Sequence[Track], everything: Sequence[Track], run: _Run) -> list[Track]:
+    """``tracks`` without those whose id an earlier file of ``everything`` already has (reported)."""
+    first_with_id: dict[str, Track] = {}
+    for track in everything:
+        first_with_id.setdefault(track.id, track)
+    for track in tracks:
+        if first_with_id[track.id] is not track:
+            run.report(track.path, f"{track.path}: has the same track id {track.id!r} as {first_with_id[track.id].path}")
+    return [t for t in tracks if first_with_id[t.id] is t]
+
+
+def _resume(layout: OutputLayout, tracks: Sequence[Track]) -> list[Track]:
+    """The tracks still to do. Done pairs (their JSON exists) missing from the manifest, because
+    a run was killed between the two writes, get their manifest line now."""
+    recorded = {r.get("id") for r in read_jsonl(layout.manifest)}
+    for track in tracks:
+        if layout.record(track.id).exists() and track.id not in recorded:
+            append_jsonl(layout.manifest, read_json(layout.record(track.id)))
+    return [t for t in tracks if not layout.record(t.id).exists()]
+
+
+def generate(input_root: str | Path, output_root: str | Path, *, subfolders: Sequence[str] | None = None,
+             seed: int = 0, device: str = "cpu", batch_size: int = 8, shard: tuple[int, int] = (1, 1),
+             limit: int | None = None, spectrograms: bool = True, sample_rate: int = 44100,
+             max_seconds: float | None = 30.0, workers: int = 2, progress: bool = True) -> Summary:
+    """Generate the pairs of ``input_root`` into ``output_root`` (see the module docstring);
+    ``max_seconds=None`` (or 0) keeps whole tracks."""
+    started = time.perf_counter()
+    input_root, output_root, max_seconds = Path(input_root), Path(output_root), max_seconds or None
+    check_folders(input_root, output_root)
+    target = torch.device(device)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise GenerationError(f"device {device} was asked for, but CUDA is not available here")
+    chain = Chain(sample_rate).to(target)
+    layout = OutputLayout(output_root)
+    found = find_tracks(input_root, subfolders)
+    layout.prepare({"seed": seed, "sample_rate": sample_rate, "max_seconds": max_seconds,
+                    "spec_version": SPEC_VERSION})
+    run = _Run(layout)
+    tracks = _distinct(select_shard(found, *shard)[:limit], found, run)
+    todo = _resume(layout, tracks)
+    run.summary.tracks, run.summary.already_done = len(tracks), len(tracks) - len(todo)
+
+    with tqdm(total=len(todo), unit="file", desc="demaster", disable=not progress, dynamic_ncols=True) as bar:
+        for batch in _loaded_batches(todo, batch_size, sample_rate, max_seconds, max(workers, 1)):
+            for track, error in batch:
                 if isinstance(error, AudioError):
-                    _report(layout, summary, known_failures, track.path, str(error))
+                    run.report(track.path, str(error))
+            good = [(track, audio) for track, audio in batch if isinstance(audio, Tensor)]
             if good:
-                params = track_params(chain, seed, [t.id for t, _ in good])
-                degraded = degrade_batch(chain, [a for _, a in good], params, target)
+                params = track_params(chain, seed, [track.id for track, _ in good])
+                degraded = degrade_batch(chain, [audio for _, audio in good], params, target)
                 for (track, original), output, item in zip(good, degraded, chain.to_json(params)):
                     if not torch.isfinite(output).all():
-                        _report(layout, summary, known_failures, track.path, "degraded audio is not finite")
+                        run.report(track.path, f"{track.path}: degraded audio is not finite")
                         continue
                     append_jsonl(layout.manifest, write_pair(layout, chain, track, original, output, item,
                                                              seed, spectrograms))
-                    summary.written += 1
-                    summary.audio_seconds += original.shape[-1] / sample_rate
+                    run.summary.written += 1
+                    run.summary.audio_seconds += original.shape[-1] / sample_rate
             bar.update(len(batch))
-            bar.set_postfix_str(f"audio {summary.audio_seconds / (time.perf_counter() - started):.1f} s/s")
-    summary.elapsed_s = time.perf_counter() - started
-    return summary
+            bar.set_postfix_str(f"audio {run.summary.audio_seconds / (time.perf_counter() - started):.1f} s/s")
+    run.summary.elapsed_s = time.perf_counter() - started
+    return run.summary
 
 
 # -- command line -------------------------------------------------------------------------------
