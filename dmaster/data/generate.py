@@ -354,10 +354,16 @@ def generate(input_root: str | Path, output_root: str | Path, *, subfolders: Seq
     started = time.perf_counter()
     input_root, output_root, max_seconds = Path(input_root), Path(output_root), max_seconds or None
     check_folders(input_root, output_root)
-    target = torch.device(device)
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise GenerationError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if target.type == "cuda" and not torch.cuda.is_available():
         raise GenerationError(f"device {device} was asked for, but CUDA is not available here")
-    chain = Chain(sample_rate).to(target)
+    try:
+        chain = Chain(sample_rate).to(target)
+    except ValueError as error:
+        raise GenerationError(str(error)) from None
     layout = OutputLayout(output_root)
     found = find_tracks(input_root, subfolders)
     layout.prepare({"seed": seed, "sample_rate": sample_rate, "max_seconds": max_seconds,
@@ -394,23 +400,23 @@ def generate(input_root: str | Path, output_root: str | Path, *, subfolders: Seq
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", nargs="?", type=Path, default=DEFAULT_INPUT,
+    parser.add_argument("input", nargs="?", type=Path, default=DEFAULT_INPUT, metavar="INPUT",
                         help=f"folder of mastered music, searched recursively (default: {DEFAULT_INPUT})")
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, metavar="OUTPUT",
                         help=f"output folder (default: {DEFAULT_OUTPUT})")
     parser.add_argument("--subfolders", nargs="+", metavar="NAME",
                         help="only these subfolders of INPUT (e.g. 000 001); ids stay relative to INPUT")
     parser.add_argument("--seed", type=int, default=0, help="seed of the parameters (default: 0)")
     parser.add_argument("--device", default="cpu", help="device the chain runs on: cpu, cuda, cuda:1 ...")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, help="tracks degraded at once (default: 8)")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="tracks degraded at once (default: 8)")
     parser.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="k/N",
                         help="do only tracks k, k+N, k+2N ... of the sorted list (1-based; default: 1/1)")
-    parser.add_argument("--limit", type=_positive_int, help="at most this many tracks (of this shard)")
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="at most this many tracks (of this shard)")
     parser.add_argument("--no-spectrograms", action="store_true", help="skip the PNGs (faster)")
-    parser.add_argument("--sample-rate", type=_positive_int, default=44100, help="working rate in Hz (default: 44100)")
-    parser.add_argument("--max-seconds", type=float, default=30.0,
+    parser.add_argument("--sample-rate", type=_positive_int, default=44100, metavar="HZ", help="working rate in Hz (default: 44100)")
+    parser.add_argument("--max-seconds", type=float, default=30.0, metavar="SECONDS",
                         help="keep only the first seconds of longer inputs; 0 keeps everything (default: 30)")
-    parser.add_argument("--workers", type=_positive_int, default=2, help="decoding threads (default: 2)")
+    parser.add_argument("--workers", type=_positive_int, default=2, metavar="N", help="decoding threads (default: 2)")
 
 
 def run(args: argparse.Namespace) -> int:
