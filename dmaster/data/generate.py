@@ -141,8 +141,8 @@ def describe_effect(spec: EffectSpec, values: Mapping[str, Any]) -> str:
     title = EFFECT_TITLES.get(spec.name, spec.name.capitalize())
     if not values["present"]:
         return f"{title}: off"
-    bands = [p.name[: -len("_gain_db")] for p in spec.params
-             if p.name.endswith("_gain_db") and {f"{p.name[:-8]}_hz", f"{p.name[:-8]}_q"} <= set(spec.names)]
+    bands = [p.name.removesuffix("_gain_db") for p in spec.params if p.name.endswith("_gain_db")]
+    bands = [b for b in bands if {f"{b}_hz", f"{b}_q"} <= set(spec.names)]
     in_bands = {f"{b}_{s}" for b in bands for s in ("gain_db", "hz", "q")}
     parts = [f"{b.replace('_', ' ')} {values[b + '_gain_db']:+.1f} dB at {values[b + '_hz']:.0f} Hz, "
              f"Q {values[b + '_q']:.2f}" for b in bands]
