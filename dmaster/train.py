@@ -36,7 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, unwrap
 from .effects import Chain
 from .losses import (delay_bin_loss, parameter_loss, parameter_weights, presence_loss, reconstruction_loss)
 from .metrics import mrstft_distance, si_sdr
-from .models import MODELS, ParamEstimator, build_model, count_parameters
+from .models import MODELS, EstimatorOutput, ParamEstimator, build_model, count_parameters
 from .synth import music_like
 
 Tensor = torch.Tensor
@@ -280,15 +280,17 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
 
 def _paired_batches(config: TrainConfig, split: str, rank: int, world_size: int, epoch: int,
                     shuffle: bool) -> Iterator[Batch]:
+    """Endless batches of :class:`~dmaster.data.datasets.PairedDataset`, new windows every epoch."""
     from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
     from .data.datasets import PairedDataset
 
     dataset = PairedDataset(config.manifest, config.window_seconds, split, config.sample_rate, config.seed)
     if len(dataset) < config.batch_size * world_size:
-        raise ValueError(f"the {split} split of {config.manifest} has {len(dataset)} windows, fewer than one batch "
+        raise ValueError(f"the {split} split of {config.manifest} has {len(dataset)} pairs, fewer than one batch "
                          f"({config.batch_size} × {world_size} processes)")
     while True:
+        dataset.set_epoch(epoch)
         if world_size > 1 and shuffle:
             sampler: Any = DistributedSampler(dataset, world_size, rank, shuffle=True, seed=config.seed, drop_last=True)
             sampler.set_epoch(epoch)
@@ -302,21 +304,22 @@ def _paired_batches(config: TrainConfig, split: str, rank: int, world_size: int,
 
 
 def _music_batches(config: TrainConfig, split: str, device: torch.device, rank: int, world_size: int,
-                   seed: int) -> Iterator[Batch]:
+                   epoch: int, pool_tracks: int = 64) -> Iterator[Batch]:
+    """Endless batches of :class:`~dmaster.data.datasets.OnTheFlyBatches` (this rank's tracks)."""
     from .data.datasets import OnTheFlyBatches
 
-    while True:  # a finite source is read again with the next seed
-        yield from OnTheFlyBatches(config.music_root, config.window_seconds, config.batch_size, split,
-                                   config.sample_rate, device, seed, rank=rank, world_size=world_size)
-        seed += 1
+    source = OnTheFlyBatches(config.music_root, config.window_seconds, config.batch_size, split, config.sample_rate,
+                             device, config.seed, rank=rank, world_size=world_size, pool_tracks=pool_tracks)
+    source.set_epoch(epoch)
+    return iter(source)
 
 
 def training_batches(config: TrainConfig, device: torch.device, rank: int, world_size: int,
                      start_step: int) -> Iterator[Batch]:
     """Endless training batches of this process's shard, on ``device``.
 
-    Synthetic data continues exactly where a resumed run stopped; the file sources restart with a
-    seed (and sampler epoch) derived from the step, so they see fresh data rather than a replay.
+    Synthetic data continues exactly where a resumed run stopped; the file sources restart with
+    the step as their epoch, so a resumed run sees fresh windows rather than a replay.
     """
     if config.data == "synthetic":
         source: Iterable[Batch] = SyntheticBatches(config.window_seconds, config.batch_size, "train",
@@ -325,7 +328,7 @@ def training_batches(config: TrainConfig, device: torch.device, rank: int, world
     elif config.manifest:
         source = _paired_batches(config, "train", rank, world_size, epoch=start_step, shuffle=True)
     else:
-        source = _music_batches(config, "train", device, rank, world_size, config.seed + start_step)
+        source = _music_batches(config, "train", device, rank, world_size, epoch=start_step)
     return (_to_device(batch, device) for batch in source)
 
 
@@ -338,7 +341,8 @@ def validation_batches(config: TrainConfig, device: torch.device) -> list[Batch]
     elif config.manifest:
         source = _paired_batches(config, "val", 0, 1, epoch=0, shuffle=False)
     else:
-        source = _music_batches(config, "val", device, 0, 1, config.seed)
+        source = _music_batches(config, "val", device, 0, 1, epoch=0,
+                                pool_tracks=min(64, config.val_batches * config.batch_size))
     return [_to_device(next(source), device) for _ in range(config.val_batches)]
 
 
@@ -352,6 +356,18 @@ def e2e_weight_at(progress: float, config: TrainConfig) -> float:
     return config.e2e_weight * min(1.0, max(0.0, progress / config.e2e_start - 1.0))
 
 
+def supervised_terms(estimator: ParamEstimator, output: EstimatorOutput, batch: Batch,
+                     chain: Chain) -> dict[str, Tensor]:
+    """The param model's parameter, presence and delay-bin losses against the batch's truth."""
+    presence, target = batch["presence"], batch["params"]
+    echo = chain.effect_names.index("echo")
+    return {
+        "param": parameter_loss(output.params, target, parameter_weights(chain, target, presence)),
+        "presence": presence_loss(output.presence_logits, presence),
+        "delay": delay_bin_loss(output.delay_logits, target[:, estimator.delay_column], presence[:, echo]),
+    }
+
+
 def training_loss(model: nn.Module, batch: Batch, config: TrainConfig, chain: Chain,
                   e2e_weight: float) -> tuple[Tensor, dict[str, float]]:
     """Weighted total loss and its terms for one batch; ``model`` may be DDP-wrapped. The param
@@ -363,14 +379,8 @@ def training_loss(model: nn.Module, batch: Batch, config: TrainConfig, chain: Ch
         return loss, {"reconstruction": loss.item()}
 
     estimator: ParamEstimator = unwrap(model)
-    presence, target = batch["presence"], batch["params"]
     output = model(degraded)
-    echo = chain.effect_names.index("echo")
-    terms = {
-        "param": parameter_loss(output.params, target, parameter_weights(chain, target, presence)),
-        "presence": presence_loss(output.presence_logits, presence),
-        "delay": delay_bin_loss(output.delay_logits, target[:, estimator.delay_column], presence[:, echo]),
-    }
+    terms = supervised_terms(estimator, output, batch, chain)
     weights = {"param": config.param_weight, "presence": config.presence_weight, "delay": config.delay_weight}
     if e2e_weight > 0:
         items = config.e2e_items or len(degraded)
@@ -387,8 +397,10 @@ def training_loss(model: nn.Module, batch: Batch, config: TrainConfig, chain: Ch
 
 @torch.no_grad()
 def validate(model: nn.Module, batches: list[Batch], config: TrainConfig, chain: Chain) -> dict[str, float]:
-    """Mean validation metrics. The param model restores with its delay refined and presence
-    thresholded at 0.5, as at inference."""
+    """Mean validation metrics of the restored audio (``mrstft``, ``si_sdr``) and ``loss`` (the param
+    model's: its supervised terms, weighted; the U-Net's: its training loss). The param model
+    restores with its delay refined and presence thresholded at 0.5, as at inference, and also
+    reports its parameter error, presence accuracy, EQ gain error (dB) and median echo delay error."""
     model = unwrap(model)
     was_training = model.training
     model.eval()
@@ -400,9 +412,11 @@ def validate(model: nn.Module, batches: list[Batch], config: TrainConfig, chain:
 
     for batch in batches:
         degraded, clean = batch["degraded"], batch["clean"]
-        add("loss", training_loss(model, batch, config, chain, config.e2e_weight)[0])
         if isinstance(model, ParamEstimator):
             output = model(degraded)
+            terms = supervised_terms(model, output, batch, chain)
+            add("loss", config.param_weight * terms["param"] + config.presence_weight * terms["presence"]
+                + config.delay_weight * terms["delay"])
             params = model.refine_delay(degraded, output.params)
             presence = (torch.sigmoid(output.presence_logits) > 0.5).float()
             restored = chain.inverse(degraded, chain.from_vectors(presence, params))
@@ -418,6 +432,7 @@ def validate(model: nn.Module, batches: list[Batch], config: TrainConfig, chain:
             delay_errors_ms.append((estimated["echo"]["delay_ms"] - true["echo"]["delay_ms"]).abs()[echo_on])
         else:
             restored = model(degraded)
+            add("loss", reconstruction_loss(restored, clean, config.mrstft_weight, config.l1_weight))
         add("mrstft", mrstft_distance(restored, clean).mean())
         add("si_sdr", si_sdr(restored, clean).mean())
     metrics = {name: value / len(batches) for name, value in sums.items()}
