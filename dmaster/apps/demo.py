@@ -14,7 +14,6 @@ from ..master import master
 from ..metrics import mrstft_distance, si_sdr
 from ..synth import music_like
 
-HELP = "degrade a synthesised clip, master it with the shipped model and print what it found"
 SAMPLE_RATE = 44100
 DEGRADATION = {
     "eq": {"present": True, "bell_3_hz": 2500.0, "bell_3_q": 1.5, "bell_3_gain_db": 6.0,

@@ -14,7 +14,6 @@ from ..data.audio import load_audio, read_jsonl, write_json_atomic
 from ..master import master, resolve_model
 from ..metrics import log_spectral_distance, mrstft_distance, si_sdr
 
-HELP = "score a model on a folder written by 'dmaster demaster' (MR-STFT, SI-SDR, LSD)"
 METRICS = {"mrstft": mrstft_distance, "si_sdr_db": si_sdr, "lsd_db": log_spectral_distance}
 
 

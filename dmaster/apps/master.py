@@ -13,7 +13,6 @@ from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, w
 from ..data.plots import save_spectrograms
 from ..master import master, resolve_model
 
-HELP = "master audio files or folders: estimate what degraded them and undo it"
 
 
 def find_inputs(inputs: list[Path]) -> list[Path]:

@@ -52,7 +52,6 @@ from .splits import Track, find_tracks, split_of
 
 Tensor = torch.Tensor
 
-HELP = "degrade a folder of mastered music into (original, degraded) pairs with known parameters"
 DEFAULT_INPUT = Path("data/raw/fma_small")
 DEFAULT_OUTPUT = Path("experiments/output_full")
 EFFECT_TITLES = {"eq": "EQ"}

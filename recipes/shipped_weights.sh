@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Reproduce the weights shipped in dmaster/weights/ (see the model card in README.md).
+#
+#   bash recipes/shipped_weights.sh            # ~1 h on a 2-core CPU
+#
+# 1. fetch CC/GPL music from four Debian packages and collect it in data/raw/debian_music;
+# 2. train the parameter estimator and the U-Net baseline on it (degraded on the fly; the
+#    train/val/test split is by track, from a hash of the track id);
+# 3. copy the best checkpoints (weights, hyper-parameters, config, spec version; no optimiser
+#    state) into dmaster/weights/;
+# 4. measure them on the held-out test tracks with benchmarks/quality.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES=${MINUTES:-30}   # wall-clock training budget per model
+THREADS=${THREADS:-1}    # torch threads per training process (the two models train side by side)
+
+if [ ! -d data/raw/debian_music ]; then
+    mkdir -p data/raw/debian_packages
+    (cd data/raw/debian_packages && apt-get download fretsonfire-songs-sectoid fretsonfire-songs-muldjord \
+        hyperrogue-music wesnoth-1.16-music && for deb in *.deb; do dpkg -x "$deb" extracted; done)
+    python recipes/prepare_debian_music.py data/raw/debian_packages/extracted data/raw/debian_music
+fi
+
+common=(--music-root data/raw/debian_music --max-minutes "$MINUTES" --steps 100000 --window-seconds 3
+        --batch-size 8 --val-every 250 --seed 0 --device cpu)
+OMP_NUM_THREADS=$THREADS python -m dmaster.train --model param --run-name shipped_param "${common[@]}" \
+    > experiments/shipped_param.out 2>&1 &
+OMP_NUM_THREADS=$THREADS python -m dmaster.train --model unet --run-name shipped_unet "${common[@]}" \
+    > experiments/shipped_unet.out 2>&1 &
+wait
+
+python recipes/export_weights.py models/shipped_param/best.pt dmaster/weights/param.pt
+python recipes/export_weights.py models/shipped_unet/best.pt dmaster/weights/unet.pt
+python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality
