@@ -109,7 +109,11 @@ class Chain(nn.Module):
     # -- processing ---------------------------------------------------------------------------
 
     def _linear(self, x: Tensor, params: ChainParams, modules: Sequence[ModuleType], invert: bool) -> Tensor:
-        """Apply (or undo) consecutive LTI effects with one FFT pair, blending by presence."""
+        """Apply (or undo) consecutive LTI effects with one FFT pair, blending by presence.
+
+        Responses of effects with an exact inverse are computed in float64, so that the
+        inverse cancels them; the reverb's (the costliest, with no exact inverse) in the
+        audio's precision."""
         active = [m for m in modules if bool((_present(params[m.SPEC.name]) > 0).any())]
         if not active:
             return x
@@ -118,14 +122,15 @@ class Chain(nn.Module):
         response: Tensor | float = 1.0
         for m in active:
             effect = params[m.SPEC.name]
-            h = m.transfer(n_fft, self.sample_rate, x.shape[1], **double(_values(effect)))
+            values = double(_values(effect)) if invert or m.EXACT_INVERSE else _values(effect)
+            h = m.transfer(n_fft, self.sample_rate, x.shape[1], **values)
             if invert:
                 h = 1.0 / h
             present = _present(effect)
             if not bool((present == 1).all()):
                 h = 1.0 + present.double()[:, None, None] * (h - 1.0)
             response = response * h
-        return apply_response(x, response, n_fft)
+        return apply_response(x, response, n_fft, double_precision=invert)
 
     def _blend(self, x: Tensor, processed: Tensor, present: Tensor) -> Tensor:
         return x + present[:, None, None] * (processed - x)

@@ -59,6 +59,9 @@ def _band_params(band: Band) -> tuple[Param, ...]:
     )
 
 
+EXACT_INVERSE = True
+"""Whether :func:`inverse` undoes :func:`forward` exactly."""
+
 SPEC = EffectSpec(
     name="eq",
     params=tuple(p for band in BANDS for p in _band_params(band)),
@@ -120,7 +123,7 @@ def inverse(y: Tensor, sample_rate: float, **params: Tensor | float) -> Tensor:
     check_audio(y)
     full = _complete(params, y)
     negated = {k: -v if k.endswith("_gain_db") else v for k, v in full.items()}
-    return filter_lti(y, sample_rate, transfer, negated, tail_samples(sample_rate))
+    return filter_lti(y, sample_rate, transfer, negated, tail_samples(sample_rate), double_precision=True)
 
 
 def tail_samples(sample_rate: float, inverse: bool = False, **params: Tensor) -> int:

@@ -8,6 +8,9 @@ from .spec import EffectSpec, Param, Prior, as_param, check_audio, db_to_amplitu
 
 Tensor = torch.Tensor
 
+EXACT_INVERSE = True
+"""Whether :func:`inverse` undoes :func:`forward` exactly."""
+
 SPEC = EffectSpec(
     name="gain",
     params=(

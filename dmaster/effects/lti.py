@@ -36,16 +36,18 @@ def delay_response(delay_samples: Tensor, n_fft: int) -> Tensor:
     return torch.polar(torch.ones_like(phase), phase)
 
 
-def apply_response(x: Tensor, response: Tensor, n_fft: int) -> Tensor:
+def apply_response(x: Tensor, response: Tensor, n_fft: int, double_precision: bool = False) -> Tensor:
     """Filter ``x`` ``(batch, channels, samples)`` with a response on an ``n_fft`` grid;
     the output keeps the input's length and dtype (the tail past the end is dropped).
 
-    The FFTs run in double precision (about 12 % slower than single on a CPU): an EQ
-    may cut some bins by 60 dB and more, and its inverse boosts them back, which
-    would lift float32 round-off into the audible range.
+    Inverses use ``double_precision``: an EQ may cut some bins by 60 dB and more, and
+    its inverse boosts them back, which would lift float32 FFT round-off of the
+    inverse into the audible range (the forward's round-off is not boosted).
     """
-    response = response.to(torch.complex128) if response.is_complex() else response.double()
-    spectrum = torch.fft.rfft(x.double(), n_fft)
+    work = torch.float64 if double_precision else x.dtype
+    complex_work = torch.complex128 if work == torch.float64 else torch.complex64
+    response = response.to(complex_work) if response.is_complex() else response.to(work)
+    spectrum = torch.fft.rfft(x.to(work), n_fft)
     return torch.fft.irfft(spectrum * response, n_fft)[..., : x.shape[-1]].to(x.dtype)
 
 
@@ -56,9 +58,11 @@ def double(params: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def filter_lti(x: Tensor, sample_rate: float, transfer: TransferFunction, params: Mapping[str, Tensor],
-               tail_samples: int, invert: bool = False) -> Tensor:
+               tail_samples: int, invert: bool = False, double_precision: bool | None = None) -> Tensor:
     """Filter with ``transfer`` (or its reciprocal) on a grid long enough that
-    ``tail_samples`` of response after the end do not wrap around."""
+    ``tail_samples`` of response after the end do not wrap around; in double precision
+    for the reciprocal unless told otherwise."""
     n_fft = fft_size(x.shape[-1] + tail_samples)
     response = transfer(n_fft, sample_rate, x.shape[1], **double(params))
-    return apply_response(x, 1.0 / response if invert else response, n_fft)
+    precise = invert if double_precision is None else double_precision
+    return apply_response(x, 1.0 / response if invert else response, n_fft, double_precision=precise)

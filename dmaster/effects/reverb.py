@@ -25,6 +25,9 @@ from .spec import EffectSpec, Param, Prior, as_param, check_audio
 
 Tensor = torch.Tensor
 
+EXACT_INVERSE = False
+"""Whether :func:`inverse` undoes :func:`forward` exactly."""
+
 SPEC = EffectSpec(
     name="reverb",
     params=(
