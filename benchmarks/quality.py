@@ -39,7 +39,7 @@ from dmaster.data.audio import load_audio  # noqa: E402
 from dmaster.data.generate import track_params  # noqa: E402
 from dmaster.data.splits import find_tracks, split_of  # noqa: E402
 from dmaster.effects import Chain  # noqa: E402
-from dmaster.master import PRESENCE_THRESHOLD, master, resolve_model, restore  # noqa: E402
+from dmaster.mastering import PRESENCE_THRESHOLD, master, resolve_model, restore  # noqa: E402
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
 

@@ -10,7 +10,7 @@ import torch
 
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
-from dmaster.master import MasterResult, aggregate, analysis_windows, master
+from dmaster.mastering import MasterResult, aggregate, analysis_windows, master
 from dmaster.models import ParamEstimator, SpectrogramUNet
 from dmaster.synth import music_like
 

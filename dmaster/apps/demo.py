@@ -10,7 +10,7 @@ import torch
 
 from ..data.audio import save_audio, write_json_atomic
 from ..effects import Chain
-from ..master import master
+from ..mastering import master
 from ..metrics import mrstft_distance, si_sdr
 from ..synth import music_like
 

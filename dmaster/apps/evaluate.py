@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.audio import load_audio, read_jsonl, write_json_atomic
-from ..master import master, resolve_model
+from ..mastering import master, resolve_model
 from ..metrics import log_spectral_distance, mrstft_distance, si_sdr
 
 METRICS = {"mrstft": mrstft_distance, "si_sdr_db": si_sdr, "lsd_db": log_spectral_distance}

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, write_text_atomic
 from ..data.plots import save_spectrograms
-from ..master import master, resolve_model
+from ..mastering import master, resolve_model
 
 
 
