@@ -46,12 +46,12 @@ def normalise_level(x: Tensor, target_db: float = -20.0) -> tuple[Tensor, Tensor
 
 
 def level_statistics(x: Tensor) -> Tensor:
-    """``(batch, 4)``: RMS dBFS, peak dBFS, crest factor dB and side-to-mid ratio dB, divided by 20."""
+    """``(batch, 4)``: RMS dBFS, peak dBFS, crest factor dB and side-to-mid ratio dB."""
     rms = level_db(x)
     peak = 20 * torch.log10(x.abs().flatten(1).amax(1) + 1e-5)
     ms = mid_side(x)
     side_to_mid = level_db(ms[:, 1:]) - level_db(ms[:, :1])
-    return torch.stack([rms, peak, peak - rms, side_to_mid], dim=1) / 20
+    return torch.stack([rms, peak, peak - rms, side_to_mid], dim=1)
 
 
 def power_spectrogram(x: Tensor, n_fft: int, hop: int) -> Tensor:

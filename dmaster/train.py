@@ -158,23 +158,23 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """``value`` as the type of field ``name`` (so that YAML's ``1e-3`` string or ``"8"`` work)."""
+    """``value`` as the type of field ``name`` (so that YAML's ``1e-3``, a string, or ``"8"`` work)."""
     kind = type(getattr(TrainConfig(), name))
-    if kind is bool and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-        return value.lower() in ("true", "yes")
-    if kind is dict and isinstance(value, dict):
-        return dict(value)
-    if kind is str and isinstance(value, str):
-        return value
-    if kind in (int, float) and not isinstance(value, (bool, dict, list)):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+            return value.lower() in ("true", "yes")
+    elif kind in (dict, str):
+        if isinstance(value, kind):
+            return kind(value)
+    elif not isinstance(value, (bool, dict, list)):
         try:
             number = float(value)
-            if kind is float or number.is_integer():
-                return kind(number)
         except (TypeError, ValueError):
-            pass
-    if kind is bool and isinstance(value, bool):
-        return value
+            number = math.nan
+        if kind is float or number.is_integer():
+            return kind(number)
     raise ValueError(f"{name} must be {kind.__name__}, got {value!r}")
 
 
@@ -249,12 +249,12 @@ class SyntheticBatches:
         self.chain = Chain(sample_rate)
         self.split_index = ("train", "val", "test").index(split)
         clip_seconds = window_seconds + 1.0
-        self.pool = torch.stack([music_like(clip_seconds, sample_rate, 2,
-                                                            seed=1_000_000 * self.split_index + 1000 * seed + i)
-                                 for i in range(clips)])
+        first_seed = 1_000_000 * self.split_index + 1000 * seed
+        self.pool = torch.stack([music_like(clip_seconds, sample_rate, 2, seed=first_seed + i) for i in range(clips)])
 
     def batch(self, step: int) -> Batch:
-        generator = torch.Generator().manual_seed(hash((self.seed, self.rank, self.split_index, step)) % 2**62)
+        mixed = ((self.seed * 1_000_003 + self.rank) * 1_000_003 + self.split_index) * 1_000_003 + step
+        generator = torch.Generator().manual_seed(mixed % 2**63)
         which = torch.randint(len(self.pool), (self.batch_size,), generator=generator)
         starts = torch.randint(self.pool.shape[-1] - self.window + 1, (self.batch_size,), generator=generator)
         clean = torch.stack([self.pool[i, :, s:s + self.window] for i, s in zip(which.tolist(), starts.tolist())])
@@ -615,7 +615,7 @@ def _train(config: TrainConfig, context: DistributedContext) -> TrainResult:
 
     if context.world_size > 1:
         model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     model.train()
 
     train_batches = training_batches(config, device, context.rank, context.world_size, step)
