@@ -203,15 +203,27 @@ def _parse_model_arg(text: str) -> tuple[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then ``--config`` file, then flags given on the command line."""
+    """Defaults (with ``--resume``: the resumed run's settings), then ``--config`` file, then flags
+    given on the command line."""
     settings: dict[str, Any] = config_from_file(args.config) if getattr(args, "config", None) else {}
     for name in FIELDS:
         if name != "model_args" and hasattr(args, name):
             settings[name] = _coerce(name, getattr(args, name))
+    if settings.get("resume"):
+        settings = {**stored_settings(TrainConfig(**settings)), **settings}
     model_args = dict(settings.get("model_args", {}))
     model_args.update(_parse_model_arg(text) for text in getattr(args, "model_arg", None) or [])
     settings["model_args"] = model_args
     return TrainConfig(**settings)
+
+
+def stored_settings(config: TrainConfig) -> dict[str, Any]:
+    """The settings saved in the run's ``last.pt`` (empty when there is none), minus unknown keys."""
+    path = Path(config.models_dir) / config.name / "last.pt"
+    if not path.is_file():
+        return {}
+    stored = load_checkpoint(path)["config"]
+    return {name: value for name, value in stored.items() if name in FIELDS}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -85,6 +85,9 @@ def test_train_writes_checkpoints_and_logs_and_resume_matches_an_uninterrupted_r
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
 
+    resumed_from_flags = parse(["--resume", "--models-dir", str(tmp_path / "b" / "models"), "--steps", "9"])
+    assert resumed_from_flags == config(tmp_path / "b", steps=9, val_every=2, resume=True)  # the run's settings
+
     run_dir = tmp_path / "b" / "models" / "param"
     checkpoint = torch.load(run_dir / "last.pt", weights_only=True)
     assert checkpoint["step"] == 3 and checkpoint["config"]["steps"] == 3 and "optimizer" in checkpoint
