@@ -226,6 +226,11 @@ def stored_settings(config: TrainConfig) -> dict[str, Any]:
     return {name: value for name, value in stored.items() if name in FIELDS}
 
 
+CHOICES = {"model": tuple(MODELS), "data": ("synthetic",), "schedule": ("cosine", "constant"),
+           "device": ("auto", "cpu", "cuda")}
+PATH_SETTINGS = ("manifest", "music_root", "models_dir", "logs_dir")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of settings; flags override it")
     defaults = TrainConfig()
@@ -235,9 +240,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag, default, doc = "--" + name.replace("_", "-"), getattr(defaults, name), spec.metadata["help"]
         if isinstance(default, bool):
             parser.add_argument(flag, dest=name, action="store_true", default=argparse.SUPPRESS, help=doc)
-        else:
-            parser.add_argument(flag, dest=name, type=type(default), default=argparse.SUPPRESS,
-                                metavar=name.upper(), help=f"{doc} (default: {default!r})")
+            continue
+        metavar = ("PATH" if name in PATH_SETTINGS else "NAME" if isinstance(default, str)
+                   else "N" if isinstance(default, int) else "X")
+        parser.add_argument(flag, dest=name, type=type(default), default=argparse.SUPPRESS, choices=CHOICES.get(name),
+                            metavar=None if name in CHOICES else metavar, help=f"{doc} (default: {default!r})")
     parser.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                         help="model hyper-parameter, e.g. --model-arg width=16 (repeatable; adds to model_args)")
 
