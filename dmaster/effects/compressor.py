@@ -22,7 +22,7 @@ import math
 import torch
 from torchcomp import compressor_core
 
-from .spec import EffectSpec, Param, Prior, as_param, check_audio, db_to_amplitude
+from .spec import EffectSpec, Param, Prior, db_to_amplitude
 
 Tensor = torch.Tensor
 
@@ -77,19 +77,12 @@ def gain(x: Tensor, sample_rate: float, threshold_db: Tensor, ratio: Tensor, att
     return smoothed[:, None, :]
 
 
-def _checked(x: Tensor, **params: Tensor | float) -> dict[str, Tensor]:
-    check_audio(x)
-    params = {name: as_param(value, x) for name, value in params.items()}
-    SPEC.validate(params, x.shape[0])
-    return params
-
-
 def forward(x: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: Tensor | float,
             attack_ms: Tensor | float, release_ms: Tensor | float, knee_db: Tensor | float = 6.0,
             makeup_db: Tensor | float = 0.0) -> Tensor:
     """Compress ``x`` ``(batch, channels, samples)``; parameters ``(batch,)`` in their units."""
-    p = _checked(x, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms, release_ms=release_ms,
-                 knee_db=knee_db, makeup_db=makeup_db)
+    p = SPEC.prepare(x, dict(threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
+                             release_ms=release_ms, knee_db=knee_db, makeup_db=makeup_db))
     makeup = db_to_amplitude(p.pop("makeup_db"))[:, None, None]
     return x * gain(x, sample_rate, **p) * makeup
 
@@ -98,8 +91,8 @@ def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
             attack_ms: Tensor | float, release_ms: Tensor | float, knee_db: Tensor | float = 6.0,
             makeup_db: Tensor | float = 0.0, steps: int = DEFAULT_INVERSE_STEPS) -> Tensor:
     """Decompress ``y`` by ``steps`` over-relaxed fixed-point iterations ``x ← y / g(x)``."""
-    p = _checked(y, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms, release_ms=release_ms,
-                 knee_db=knee_db, makeup_db=makeup_db)
+    p = SPEC.prepare(y, dict(threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
+                             release_ms=release_ms, knee_db=knee_db, makeup_db=makeup_db))
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     target = y / db_to_amplitude(p.pop("makeup_db"))[:, None, None]

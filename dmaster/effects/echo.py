@@ -15,7 +15,7 @@ import math
 import torch
 
 from .lti import delay_response, filter_lti
-from .spec import EffectSpec, Param, Prior, as_param, check_audio, db_to_amplitude
+from .spec import EffectSpec, Param, Prior, db_to_amplitude
 
 Tensor = torch.Tensor
 
@@ -51,20 +51,13 @@ def tail_samples(sample_rate: float, inverse: bool, delay_ms: Tensor, level_db: 
     return math.ceil(delay * repeats) + 64
 
 
-def _checked(x: Tensor, delay_ms: Tensor | float, level_db: Tensor | float) -> dict[str, Tensor]:
-    check_audio(x)
-    params = {"delay_ms": as_param(delay_ms, x), "level_db": as_param(level_db, x)}
-    SPEC.validate(params, x.shape[0])
-    return params
-
-
 def forward(x: Tensor, sample_rate: float, delay_ms: Tensor | float, level_db: Tensor | float) -> Tensor:
     """Add an echo to ``x`` ``(batch, channels, samples)``; ``delay_ms``, ``level_db`` ``(batch,)``."""
-    params = _checked(x, delay_ms, level_db)
+    params = SPEC.prepare(x, {"delay_ms": delay_ms, "level_db": level_db})
     return filter_lti(x, sample_rate, transfer, params, tail_samples(sample_rate, False, **params))
 
 
 def inverse(y: Tensor, sample_rate: float, delay_ms: Tensor | float, level_db: Tensor | float) -> Tensor:
     """Remove the echo that :func:`forward` added (exact up to :data:`INVERSE_TOLERANCE`)."""
-    params = _checked(y, delay_ms, level_db)
+    params = SPEC.prepare(y, {"delay_ms": delay_ms, "level_db": level_db})
     return filter_lti(y, sample_rate, transfer, params, tail_samples(sample_rate, True, **params), invert=True)

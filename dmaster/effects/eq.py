@@ -16,7 +16,7 @@ import torch
 from dasp_pytorch.signal import biquad
 
 from .lti import angular_frequencies, filter_lti
-from .spec import EffectSpec, Param, Prior, as_param, check_audio
+from .spec import EffectSpec, Param, Prior
 
 Tensor = torch.Tensor
 
@@ -70,16 +70,6 @@ SPEC = EffectSpec(
 )
 
 
-def _complete(params: dict[str, Tensor | float], like: Tensor) -> dict[str, Tensor]:
-    """Fill bands that are not given with their neutral (flat) values and validate."""
-    unknown = set(params) - set(SPEC.names)
-    if unknown:
-        raise ValueError(f"eq: unknown parameters {sorted(unknown)}; expected some of {list(SPEC.names)}")
-    full = {p.name: as_param(params.get(p.name, p.neutral), like) for p in SPEC.params}
-    SPEC.validate(full, like.shape[0])
-    return full
-
-
 def _response_on_grid(n_fft: int, sample_rate: float, params: dict[str, Tensor]) -> Tensor:
     """Complex response ``(batch, n_fft // 2 + 1)`` of the cascade of all bands."""
     any_param = next(iter(params.values()))
@@ -113,15 +103,13 @@ def forward(x: Tensor, sample_rate: float, **params: Tensor | float) -> Tensor:
     """EQ ``x`` ``(batch, channels, samples)``. Keyword parameters are named as in
     :data:`SPEC` (``bell_2_hz``, ``bell_2_q``, ``bell_2_gain_db`` …), each ``(batch,)``
     or a scalar; bands not given are flat."""
-    check_audio(x)
-    full = _complete(params, x)
+    full = SPEC.prepare(x, params, fill_neutral=True)
     return filter_lti(x, sample_rate, transfer, full, tail_samples(sample_rate))
 
 
 def inverse(y: Tensor, sample_rate: float, **params: Tensor | float) -> Tensor:
     """Undo :func:`forward` exactly (the same bands with negated gains)."""
-    check_audio(y)
-    full = _complete(params, y)
+    full = SPEC.prepare(y, params, fill_neutral=True)
     negated = {k: -v if k.endswith("_gain_db") else v for k, v in full.items()}
     return filter_lti(y, sample_rate, transfer, negated, tail_samples(sample_rate), double_precision=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .spec import EffectSpec, Param, Prior, as_param, check_audio, db_to_amplitude
+from .spec import EffectSpec, Param, Prior, as_param, db_to_amplitude
 
 Tensor = torch.Tensor
 
@@ -29,9 +29,7 @@ def transfer(n_fft: int, sample_rate: float, channels: int, gain_db: Tensor) -> 
 
 def forward(x: Tensor, sample_rate: float, gain_db: Tensor | float) -> Tensor:
     """Scale ``x`` ``(batch, channels, samples)`` by ``gain_db`` dB ``(batch,)``."""
-    check_audio(x)
-    gain_db = as_param(gain_db, x)
-    SPEC.validate({"gain_db": gain_db}, x.shape[0])
+    gain_db = SPEC.prepare(x, {"gain_db": gain_db})["gain_db"]
     return x * db_to_amplitude(gain_db)[:, None, None]
 
 

@@ -21,7 +21,7 @@ from functools import lru_cache, partial
 import torch
 
 from .lti import delay_response, fft_size, filter_lti
-from .spec import EffectSpec, Param, Prior, as_param, check_audio
+from .spec import EffectSpec, Param, Prior
 
 Tensor = torch.Tensor
 
@@ -82,17 +82,10 @@ def tail_samples(sample_rate: float, inverse: bool, t60_s: Tensor, wet: Tensor, 
     return math.ceil((float(t60_s.detach().max()) + float(pre_delay_ms.detach().max()) / 1000.0) * sample_rate) + 64
 
 
-def _checked(x: Tensor, t60_s: Tensor | float, wet: Tensor | float, pre_delay_ms: Tensor | float) -> dict[str, Tensor]:
-    check_audio(x)
-    params = {"t60_s": as_param(t60_s, x), "wet": as_param(wet, x), "pre_delay_ms": as_param(pre_delay_ms, x)}
-    SPEC.validate(params, x.shape[0])
-    return params
-
-
 def forward(x: Tensor, sample_rate: float, t60_s: Tensor | float, wet: Tensor | float,
             pre_delay_ms: Tensor | float = 0.0, seed: int = DEFAULT_SEED) -> Tensor:
     """Reverberate ``x`` ``(batch, channels, samples)``; parameters ``(batch,)``."""
-    params = _checked(x, t60_s, wet, pre_delay_ms)
+    params = SPEC.prepare(x, {"t60_s": t60_s, "wet": wet, "pre_delay_ms": pre_delay_ms})
     return filter_lti(x, sample_rate, partial(transfer, seed=seed), params, tail_samples(sample_rate, False, **params))
 
 
@@ -110,7 +103,7 @@ def _frame_decay_kernel(sample_rate: float, frames: int, t60_s: Tensor, pre_dela
 def inverse(y: Tensor, sample_rate: float, t60_s: Tensor | float, wet: Tensor | float,
             pre_delay_ms: Tensor | float = 0.0) -> Tensor:
     """Suppress the late reverb of ``y`` ``(batch, channels, samples)`` given the forward's parameters."""
-    params = _checked(y, t60_s, wet, pre_delay_ms)
+    params = SPEC.prepare(y, {"t60_s": t60_s, "wet": wet, "pre_delay_ms": pre_delay_ms})
     t60_s, wet, pre_delay_ms = params["t60_s"], params["wet"], params["pre_delay_ms"]
     batch, channels, samples = y.shape
     window = torch.hann_window(STFT_SIZE, device=y.device, dtype=y.dtype)

@@ -152,6 +152,21 @@ class EffectSpec:
         for p in self.params:
             p.validate(values[p.name], batch_size)
 
+    def prepare(self, audio: Tensor, values: Mapping[str, Tensor | float],
+                fill_neutral: bool = False) -> dict[str, Tensor]:
+        """Check ``audio`` and the given parameter ``values`` (tensors ``(batch,)`` or scalars) and
+        return them as tensors of the audio's dtype and device; with ``fill_neutral``, parameters
+        not given take their neutral values."""
+        check_audio(audio)
+        if fill_neutral:
+            unknown = [n for n in values if n not in self.names]
+            if unknown:
+                raise ValueError(f"{self.name}: unknown parameters {unknown}; expected some of {list(self.names)}")
+            values = {p.name: values.get(p.name, p.neutral) for p in self.params}
+        prepared = {name: as_param(value, audio) for name, value in values.items()}
+        self.validate(prepared, audio.shape[0])
+        return prepared
+
     def describe(self) -> str:
         """A Markdown table of the parameters, for documentation."""
         rows = [f"**{self.name}** — {self.description} (on with p = {self.presence_probability:g})\n",
