@@ -1,0 +1,48 @@
+"""Every example runs, with the shipped models, and prints what it promises."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_demaster_folder():
+    assert "3 pairs in" in run("demaster_folder.py")
+
+
+def test_master_file_prints_the_estimate():
+    printed = run("master_file.py")
+    report = json.loads(printed)
+    assert report["model"] == "param" and "echo" in report["effects"]
+
+
+def test_compare_with_unet():
+    printed = run("compare_with_unet.py")
+    for row in ("degraded (identity)", "oracle inverse", "param model", "unet model"):
+        assert row in printed
+
+
+@pytest.mark.parametrize("kind", ["param", "unet"])
+def test_shipped_models_load(kind):
+    from dmaster.mastering import resolve_model, shipped_weights
+
+    assert shipped_weights(kind).stat().st_size < 20e6
+    assert resolve_model(kind).sample_rate == 44100
+
+
+def test_demo_with_the_shipped_model(tmp_path, capsys):
+    from dmaster.cli import main
+
+    assert main(["demo", "-o", str(tmp_path), "--seconds", "4"]) == 0
+    assert "MR-STFT" in capsys.readouterr().out
