@@ -8,8 +8,8 @@ generator seeded from ``sha256(f"{seed}:{track_id}")``), never on batching,
 sharding or order. Audio is degraded in batches on ``--device``: the batch is
 zero-padded to its longest track and each track is cropped back (the chain is
 causal, so padding after the end changes nothing but the FFT grid: the results
-do not depend on the batch beyond float rounding, ~1e-7; with the same seed,
-batch size and device they are identical bit for bit).
+do not depend on the batch beyond float32 FFT rounding on grids of other lengths,
+~1e-5; with the same seed, batch size and device they are identical bit for bit).
 
 Output under OUTPUT, per track id ``ID`` (e.g. ``000_000002``)::
 
