@@ -85,12 +85,13 @@ class TrainConfig:
     param_weight: float = _setting(1.0, "param model: weight of the normalised-parameter L1 loss")
     presence_weight: float = _setting(0.5, "param model: weight of the presence cross-entropy")
     delay_weight: float = _setting(0.1, "param model: weight of the echo-delay bin cross-entropy")
-    e2e_weight: float = _setting(0.5, "param model: weight of the end-to-end loss (MR-STFT + L1 of "
-                                      "chain.inverse(degraded, estimate) against the clean audio)")
+    e2e_weight: float = _setting(0.1, "param model: weight of the end-to-end loss (MR-STFT + L1 of "
+                                      "chain.inverse(degraded, estimate) against the clean audio); at 0.5 its "
+                                      "gradient was 4-5 times that of the supervised terms and stalled them")
     e2e_start: float = _setting(0.2, "param model: training progress (0…1) at which the end-to-end loss starts; "
                                      "its weight then ramps up linearly over the same span again")
     e2e_items: int = _setting(2, "param model: batch items run through the chain inverse for the end-to-end "
-                                 "loss, 0 = all (it costs most of a step)")
+                                 "loss, 0 = all (2 of 8 about double the time of a step)")
     compressor_inverse_steps: int = _setting(4, "fixed-point steps of the compressor inverse in training")
     synthetic_clips: int = _setting(16, "clips in the synthetic training music pool (--data synthetic)")
     models_dir: str = _setting("models", "checkpoints go to MODELS_DIR/RUN/{best,last}.pt")
