@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_model
+from .data.audio import fold_to_stereo
 from .effects import Chain, ChainParams
 from .models import ParamEstimator, SpectrogramUNet
 
@@ -123,12 +124,9 @@ def _resample(audio: Tensor, from_rate: int, to_rate: int) -> Tensor:
 
 
 def _stereo(audio: Tensor) -> Tensor:
-    """The model's view: mono duplicated, more than two channels folded to left/right averages."""
-    if audio.shape[0] == 1:
-        return audio.expand(2, -1)
-    if audio.shape[0] == 2:
-        return audio
-    return torch.stack([audio[0::2].mean(0), audio[1::2].mean(0)])
+    """The model's view of ``(channels, samples)``: the loader's fold-down policy (mono
+    duplicated, more than two channels folded to left/right averages)."""
+    return torch.from_numpy(np.ascontiguousarray(fold_to_stereo(audio.T.numpy()).T))
 
 
 def analysis_windows(audio: Tensor, window: int, max_windows: int = MAX_WINDOWS) -> Tensor:

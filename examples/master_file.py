@@ -8,7 +8,6 @@ Without a song it masters a synthesised clip with an added echo and a treble boo
 import sys
 
 import soundfile as sf
-import torch
 
 import dmaster
 from dmaster.effects import echo, eq
