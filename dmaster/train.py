@@ -97,6 +97,8 @@ class TrainConfig:
     models_dir: str = _setting("models", "checkpoints go to MODELS_DIR/RUN/{best,last}.pt")
     logs_dir: str = _setting("experiments/logs", "CSV logs go to LOGS_DIR/RUN/")
     resume: bool = _setting(False, "continue from MODELS_DIR/RUN/last.pt (step, weights, optimiser, RNG, time)")
+    init_from: str = _setting("", "start from the weights of this checkpoint (same model kind and size) with a "
+                                  "fresh optimiser and schedule: fine-tuning")
 
     @property
     def name(self) -> str:
@@ -118,6 +120,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be ≥ 0, got {value}")
+        if self.resume and self.init_from:
+            raise ValueError("resume and init_from exclude each other: resume continues this run, init_from starts "
+                             "a new one from another run's weights")
         if not 0 <= self.e2e_start < 1:
             raise ValueError(f"e2e_start must lie in [0, 1), got {self.e2e_start}")
         if not 0 <= self.min_learning_rate_ratio <= 1:
@@ -219,17 +224,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def stored_settings(config: TrainConfig) -> dict[str, Any]:
-    """The settings saved in the run's ``last.pt`` (empty when there is none), minus unknown keys."""
+    """The settings saved in the run's ``last.pt`` (empty when there is none), minus unknown keys and
+    ``init_from`` (a resumed run continues from its own weights)."""
     path = Path(config.models_dir) / config.name / "last.pt"
     if not path.is_file():
         return {}
     stored = load_checkpoint(path)["config"]
-    return {name: value for name, value in stored.items() if name in FIELDS}
+    return {name: value for name, value in stored.items() if name in FIELDS and name != "init_from"}
 
 
 CHOICES = {"model": tuple(MODELS), "data": ("synthetic",), "schedule": ("cosine", "constant"),
            "device": ("auto", "cpu", "cuda")}
-PATH_SETTINGS = ("manifest", "music_root", "models_dir", "logs_dir")
+PATH_SETTINGS = ("manifest", "music_root", "models_dir", "logs_dir", "init_from")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -419,8 +425,9 @@ def training_loss(model: nn.Module, batch: Batch, config: TrainConfig, chain: Ch
 def validate(model: nn.Module, batches: list[Batch], config: TrainConfig, chain: Chain) -> dict[str, float]:
     """Mean validation metrics of the restored audio (``mrstft``, ``si_sdr``) and ``loss`` (the param
     model's: its supervised terms, weighted; the U-Net's: its training loss). The param model
-    restores with its delay refined and presence thresholded at 0.5, as at inference, and also
-    reports its parameter error, presence accuracy, EQ gain error (dB) and median echo delay error."""
+    restores with its delay refined and each effect's inverse weighted by its presence probability,
+    as at inference, and also reports its parameter error, presence accuracy (at 0.5), EQ gain error
+    (dB) and median echo delay error."""
     model = unwrap(model)
     was_training = model.training
     model.eval()
@@ -438,8 +445,9 @@ def validate(model: nn.Module, batches: list[Batch], config: TrainConfig, chain:
             add("loss", config.param_weight * terms["param"] + config.presence_weight * terms["presence"]
                 + config.delay_weight * terms["delay"])
             params = model.refine_delay(degraded, output.params)
-            presence = (torch.sigmoid(output.presence_logits) > 0.5).float()
-            restored = chain.inverse(degraded, chain.from_vectors(presence, params))
+            probability = torch.sigmoid(output.presence_logits)
+            restored = chain.inverse(degraded, chain.from_vectors(probability, params))
+            presence = (probability > 0.5).float()
             true_presence, target = batch["presence"], batch["params"]
             add("param_error", parameter_loss(params, target, parameter_weights(chain, target, true_presence)))
             add("presence_accuracy", (presence == true_presence).float().mean())
@@ -600,6 +608,14 @@ def train(config: TrainConfig) -> TrainResult:
             dist.destroy_process_group()
 
 
+def _load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path, config: TrainConfig) -> None:
+    """Load ``checkpoint``'s weights into ``model`` after checking it holds the same kind and size."""
+    if checkpoint["model_kind"] != config.model or checkpoint["hyperparameters"] != model.hyperparameters:
+        raise ValueError(f"{path} holds a {checkpoint['model_kind']} model with {checkpoint['hyperparameters']}, "
+                         f"not the {config.model} model with {model.hyperparameters} this run asks for")
+    model.load_state_dict(checkpoint["model"])
+
+
 def _train(config: TrainConfig, context: DistributedContext) -> TrainResult:
     device = context.device
     checkpoint_dir, log_dir = Path(config.models_dir) / config.name, Path(config.logs_dir) / config.name
@@ -621,17 +637,15 @@ def _train(config: TrainConfig, context: DistributedContext) -> TrainResult:
         if not last_path.is_file():
             raise ValueError(f"nothing to resume: {last_path} does not exist")
         checkpoint = load_checkpoint(last_path, map_location=device)
-        if checkpoint["model_kind"] != config.model or checkpoint["hyperparameters"] != unwrap(model).hyperparameters:
-            raise ValueError(f"{last_path} holds a {checkpoint['model_kind']} model with "
-                             f"{checkpoint['hyperparameters']}, not the {config.model} model with "
-                             f"{unwrap(model).hyperparameters} this run asks for")
-        model.load_state_dict(checkpoint["model"])
+        _load_weights(model, checkpoint, last_path, config)
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, best_metric = checkpoint["step"], checkpoint["best_metric"]
         elapsed_before = checkpoint["elapsed_seconds"]
         _set_rng_state(checkpoint["rng_state"])
     elif last_path.exists():
         raise ValueError(f"{last_path} exists; pass --resume to continue that run or choose another --run-name")
+    if config.init_from:
+        _load_weights(model, load_checkpoint(config.init_from, map_location=device), Path(config.init_from), config)
 
     if context.world_size > 1:
         model = nn.parallel.DistributedDataParallel(

@@ -10,7 +10,7 @@ import torch
 
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
-from dmaster.mastering import MasterResult, aggregate, analysis_windows, master
+from dmaster.mastering import MIN_PRESENCE, MasterResult, aggregate, analysis_windows, correction_weights, master
 from dmaster.models import ParamEstimator, SpectrogramUNet
 from dmaster.synth import music_like
 
@@ -91,6 +91,17 @@ def test_params_are_readable_json(estimator):
     assert echo["estimated"]["delay_ms"]["unit"] == "ms"
     assert 20.0 <= echo["estimated"]["delay_ms"]["value"] <= 800.0
     assert isinstance(echo["correction"], str)
+    for effect in decoded["effects"].values():  # the inverse is weighted by the presence probability
+        probability, strength = effect["presence_probability"], effect["correction_strength"]
+        assert strength == (probability if probability >= MIN_PRESENCE else 0.0)
+        assert effect["applied"] == (strength > 0) and (effect["correction"] == "none") == (strength == 0)
+
+
+def test_correction_weights_follow_presence():
+    params = {"echo": {"present": torch.tensor([0.01, 0.3, 1.0]), "delay_ms": torch.full((3,), 100.0)}}
+    weights = correction_weights(params)["echo"]
+    assert weights["present"].tolist() == pytest.approx([0.0, 0.3, 1.0])
+    assert torch.equal(weights["delay_ms"], params["echo"]["delay_ms"])
 
 
 @pytest.mark.parametrize(

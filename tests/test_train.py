@@ -98,6 +98,22 @@ def test_train_writes_checkpoints_and_logs_and_resume_matches_an_uninterrupted_r
     assert steps_logged(log_dir / "val.csv") == [2, 3]
 
 
+def test_init_from_fine_tunes_another_runs_weights_with_a_fresh_schedule(tmp_path):
+    source = train(config(tmp_path, run_name="source", steps=2, val_every=2))
+    weights = str(source.checkpoint_dir / "last.pt")
+    tuned = train(config(tmp_path, run_name="tuned", steps=1, val_every=1, learning_rate=1e-12, init_from=weights))
+    assert tuned.step == 1  # counts from 0 again
+    for name, value in source.model.state_dict().items():
+        torch.testing.assert_close(tuned.model.state_dict()[name], value, msg=name)
+    with pytest.raises(ValueError, match="holds a param model"):
+        train(config(tmp_path, run_name="wider", steps=1, init_from=weights,
+                     model_args={**TINY_PARAM_MODEL, "width": 8}))
+    with pytest.raises(ValueError, match="exclude each other"):
+        train(config(tmp_path, run_name="tuned", steps=2, resume=True, init_from=weights))
+    resumed = parse(["--resume", "--run-name", "tuned", "--models-dir", str(tmp_path / "models")])
+    assert resumed.init_from == ""  # a resumed run goes on from its own weights
+
+
 def test_unet_and_the_end_to_end_loss_train(tmp_path):
     unet = train(config(tmp_path, model="unet", run_name="u", steps=2, val_every=2,
                         model_args={"width": 4, "depth": 2, "n_fft": 256, "hop": 128, "frequency_patch": 2}))

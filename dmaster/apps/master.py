@@ -78,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _notes(params: dict) -> list[str]:
-    return [f"{name}: {effect['correction']} (p = {effect['presence_probability']:.2f})"
+    return [f"{name}: {effect['correction']} (strength {effect['correction_strength']:.2f})"
             for name, effect in params.get("effects", {}).items() if effect["applied"]]

@@ -34,6 +34,17 @@ from .splits import Track, check_split, find_tracks, split_of
 Tensor = torch.Tensor
 
 
+SILENT_DB = -60.0
+"""Tracks quieter than this (RMS, dBFS) are skipped by :class:`OnTheFlyBatches`."""
+QUIET_DB = -45.0
+"""Training windows quieter than this (RMS, dBFS) are redrawn, up to :data:`WINDOW_TRIES` times."""
+WINDOW_TRIES = 4
+
+
+def _rms_db(audio: Tensor) -> float:
+    return 10 * math.log10(float(audio.double().square().mean()) + 1e-20)
+
+
 def _seed_from(*parts: object) -> int:
     """A 63-bit seed from the SHA-256 of ``parts`` joined with ``:``."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode("utf-8")).digest()
@@ -180,7 +191,10 @@ class OnTheFlyBatches:
                 ahead.append((track, pool.submit(load_audio, track.path, self.sample_rate, self.max_seconds)))
             track, future = ahead.popleft()
             try:
-                yield track, future.result()
+                audio = future.result()
+                if _rms_db(audio) < SILENT_DB:
+                    raise AudioError(f"{track.path}: silent (RMS below {SILENT_DB:g} dBFS)")
+                yield track, audio
                 failures_in_a_row = 0
             except AudioError as error:
                 warnings.warn(f"skipping {error}", stacklevel=2)
@@ -189,9 +203,13 @@ class OnTheFlyBatches:
                     raise ValueError(f"none of the {len(self.tracks)} tracks of this rank can be decoded") from error
 
     def _window(self, audio: Tensor, generator: torch.Generator) -> Tensor:
+        """A random window of ``audio``; up to :data:`WINDOW_TRIES` draws to find one that is not quiet."""
         frames = audio.shape[-1]
-        start = int(torch.randint(frames - self.window + 1, (), generator=generator)) if frames > self.window else 0
-        window = audio[:, start : start + self.window]
+        for _ in range(WINDOW_TRIES):
+            start = int(torch.randint(frames - self.window + 1, (), generator=generator)) if frames > self.window else 0
+            window = audio[:, start : start + self.window]
+            if _rms_db(window) >= QUIET_DB:
+                break
         return torch.nn.functional.pad(window, (0, self.window - window.shape[-1]))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
