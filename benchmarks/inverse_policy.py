@@ -1,0 +1,83 @@
+"""How the parameter model's estimate should drive the chain's inverse, measured on the val split.
+
+Compares, by MR-STFT distance to the original: the degraded input, the oracle inverse, the
+inverse weighted by the presence probability (what ``master()`` does) and yes/no presence
+thresholds; then which effect's estimate costs most (the estimate with that one effect
+replaced by the truth) and what the level alone is worth (output loudness set to the
+original's, ITU-R BS.1770).
+
+    python benchmarks/inverse_policy.py --model models/param_ft/best.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import torch
+
+from dmaster.data.audio import load_audio
+from dmaster.data.generate import track_params
+from dmaster.data.splits import find_tracks, split_of
+from dmaster.mastering import correction_weights, estimate, resolve_model
+from dmaster.metrics import mrstft_distance
+
+THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="param", help="'param' (shipped) or a checkpoint")
+    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--draws", type=int, default=3, help="10 s excerpts (and degradations) per track")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    model = resolve_model(args.model)
+    chain, sample_rate = model.chain, model.sample_rate
+    meter = pyloudnorm.Meter(sample_rate)
+    tracks = [t for t in find_tracks(args.music_root) if split_of(t.id) == args.split]
+    results: dict[str, list[float]] = {}
+
+    def loudness(audio: torch.Tensor) -> float:
+        return meter.integrated_loudness(audio.T.double().numpy())
+
+    for track in tracks:
+        audio = load_audio(track.path, sample_rate)
+        length = min(10 * sample_rate, audio.shape[-1])
+        for draw in range(args.draws):
+            start = (audio.shape[-1] - length) * (draw + 1) // (args.draws + 1)
+            clean = audio[:, start : start + length]
+            truth = track_params(chain, draw, [track.id])
+            degraded = chain(clean[None], truth)[0]
+            estimated = estimate(model, degraded)
+
+            def score(name: str, params=None, level_of: torch.Tensor | None = None) -> None:
+                out = degraded if params is None else chain.inverse(degraded[None], params)[0]
+                if level_of is not None:
+                    out = out * 10 ** ((loudness(level_of) - loudness(out)) / 20)
+                results.setdefault(name, []).append(float(mrstft_distance(out[None], clean[None])))
+
+            score("degraded")
+            score("oracle", truth)
+            score("weighted by presence (master)", correction_weights(estimated))
+            for threshold in THRESHOLDS:
+                hard = {n: {**e, "present": (e["present"] >= threshold).float()} for n, e in estimated.items()}
+                score(f"yes/no at p ≥ {threshold}", hard)
+            for effect in chain.effect_names:
+                score(f"master, true {effect}", correction_weights({**estimated, effect: truth[effect]}))
+            score("degraded, true level", level_of=clean)
+            score("master, true level", correction_weights(estimated), level_of=clean)
+        print(track.id, flush=True)
+
+    print(f"\n{args.split} split: {len(tracks)} tracks × {args.draws} excerpts of 10 s; model {args.model}\n")
+    print("| restoration | MR-STFT ↓ |\n|---|---|")
+    for name, values in results.items():
+        print(f"| {name} | {np.mean(values):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
