@@ -5,9 +5,9 @@ degradations are track-wide, so their estimates are aggregated robustly (mean
 presence probability, median of each normalised parameter). The chain's inverse
 then runs over the whole track in one pass, each effect's inverse weighted by the
 probability that the effect is there (a blend between leaving the audio alone and
-undoing the effect fully), which is how the model was trained end to end and
-costs less than a yes/no decision when the model is unsure. The output is brought under a peak
-ceiling, optionally after loudness normalisation (ITU-R BS.1770 via pyloudnorm).
+undoing the effect fully): that is how the model is trained end to end, and it costs
+less than a yes/no decision when the model is unsure. The output is brought under a
+peak ceiling, optionally after loudness normalisation (ITU-R BS.1770 via pyloudnorm).
 """
 
 from __future__ import annotations
