@@ -6,9 +6,12 @@ demaster`` would draw for it with seeds ``--seed``, ``--seed + 1``, …; then ev
 restores it:
 
 - identity: the degraded input as it is;
+- level only: the degraded input with its peak set to the ceiling (−1 dBFS), the level step
+  that ``master()`` ends with: what the level alone is worth;
 - oracle: the chain's inverse with the true parameters (the ceiling of the approach);
-- param: the parameter model's estimate (several windows, aggregated) and the chain's inverse;
-- unet: the spectrogram U-Net baseline.
+- param: ``master()`` with the parameter model — its estimate (several windows, aggregated),
+  the chain's inverse weighted by presence, the peak set to the ceiling;
+- unet: ``master()`` with the spectrogram U-Net baseline (same level step).
 
 Reports MR-STFT distance, SI-SDR, log-spectral distance and LUFS error to the original,
 per-parameter error and presence accuracy of the estimate, model size and CPU real-time
@@ -40,11 +43,12 @@ from dmaster.data.audio import load_audio  # noqa: E402
 from dmaster.data.generate import track_params  # noqa: E402
 from dmaster.data.splits import find_tracks, split_of  # noqa: E402
 from dmaster.effects import Chain  # noqa: E402
-from dmaster.mastering import master, resolve_model, restore  # noqa: E402
+from dmaster.mastering import finish, master, resolve_model, restore  # noqa: E402
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
 
-SYSTEMS = ("identity", "oracle", "param", "unet")
+SYSTEMS = ("identity", "level only", "oracle", "param", "unet")
+PEAK_CEILING_DB = -1.0  # master()'s default
 
 
 def loudness(audio: torch.Tensor, sample_rate: int) -> float:
@@ -101,13 +105,14 @@ def main() -> None:
         truth = track_params(chain, seed, [track.id])
         degraded = chain(clean[None], truth)[0]
         audio_seconds += clean.shape[-1] / sample_rate
-        outputs = {"identity": degraded}
+        outputs = {"identity": degraded, "level only": finish(degraded, sample_rate, None, PEAK_CEILING_DB)[0]}
         started = time.perf_counter()
         outputs["oracle"] = chain.inverse(degraded[None], truth)[0]
         seconds_of["oracle"] += time.perf_counter() - started
         for name in ("param", "unet"):
             started = time.perf_counter()
-            outputs[name], estimate = restore(models[name], degraded)
+            restored, estimate = restore(models[name], degraded)  # master() without its type conversions
+            outputs[name] = finish(restored, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[name] += time.perf_counter() - started
             if estimate is not None:
                 errors.append(parameter_errors(chain, truth, estimate))
@@ -128,6 +133,7 @@ def main() -> None:
     targets = {
         "param_mrstft_over_identity": param / identity,
         "param_gain_over_oracle_gain": (identity - param) / (identity - oracle),
+        "param_mrstft_over_level_only": param / summary["level only"]["mrstft"],
         "param_beats_unet_mrstft": summary["param"]["mrstft"] < summary["unet"]["mrstft"],
         "param_beats_unet_si_sdr": summary["param"]["si_sdr_db"] > summary["unet"]["si_sdr_db"],
     }
@@ -148,7 +154,7 @@ def main() -> None:
     for name in SYSTEMS:
         s = summary[name]
         size = f"{s['parameters'] / 1e6:.2f} M" if "parameters" in s else "—"
-        rtf = f"{s['real_time_factor']:.4f}" if name != "identity" else "—"
+        rtf = f"{s['real_time_factor']:.4f}" if name not in ("identity", "level only") else "—"
         table.append(f"| {name} | {s['mrstft']:.3f} | {s['si_sdr_db']:.2f} | {s['lsd_db']:.2f} | "
                      f"{s['lufs_error_db']:.2f} | {size} | {rtf} |")
     lines = [f"Held-out ({args.split}) tracks: {len(tracks)}, {args.seconds:g} s excerpts, {args.draws} degradations "
@@ -156,6 +162,8 @@ def main() -> None:
              f"machine: {machine}.", "", *table, "",
              f"- param MR-STFT / degraded MR-STFT: {targets['param_mrstft_over_identity']:.3f} (target ≤ 0.30)",
              f"- param improvement / oracle improvement: {targets['param_gain_over_oracle_gain']:.3f} (target ≥ 0.85)",
+             f"- param MR-STFT / level-only MR-STFT: {targets['param_mrstft_over_level_only']:.3f} "
+             "(what the estimated effects add to the level step)",
              f"- `master()` on a 3-minute stereo 44.1 kHz track: {master_seconds:.2f} s = "
              f"{master_seconds / 180:.4f} × its duration (target ≤ 0.02)",
              "", "Presence accuracy (probability ≥ 0.5 counts as detected): " + ", ".join(f"{k} {v:.0%}" for k, v in presence_accuracy.items()),
@@ -173,7 +181,7 @@ def main() -> None:
          "parameter_error": parameter_error, "rows": rows}, indent=2))
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"), ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
-        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "black", "tab:blue", "tab:orange"])
+        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "silver", "black", "tab:blue", "tab:orange"])
         ax.set_title(label)
     figure.tight_layout()
     figure.savefig(args.out / "quality.png", dpi=120)

@@ -6,8 +6,11 @@ presence probability, median of each normalised parameter). The chain's inverse
 then runs over the whole track in one pass, each effect's inverse weighted by the
 probability that the effect is there (a blend between leaving the audio alone and
 undoing the effect fully): that is how the model is trained end to end, and it costs
-less than a yes/no decision when the model is unsure. The output is brought under a
-peak ceiling, optionally after loudness normalisation (ITU-R BS.1770 via pyloudnorm).
+less than a yes/no decision when the model is unsure. Last, the level: by default the
+output's peak is set to the peak ceiling, as mastered music peaks at full scale (the
+absolute level of the original is not otherwise knowable from the degraded audio); or the
+loudness is normalised (ITU-R BS.1770 via pyloudnorm) under the ceiling; or the restored
+level is kept, under the ceiling.
 """
 
 from __future__ import annotations
@@ -262,8 +265,10 @@ def _unet_pairs(model: SpectrogramUNet, audio: Tensor) -> Tensor:
     return restored[:channels]
 
 
-def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceiling_db: float) -> tuple[Tensor, dict]:
-    """Loudness normalisation (optional), then a gain that keeps the peak under the ceiling."""
+def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceiling_db: float,
+           normalise_peak: bool = True) -> tuple[Tensor, dict]:
+    """The output level: loudness normalisation to ``target_lufs`` under the ceiling, else the peak
+    set to ``peak_ceiling_db`` (``normalise_peak``), else only a gain that keeps the peak under it."""
     report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db}
     if target_lufs is not None:
         meter = pyloudnorm.Meter(sample_rate)
@@ -276,19 +281,23 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
             report.update(loudness_before_lufs=round(loudness, 2), target_lufs=target_lufs)
     peak = float(audio.abs().max())
     ceiling = 10 ** (peak_ceiling_db / 20)
-    if peak > ceiling:
+    if target_lufs is None and normalise_peak and peak > 0:
+        audio = audio * (ceiling / peak)
+        report["peak_normalisation_db"] = round(20 * math.log10(ceiling / peak), 2)
+    elif peak > ceiling:
         audio = audio * (ceiling / peak)
         report["peak_reduction_db"] = round(20 * math.log10(ceiling / peak), 2)
     return audio, report
 
 
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
-           peak_ceiling_db: float = -1.0) -> MasterResult:
+           peak_ceiling_db: float = -1.0, normalise_peak: bool = True) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
-    checkpoint path or a loaded model. ``target_lufs``: integrated loudness to normalise to
-    (None keeps the level). The output peak never exceeds ``peak_ceiling_db`` dBFS.
+    checkpoint path or a loaded model. ``target_lufs``: integrated loudness (LUFS) to normalise
+    to. Without it the output's peak is set to ``peak_ceiling_db`` dBFS, or, with
+    ``normalise_peak=False``, the restored level is kept. The peak never exceeds the ceiling.
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
@@ -304,6 +313,6 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     restored, params = restore(network, working)
     report = {"model": "unet"} if params is None else {"model": "param", "effects": _describe(network.chain, params)}
     restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]
-    restored, loudness = finish(restored, int(sample_rate), target_lufs, peak_ceiling_db)
+    restored, loudness = finish(restored, int(sample_rate), target_lufs, peak_ceiling_db, normalise_peak)
     report["output"] = loudness
     return MasterResult(_like_input(restored, audio, mono), int(sample_rate), report)

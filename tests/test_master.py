@@ -10,7 +10,8 @@ import torch
 
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
-from dmaster.mastering import MIN_PRESENCE, MasterResult, aggregate, analysis_windows, correction_weights, master
+from dmaster.mastering import (MIN_PRESENCE, MasterResult, aggregate, analysis_windows, correction_weights, master,
+                               restore)
 from dmaster.models import ParamEstimator, SpectrogramUNet
 from dmaster.synth import music_like
 
@@ -56,6 +57,16 @@ def test_peak_never_exceeds_the_ceiling(estimator, ceiling):
     loud = CLIP * 3.0
     result = master(loud, SR, model=estimator, peak_ceiling_db=ceiling)
     assert float(result.audio.abs().max()) <= 10 ** (ceiling / 20) + 1e-6
+
+
+def test_output_peak_is_set_to_the_ceiling_unless_the_level_is_kept(estimator):
+    quiet = CLIP * 1e-3
+    result = master(quiet, SR, model=estimator, peak_ceiling_db=-3.0)
+    assert float(result.audio.abs().max()) == pytest.approx(10 ** (-3 / 20), rel=1e-4)
+    assert "peak_normalisation_db" in result.params["output"]
+    kept = master(quiet, SR, model=estimator, peak_ceiling_db=0.0, normalise_peak=False)
+    restored, _ = restore(estimator, quiet)
+    torch.testing.assert_close(kept.audio, restored, rtol=1e-5, atol=1e-7)
 
 
 def test_loudness_normalisation_reaches_the_target(estimator):
