@@ -35,6 +35,14 @@ def multi_resolution_stft_loss(estimate: Tensor, reference: Tensor,
     return total.mean() if reduce else total
 
 
+def match_peak(estimate: Tensor, reference: Tensor) -> Tensor:
+    """``estimate`` ``(batch, channels, samples)`` scaled per item to the peak of ``reference``; the
+    scale carries no gradient, so a loss on the result neither rewards nor teaches the level."""
+    estimate_peak = estimate.detach().abs().flatten(1).amax(1).clamp_min(1e-8)
+    scale = reference.abs().flatten(1).amax(1) / estimate_peak
+    return estimate * scale[:, None, None]
+
+
 def time_l1_loss(estimate: Tensor, reference: Tensor, reduce: bool = True) -> Tensor:
     """Mean absolute sample difference; per item ``(batch,)`` unless ``reduce``."""
     per_item = (estimate - reference).abs().flatten(1).mean(1)

@@ -34,7 +34,8 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint, unwrap
 from .effects import Chain
-from .losses import (delay_bin_loss, parameter_loss, parameter_weights, presence_loss, reconstruction_loss)
+from .losses import (delay_bin_loss, match_peak, parameter_loss, parameter_weights, presence_loss,
+                     reconstruction_loss)
 from .metrics import mrstft_distance, si_sdr
 from .models import MODELS, EstimatorOutput, ParamEstimator, build_model, count_parameters
 from .synth import music_like
@@ -92,6 +93,10 @@ class TrainConfig:
                                      "its weight then ramps up linearly over the same span again")
     e2e_items: int = _setting(2, "param model: batch items run through the chain inverse for the end-to-end "
                                  "loss, 0 = all (2 of 8 about double the time of a step)")
+    level_matched: bool = _setting(False, "scale restorations to the original's peak before the reconstruction / "
+                                          "end-to-end loss and pick best.pt by the level-matched validation MR-STFT "
+                                          "(master() sets the output level from the peak, so the restored level "
+                                          "does not reach its output)")
     compressor_inverse_steps: int = _setting(4, "fixed-point steps of the compressor inverse in training")
     synthetic_clips: int = _setting(16, "clips in the synthetic training music pool (--data synthetic)")
     models_dir: str = _setting("models", "checkpoints go to MODELS_DIR/RUN/{best,last}.pt")
@@ -401,6 +406,8 @@ def training_loss(model: nn.Module, batch: Batch, config: TrainConfig, chain: Ch
     degraded, clean = batch["degraded"], batch["clean"]
     if config.model == "unet":
         restored = model(degraded)
+        if config.level_matched:
+            restored = match_peak(restored, clean)
         loss = reconstruction_loss(restored, clean, config.mrstft_weight, config.l1_weight)
         return loss, {"reconstruction": loss.item()}
 
@@ -413,6 +420,8 @@ def training_loss(model: nn.Module, batch: Batch, config: TrainConfig, chain: Ch
         params = estimator.refine_delay(degraded[:items], output.params[:items])
         estimate = chain.from_vectors(torch.sigmoid(output.presence_logits[:items]), params)
         restored = chain.inverse(degraded[:items], estimate)
+        if config.level_matched:
+            restored = match_peak(restored, clean[:items])
         terms["e2e"] = reconstruction_loss(restored, clean[:items], config.mrstft_weight, config.l1_weight, robust=True)
         weights["e2e"] = e2e_weight
     loss = sum(weights[name] * value for name, value in terms.items())
@@ -423,7 +432,8 @@ def training_loss(model: nn.Module, batch: Batch, config: TrainConfig, chain: Ch
 
 @torch.no_grad()
 def validate(model: nn.Module, batches: list[Batch], config: TrainConfig, chain: Chain) -> dict[str, float]:
-    """Mean validation metrics of the restored audio (``mrstft``, ``si_sdr``) and ``loss`` (the param
+    """Mean validation metrics of the restored audio (``mrstft``, ``si_sdr``, ``mrstft_level_matched``
+    after scaling to the original's peak) and ``loss`` (the param
     model's: its supervised terms, weighted; the U-Net's: its training loss). The param model
     restores with its delay refined and each effect's inverse weighted by its presence probability,
     as at inference, and also reports its parameter error, presence accuracy (at 0.5), EQ gain error
@@ -462,6 +472,7 @@ def validate(model: nn.Module, batches: list[Batch], config: TrainConfig, chain:
             restored = model(degraded)
             add("loss", reconstruction_loss(restored, clean, config.mrstft_weight, config.l1_weight))
         add("mrstft", mrstft_distance(restored, clean).mean())
+        add("mrstft_level_matched", mrstft_distance(match_peak(restored, clean), clean).mean())
         add("si_sdr", si_sdr(restored, clean).mean())
     metrics = {name: value / len(batches) for name, value in sums.items()}
     if delay_errors_ms:
@@ -473,9 +484,13 @@ def validate(model: nn.Module, batches: list[Batch], config: TrainConfig, chain:
 
 
 def degraded_baseline(batches: list[Batch]) -> dict[str, float]:
-    """MR-STFT and SI-SDR of the degraded audio itself, the mark every restoration must beat."""
-    return {"degraded_mrstft": sum(float(mrstft_distance(b["degraded"], b["clean"]).mean()) for b in batches) / len(batches),
-            "degraded_si_sdr": sum(float(si_sdr(b["degraded"], b["clean"]).mean()) for b in batches) / len(batches)}
+    """MR-STFT (also level-matched) and SI-SDR of the degraded audio itself, the mark every
+    restoration must beat."""
+    metrics = {"degraded_mrstft": lambda d, c: mrstft_distance(d, c),
+               "degraded_mrstft_level_matched": lambda d, c: mrstft_distance(match_peak(d, c), c),
+               "degraded_si_sdr": si_sdr}
+    return {name: sum(float(metric(b["degraded"], b["clean"]).mean()) for b in batches) / len(batches)
+            for name, metric in metrics.items()}
 
 
 def learning_rate_at(step: int, progress: float, config: TrainConfig) -> float:
@@ -710,9 +725,10 @@ def _train(config: TrainConfig, context: DistributedContext) -> TrainResult:
             finished = step >= config.steps or (budget and elapsed >= budget)
             if context.is_main and (step % config.val_every == 0 or finished):
                 metrics = validate(model, val_set, config, chain)
-                is_best = metrics["mrstft"] < best_metric
+                selected = metrics["mrstft_level_matched" if config.level_matched else "mrstft"]
+                is_best = selected < best_metric
                 if is_best:
-                    best_metric = metrics["mrstft"]
+                    best_metric = selected
                 val_log.write({"step": step, **metrics, **baseline})
                 if tensorboard:
                     for name, value in metrics.items():

@@ -121,6 +121,17 @@ def test_reconstruction_losses_vanish_for_identical_audio_and_grow_with_error():
     assert float(robust) < 0.1 * float(losses.reconstruction_loss(1000 * CLIPS, CLIPS))
 
 
+def test_match_peak_removes_the_level_but_nothing_else():
+    quieter = (0.25 * CLIPS).requires_grad_()
+    matched = losses.match_peak(quieter, CLIPS)
+    torch.testing.assert_close(matched, CLIPS)  # per item: every clip has its own peak
+    torch.testing.assert_close(matched.flatten(1).abs().amax(1), CLIPS.flatten(1).abs().amax(1))
+    losses.reconstruction_loss(matched, CLIPS).backward()
+    assert quieter.grad is not None and torch.isfinite(quieter.grad).all()
+    distorted = losses.match_peak(torch.tanh(3 * CLIPS), CLIPS)
+    assert float(losses.reconstruction_loss(distorted, CLIPS)) > 0.05
+
+
 def test_parameter_weights_ignore_absent_effects_and_inaudible_eq_bands():
     chain = Chain(SR)
     params = chain.sample_params(2, torch.Generator().manual_seed(0))

@@ -124,6 +124,9 @@ def test_unet_and_the_end_to_end_loss_train(tmp_path):
         rows = list(csv.DictReader(handle))
     assert all(float(row["e2e"]) > 0 for row in rows)
     assert {"param_error", "presence_accuracy", "eq_gain_error_db", "si_sdr"} <= set(param.metrics)
+    matched = train(config(tmp_path, run_name="m", steps=1, val_every=1, e2e_weight=0.5, e2e_start=0.0,
+                           e2e_items=1, compressor_inverse_steps=1, level_matched=True))
+    assert matched.best_metric == matched.metrics["mrstft_level_matched"]
 
 
 def _ddp_worker(rank: int, world_size: int, port: int, settings: dict, out_dir: str) -> None:
