@@ -2,9 +2,9 @@
 
 Compares, by MR-STFT distance to the original: the degraded input, the oracle inverse, the
 inverse weighted by the presence probability (what ``master()`` does) and yes/no presence
-thresholds; then which effect's estimate costs most (the estimate with that one effect
-replaced by the truth) and what the level alone is worth (output loudness set to the
-original's, ITU-R BS.1770).
+thresholds; the same with ``master()``'s level step (peak set to −1 dBFS); which effect's
+estimate costs most (the estimate with that one effect replaced by the truth); and what the
+level alone is worth (output loudness set to the original's, ITU-R BS.1770).
 
     python benchmarks/inverse_policy.py --model models/param_ft/best.pt
 """
@@ -21,7 +21,7 @@ import torch
 from dmaster.data.audio import load_audio
 from dmaster.data.generate import track_params
 from dmaster.data.splits import find_tracks, split_of
-from dmaster.mastering import correction_weights, estimate, resolve_model
+from dmaster.mastering import correction_weights, estimate, finish, resolve_model
 from dmaster.metrics import mrstft_distance
 
 THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8)
@@ -55,22 +55,26 @@ def main() -> None:
             degraded = chain(clean[None], truth)[0]
             estimated = estimate(model, degraded)
 
-            def score(name: str, params=None, level_of: torch.Tensor | None = None) -> None:
+            def score(name: str, params=None, level_of: torch.Tensor | None = None, peak: bool = False) -> None:
                 out = degraded if params is None else chain.inverse(degraded[None], params)[0]
+                if peak:
+                    out = finish(out, sample_rate, None, -1.0)[0]
                 if level_of is not None:
                     out = out * 10 ** ((loudness(level_of) - loudness(out)) / 20)
                 results.setdefault(name, []).append(float(mrstft_distance(out[None], clean[None])))
 
             score("degraded")
             score("oracle", truth)
-            score("weighted by presence (master)", correction_weights(estimated))
+            score("weighted by presence", correction_weights(estimated))
             for threshold in THRESHOLDS:
                 hard = {n: {**e, "present": (e["present"] >= threshold).float()} for n, e in estimated.items()}
                 score(f"yes/no at p ≥ {threshold}", hard)
+            score("degraded, peak at −1 dBFS", peak=True)
+            score("weighted by presence, peak at −1 dBFS (master)", correction_weights(estimated), peak=True)
             for effect in chain.effect_names:
-                score(f"master, true {effect}", correction_weights({**estimated, effect: truth[effect]}))
+                score(f"weighted, true {effect}", correction_weights({**estimated, effect: truth[effect]}))
             score("degraded, true level", level_of=clean)
-            score("master, true level", correction_weights(estimated), level_of=clean)
+            score("weighted, true level", correction_weights(estimated), level_of=clean)
         print(track.id, flush=True)
 
     print(f"\n{args.split} split: {len(tracks)} tracks × {args.draws} excerpts of 10 s; model {args.model}\n")

@@ -11,6 +11,8 @@ restores it:
 - oracle: the chain's inverse with the true parameters (the ceiling of the approach);
 - param: ``master()`` with the parameter model — its estimate (several windows, aggregated),
   the chain's inverse weighted by presence, the peak set to the ceiling;
+- param, kept level: the same with ``normalise_peak=False`` (the restored level, as the
+  model's gain estimate leaves it);
 - unet: ``master()`` with the spectrogram U-Net baseline (same level step).
 
 Reports MR-STFT distance, SI-SDR, log-spectral distance and LUFS error to the original,
@@ -47,7 +49,7 @@ from dmaster.mastering import finish, master, resolve_model, restore  # noqa: E4
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
 
-SYSTEMS = ("identity", "level only", "oracle", "param", "unet")
+SYSTEMS = ("identity", "level only", "oracle", "param", "param, kept level", "unet")
 PEAK_CEILING_DB = -1.0  # master()'s default
 
 
@@ -115,6 +117,8 @@ def main() -> None:
             outputs[name] = finish(restored, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[name] += time.perf_counter() - started
             if estimate is not None:
+                outputs["param, kept level"] = finish(restored, sample_rate, None, PEAK_CEILING_DB, False)[0]
+                seconds_of["param, kept level"] = seconds_of["param"]
                 errors.append(parameter_errors(chain, truth, estimate))
                 presence_hits.append({s.name: (float(estimate[s.name]["present"][0]) >= 0.5)
                                       == (float(truth[s.name]["present"][0]) == 1.0) for s in chain.specs})
@@ -127,8 +131,8 @@ def main() -> None:
         mine = [r for r in rows if r["system"] == name]
         summary[name] = {k: float(np.mean([r[k] for r in mine])) for k in ("mrstft", "si_sdr_db", "lsd_db", "lufs_error_db")}
         summary[name]["real_time_factor"] = seconds_of[name] / audio_seconds
-    for name in ("param", "unet"):
-        summary[name]["parameters"] = count_parameters(models[name])
+    for name in ("param", "param, kept level", "unet"):
+        summary[name]["parameters"] = count_parameters(models[name.split(",")[0]])
     identity, oracle, param = (summary[s]["mrstft"] for s in ("identity", "oracle", "param"))
     targets = {
         "param_mrstft_over_identity": param / identity,
@@ -179,10 +183,11 @@ def main() -> None:
         {"machine": machine, "tracks": [t.id for t in tracks], "summary": summary, "targets": targets,
          "master_seconds_for_3_minutes": master_seconds, "presence_accuracy": presence_accuracy,
          "parameter_error": parameter_error, "rows": rows}, indent=2))
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"), ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
-        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "silver", "black", "tab:blue", "tab:orange"])
+        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "silver", "black", "tab:blue", "lightsteelblue", "tab:orange"])
         ax.set_title(label)
+        ax.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
     figure.savefig(args.out / "quality.png", dpi=120)
 

@@ -56,14 +56,14 @@ def time_to_coefficient(time_ms: Tensor, sample_rate: float) -> Tensor:
 
 
 def static_gain_db(level_db: Tensor, threshold_db: Tensor, ratio: Tensor, knee_db: Tensor) -> Tensor:
-    """Gain in dB (≤ 0) of the soft-knee curve at ``level_db`` ``(batch, samples)``."""
+    """Gain in dB (≤ 0) of the soft-knee curve at ``level_db`` ``(batch, samples)``: the level over
+    the threshold, ``o``, maps to ``(1/r − 1)·(u² / 2k + max(o − k/2, 0))`` with ``u = clamp(o + k/2, 0, k)``
+    (0 below the knee, quadratic inside it, a straight line of slope ``1/r − 1`` above it)."""
     threshold_db, ratio, knee_db = (p[:, None] for p in (threshold_db, ratio, knee_db))
     over = level_db - threshold_db
-    slope = 1.0 / ratio - 1.0
-    in_knee = (2.0 * over).abs() <= knee_db
-    knee_gain = slope * (over + knee_db / 2).square() / (2.0 * knee_db.clamp_min(1e-6))
-    above_gain = slope * over
-    return torch.where(in_knee, knee_gain, torch.where(over > 0, above_gain, torch.zeros_like(over)))
+    half_knee = knee_db / 2
+    into_knee = (over + half_knee).clamp_min(0.0).minimum(knee_db)
+    return (1.0 / ratio - 1.0) * (into_knee.square() / (2.0 * knee_db.clamp_min(1e-6)) + (over - half_knee).clamp_min(0.0))
 
 
 def gain(x: Tensor, sample_rate: float, threshold_db: Tensor, ratio: Tensor, attack_ms: Tensor,
