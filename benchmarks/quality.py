@@ -6,14 +6,12 @@ demaster`` would draw for it with seeds ``--seed``, ``--seed + 1``, …; then ev
 restores it:
 
 - identity: the degraded input as it is;
-- level only: the degraded input with its peak set to the ceiling (−1 dBFS), the level step
-  that ``master()`` ends with: what the level alone is worth;
 - oracle: the chain's inverse with the true parameters (the ceiling of the approach);
 - param: ``master()`` with the parameter model — its estimate (several windows, aggregated),
-  the chain's inverse weighted by presence, the peak set to the ceiling;
-- param, kept level: the same with ``normalise_peak=False`` (the restored level, as the
-  model's gain estimate leaves it);
-- unet: ``master()`` with the spectrogram U-Net baseline (same level step).
+  the chain's inverse weighted by presence, the peak kept under the ceiling (−1 dBFS);
+- unet: ``master()`` with the spectrogram U-Net baseline;
+- "…, peak at −1 dBFS": identity and param with ``master(normalise_peak=True)``'s level step
+  (the peak set to the ceiling), the prior "mastered music peaks at full scale".
 
 Reports MR-STFT distance, SI-SDR, log-spectral distance and LUFS error to the original,
 per-parameter error and presence accuracy of the estimate, model size and CPU real-time
@@ -49,7 +47,7 @@ from dmaster.mastering import finish, master, resolve_model, restore  # noqa: E4
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
 
-SYSTEMS = ("identity", "level only", "oracle", "param", "param, kept level", "unet")
+SYSTEMS = ("identity", "oracle", "param", "unet", "identity, peak at −1 dBFS", "param, peak at −1 dBFS")
 PEAK_CEILING_DB = -1.0  # master()'s default
 
 
@@ -107,7 +105,7 @@ def main() -> None:
         truth = track_params(chain, seed, [track.id])
         degraded = chain(clean[None], truth)[0]
         audio_seconds += clean.shape[-1] / sample_rate
-        outputs = {"identity": degraded, "level only": finish(degraded, sample_rate, None, PEAK_CEILING_DB)[0]}
+        outputs = {"identity": degraded}
         started = time.perf_counter()
         outputs["oracle"] = chain.inverse(degraded[None], truth)[0]
         seconds_of["oracle"] += time.perf_counter() - started
@@ -117,11 +115,12 @@ def main() -> None:
             outputs[name] = finish(restored, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[name] += time.perf_counter() - started
             if estimate is not None:
-                outputs["param, kept level"] = finish(restored, sample_rate, None, PEAK_CEILING_DB, False)[0]
-                seconds_of["param, kept level"] = seconds_of["param"]
+                outputs["param, peak at −1 dBFS"] = finish(restored, sample_rate, None, PEAK_CEILING_DB, True)[0]
+                seconds_of["param, peak at −1 dBFS"] = seconds_of["param"]
                 errors.append(parameter_errors(chain, truth, estimate))
                 presence_hits.append({s.name: (float(estimate[s.name]["present"][0]) >= 0.5)
                                       == (float(truth[s.name]["present"][0]) == 1.0) for s in chain.specs})
+        outputs["identity, peak at −1 dBFS"] = finish(degraded, sample_rate, None, PEAK_CEILING_DB, True)[0]
         for name, audio in outputs.items():
             rows.append({"track": track.id, "seed": seed, "system": name, **scores(audio, clean, sample_rate)})
         print(f"{track.id} (seed {seed}): " + ", ".join(f"{r['system']} {r['mrstft']:.3f}" for r in rows[-len(SYSTEMS):]))
@@ -131,13 +130,12 @@ def main() -> None:
         mine = [r for r in rows if r["system"] == name]
         summary[name] = {k: float(np.mean([r[k] for r in mine])) for k in ("mrstft", "si_sdr_db", "lsd_db", "lufs_error_db")}
         summary[name]["real_time_factor"] = seconds_of[name] / audio_seconds
-    for name in ("param", "param, kept level", "unet"):
+    for name in ("param", "unet", "param, peak at −1 dBFS"):
         summary[name]["parameters"] = count_parameters(models[name.split(",")[0]])
     identity, oracle, param = (summary[s]["mrstft"] for s in ("identity", "oracle", "param"))
     targets = {
         "param_mrstft_over_identity": param / identity,
         "param_gain_over_oracle_gain": (identity - param) / (identity - oracle),
-        "param_mrstft_over_level_only": param / summary["level only"]["mrstft"],
         "param_beats_unet_mrstft": summary["param"]["mrstft"] < summary["unet"]["mrstft"],
         "param_beats_unet_si_sdr": summary["param"]["si_sdr_db"] > summary["unet"]["si_sdr_db"],
     }
@@ -158,7 +156,7 @@ def main() -> None:
     for name in SYSTEMS:
         s = summary[name]
         size = f"{s['parameters'] / 1e6:.2f} M" if "parameters" in s else "—"
-        rtf = f"{s['real_time_factor']:.4f}" if name not in ("identity", "level only") else "—"
+        rtf = f"{s['real_time_factor']:.4f}" if not name.startswith("identity") else "—"
         table.append(f"| {name} | {s['mrstft']:.3f} | {s['si_sdr_db']:.2f} | {s['lsd_db']:.2f} | "
                      f"{s['lufs_error_db']:.2f} | {size} | {rtf} |")
     lines = [f"Held-out ({args.split}) tracks: {len(tracks)}, {args.seconds:g} s excerpts, {args.draws} degradations "
@@ -166,8 +164,6 @@ def main() -> None:
              f"machine: {machine}.", "", *table, "",
              f"- param MR-STFT / degraded MR-STFT: {targets['param_mrstft_over_identity']:.3f} (target ≤ 0.30)",
              f"- param improvement / oracle improvement: {targets['param_gain_over_oracle_gain']:.3f} (target ≥ 0.85)",
-             f"- param MR-STFT / level-only MR-STFT: {targets['param_mrstft_over_level_only']:.3f} "
-             "(what the estimated effects add to the level step)",
              f"- `master()` on a 3-minute stereo 44.1 kHz track: {master_seconds:.2f} s = "
              f"{master_seconds / 180:.4f} × its duration (target ≤ 0.02)",
              "", "Presence accuracy (probability ≥ 0.5 counts as detected): " + ", ".join(f"{k} {v:.0%}" for k, v in presence_accuracy.items()),
@@ -185,7 +181,7 @@ def main() -> None:
          "parameter_error": parameter_error, "rows": rows}, indent=2))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"), ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
-        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "silver", "black", "tab:blue", "lightsteelblue", "tab:orange"])
+        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "black", "tab:blue", "tab:orange", "silver", "lightsteelblue"])
         ax.set_title(label)
         ax.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()

@@ -6,11 +6,9 @@ presence probability, median of each normalised parameter). The chain's inverse
 then runs over the whole track in one pass, each effect's inverse weighted by the
 probability that the effect is there (a blend between leaving the audio alone and
 undoing the effect fully): that is how the model is trained end to end, and it costs
-less than a yes/no decision when the model is unsure. Last, the level: by default the
-output's peak is set to the peak ceiling, as mastered music peaks at full scale (the
-absolute level of the original is not otherwise knowable from the degraded audio); or the
-loudness is normalised (ITU-R BS.1770 via pyloudnorm) under the ceiling; or the restored
-level is kept, under the ceiling.
+less than a yes/no decision when the model is unsure. Last, the level: the restored level
+(the model's gain estimate) is kept under a peak ceiling; or the loudness is normalised
+(ITU-R BS.1770 via pyloudnorm) under the ceiling; or the peak is set to the ceiling.
 """
 
 from __future__ import annotations
@@ -266,7 +264,7 @@ def _unet_pairs(model: SpectrogramUNet, audio: Tensor) -> Tensor:
 
 
 def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceiling_db: float,
-           normalise_peak: bool = True) -> tuple[Tensor, dict]:
+           normalise_peak: bool = False) -> tuple[Tensor, dict]:
     """The output level: loudness normalisation to ``target_lufs`` under the ceiling, else the peak
     set to ``peak_ceiling_db`` (``normalise_peak``), else only a gain that keeps the peak under it."""
     report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db}
@@ -291,13 +289,13 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
 
 
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
-           peak_ceiling_db: float = -1.0, normalise_peak: bool = True) -> MasterResult:
+           peak_ceiling_db: float = -1.0, normalise_peak: bool = False) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
     checkpoint path or a loaded model. ``target_lufs``: integrated loudness (LUFS) to normalise
-    to. Without it the output's peak is set to ``peak_ceiling_db`` dBFS, or, with
-    ``normalise_peak=False``, the restored level is kept. The peak never exceeds the ceiling.
+    to. Without it the restored level is kept, or, with ``normalise_peak``, the output's peak is
+    set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling.
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")

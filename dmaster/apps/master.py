@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'param' (default, shipped), 'unet' (shipped baseline) or a checkpoint path")
     parser.add_argument("--target-lufs", type=float, default=None, help="normalise integrated loudness to this")
     parser.add_argument("--peak-ceiling-db", type=float, default=-1.0, help="output peak ceiling, dBFS (default -1)")
-    parser.add_argument("--keep-level", action="store_true",
-                        help="keep the restored level (under the ceiling) instead of setting the peak to the ceiling")
+    parser.add_argument("--normalise-peak", action="store_true",
+                        help="set the output peak to the ceiling (default: keep the restored level under it)")
     parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             audio = load_audio(path, model.sample_rate, max_seconds=None)
             result = master(audio, model.sample_rate, model=model, target_lufs=args.target_lufs,
-                            peak_ceiling_db=args.peak_ceiling_db, normalise_peak=not args.keep_level)
+                            peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak)
         except (AudioError, ValueError) as error:
             print(f"cannot master {path}: {error}", file=sys.stderr)
             failures += 1
