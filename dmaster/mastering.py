@@ -160,12 +160,12 @@ def aggregate(chain: Chain, estimates: ChainParams) -> ChainParams:
 def _describe(chain: Chain, params: ChainParams) -> dict[str, Any]:
     """JSON: per effect, presence probability, estimated degradation and the correction applied
     (``correction_strength``: the weight of its inverse, 0 = untouched, 1 = fully undone)."""
-    estimate = chain.to_json(params)[0]
+    estimate, weights = chain.to_json(params)[0], correction_weights(params)
     report: dict[str, Any] = {}
     for spec in chain.specs:
         values = estimate[spec.name]
         probability = float(params[spec.name]["present"][0])
-        strength = _strength(probability)
+        strength = float(weights[spec.name]["present"][0])
         estimated = {p.name: values[p.name] for p in spec.params}
         report[spec.name] = {
             "presence_probability": round(probability, 4),
@@ -175,10 +175,6 @@ def _describe(chain: Chain, params: ChainParams) -> dict[str, Any]:
             "correction": _correction(spec.name, estimated) if strength > 0 else "none",
         }
     return report
-
-
-def _strength(probability: float) -> float:
-    return probability if probability >= MIN_PRESENCE else 0.0
 
 
 def _correction(effect: str, estimated: dict[str, float]) -> str:
