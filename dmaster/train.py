@@ -95,8 +95,8 @@ class TrainConfig:
                                  "loss, 0 = all (2 of 8 about double the time of a step)")
     level_matched: bool = _setting(False, "scale restorations to the original's peak before the reconstruction / "
                                           "end-to-end loss and pick best.pt by the level-matched validation MR-STFT "
-                                          "(master() sets the output level from the peak, so the restored level "
-                                          "does not reach its output)")
+                                          "(for outputs whose level is set afterwards, e.g. by "
+                                          "master(normalise_peak=True))")
     compressor_inverse_steps: int = _setting(4, "fixed-point steps of the compressor inverse in training")
     synthetic_clips: int = _setting(16, "clips in the synthetic training music pool (--data synthetic)")
     models_dir: str = _setting("models", "checkpoints go to MODELS_DIR/RUN/{best,last}.pt")

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from ..effects import SPEC_VERSION, Chain
+from ..features import level_db
 from .audio import AudioError, load_audio, read_jsonl, read_window
 from .splits import Track, check_split, find_tracks, split_of
 
@@ -39,10 +40,6 @@ SILENT_DB = -60.0
 QUIET_DB = -45.0
 """Training windows quieter than this (RMS, dBFS) are redrawn, up to :data:`WINDOW_TRIES` times."""
 WINDOW_TRIES = 4
-
-
-def _rms_db(audio: Tensor) -> float:
-    return 10 * math.log10(float(audio.double().square().mean()) + 1e-20)
 
 
 def _seed_from(*parts: object) -> int:
@@ -192,7 +189,7 @@ class OnTheFlyBatches:
             track, future = ahead.popleft()
             try:
                 audio = future.result()
-                if _rms_db(audio) < SILENT_DB:
+                if float(level_db(audio[None])) < SILENT_DB:
                     raise AudioError(f"{track.path}: silent (RMS below {SILENT_DB:g} dBFS)")
                 yield track, audio
                 failures_in_a_row = 0
@@ -208,7 +205,7 @@ class OnTheFlyBatches:
         for _ in range(WINDOW_TRIES):
             start = int(torch.randint(frames - self.window + 1, (), generator=generator)) if frames > self.window else 0
             window = audio[:, start : start + self.window]
-            if _rms_db(window) >= QUIET_DB:
+            if float(level_db(window[None])) >= QUIET_DB:
                 break
         return torch.nn.functional.pad(window, (0, self.window - window.shape[-1]))
 
