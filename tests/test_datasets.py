@@ -135,3 +135,21 @@ def test_ranks_take_disjoint_tracks_with_their_own_seeds(raw):
         OnTheFlyBatches(raw, rank=2, world_size=2)
     with pytest.raises(TypeError, match="endless"):
         len(OnTheFlyBatches(raw))
+
+
+def test_on_the_fly_skips_silent_tracks_and_redraws_quiet_windows(tmp_path):
+    root = tmp_path / "music"
+    (root / "000").mkdir(parents=True)
+    loud, silent, gappy = names_in("train", 3)
+    music = music_like(2.0, RATE, 2, seed=4).T.numpy()
+    sf.write(root / loud, music, RATE)
+    sf.write(root / silent, np.zeros_like(music), RATE)
+    sf.write(root / gappy, np.concatenate([np.zeros((4 * RATE, 2)), music[: RATE // 2]]), RATE)  # 8 % audible
+    with pytest.warns(UserWarning, match="silent"):
+        batches = list(OnTheFlyBatches(root, window_seconds=0.5, batch_size=2, steps=20, seed=1))
+    track_ids = {t for batch in batches for t in batch["track_id"]}
+    assert track_ids == {"000_" + Path(loud).stem, "000_" + Path(gappy).stem}
+    gappy_windows = torch.stack([clean for batch in batches for clean, track in zip(batch["clean"], batch["track_id"])
+                                 if track == "000_" + Path(gappy).stem])
+    quiet_share = float((10 * torch.log10(gappy_windows.square().mean((1, 2)) + 1e-20) < -45).float().mean())
+    assert quiet_share < 0.7  # one random draw from the gappy track is quiet about 85 % of the time
