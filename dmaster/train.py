@@ -62,6 +62,7 @@ class TrainConfig:
     data: str = _setting("", "'synthetic': synthetic music degraded on the fly, no files needed")
     manifest: str = _setting("", "manifest of pairs written by dmaster demaster (PairedDataset)")
     music_root: str = _setting("", "folder of music degraded on the fly on the training device (OnTheFlyBatches)")
+    track_seconds: float = _setting(30.0, "--music-root: seconds decoded from the start of each track, 0 = all")
     sample_rate: int = _setting(44100, "Hz")
     window_seconds: float = _setting(3.0, "length of each training clip")
     batch_size: int = _setting(8, "clips per step and process")
@@ -119,8 +120,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be positive, got {value}")
-        non_negative = ("max_minutes", "weight_decay", "warmup_steps", "num_workers", "mrstft_weight", "l1_weight",
-                        "param_weight", "presence_weight", "delay_weight", "e2e_weight", "e2e_items")
+        non_negative = ("max_minutes", "track_seconds", "weight_decay", "warmup_steps", "num_workers",
+                        "mrstft_weight", "l1_weight", "param_weight", "presence_weight", "delay_weight", "e2e_weight",
+                        "e2e_items")
         for name in non_negative:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -340,7 +342,8 @@ def _music_batches(config: TrainConfig, split: str, device: torch.device, rank: 
     from .data.datasets import OnTheFlyBatches
 
     source = OnTheFlyBatches(config.music_root, config.window_seconds, config.batch_size, split, config.sample_rate,
-                             device, config.seed, rank=rank, world_size=world_size, pool_tracks=pool_tracks)
+                             device, config.seed, rank=rank, world_size=world_size, pool_tracks=pool_tracks,
+                             max_seconds=config.track_seconds or None)
     source.set_epoch(epoch)
     return iter(source)
 

@@ -175,3 +175,11 @@ def test_demo_command(tmp_path, checkpoints, capsys):
     for name in ("clean", "degraded", "mastered"):
         assert sf.info(tmp_path / f"{name}.wav").frames == 3 * SR
     assert "degradation" in json.loads((tmp_path / "demo.json").read_text())
+
+
+def test_demo_on_a_synthesised_clip_and_a_missing_file(tmp_path, checkpoints, capsys):
+    model = ["--model", str(checkpoints / "param.pt")]
+    assert main(["demo", "-o", str(tmp_path), "--synthetic", "--seconds", "2", *model]) == 0
+    assert sf.info(tmp_path / "clean.wav").frames == 2 * SR
+    assert main(["demo", "-o", str(tmp_path / "x"), "--clip", str(tmp_path / "missing.wav"), *model]) == 2
+    assert "missing.wav" in capsys.readouterr().err

@@ -52,6 +52,7 @@ def test_config_file_then_flags(tmp_path):
     ({"learning_rate": -1e-3}, "learning_rate must be positive"),
     ({"steps": 0}, "steps must be positive"),
     ({"e2e_weight": -1.0}, "e2e_weight must be ≥ 0"),
+    ({"track_seconds": -1.0}, "track_seconds must be ≥ 0"),
     ({"data": ""}, "no training data"),
     ({"data": "", "manifest": "/nonexistent/manifest.jsonl"}, "manifest not found"),
     ({"music_root": "/nonexistent"}, "choose one data source"),
@@ -63,6 +64,28 @@ def test_config_file_then_flags(tmp_path):
 def test_bad_configs_give_clear_errors(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         train(config(tmp_path, **overrides))
+
+
+@pytest.mark.parametrize("track_seconds, max_seconds", [(45.0, 45.0), (0.0, None)])
+def test_track_seconds_sets_how_much_of_each_track_the_loader_decodes(monkeypatch, track_seconds, max_seconds):
+    import dmaster.data.datasets
+    from dmaster.train import _music_batches
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, *args, **kwargs):
+            seen.update(kwargs)
+
+        def set_epoch(self, epoch):
+            pass
+
+        def __iter__(self):
+            return iter(())
+
+    monkeypatch.setattr(dmaster.data.datasets, "OnTheFlyBatches", Recorder)
+    _music_batches(TrainConfig(music_root="music", track_seconds=track_seconds), "train", torch.device("cpu"), 0, 1, 0)
+    assert seen["max_seconds"] == max_seconds
 
 
 def test_command_line_reports_bad_settings(tmp_path, capsys):

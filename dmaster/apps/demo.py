@@ -1,20 +1,25 @@
-"""``dmaster demo``: offline, on a synthesised clip — degrade, master, write files, print the estimate."""
+"""``dmaster demo``: offline, on a bundled clip of real music (or a synthesised one) — degrade, master,
+write files, print the estimate."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib import resources
 from pathlib import Path
 
 import torch
 
-from ..data.audio import save_audio, write_json_atomic
+from ..data.audio import AudioError, load_audio, save_audio, write_json_atomic
 from ..effects import Chain
 from ..mastering import master
 from ..metrics import mrstft_distance, si_sdr
 from ..synth import music_like
 
 SAMPLE_RATE = 44100
+BUNDLED_CLIP = "feelings_excerpt.ogg"
+"""10 s of a held-out test track (Sectoid, "Feelings", MIT licence; see dmaster/assets/README.md)."""
+SYNTHETIC_SECONDS = 8.0
 DEGRADATION = {
     "eq": {"present": True, "bell_3_hz": 2500.0, "bell_3_q": 1.5, "bell_3_gain_db": 6.0,
            "low_shelf_hz": 120.0, "low_shelf_gain_db": -5.0},
@@ -37,17 +42,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("experiments/demo"),
                         help="folder for clean, degraded and mastered WAVs and the JSON (default: experiments/demo)")
     parser.add_argument("--model", default=None, help="'param' (default), 'unet' or a checkpoint path")
-    parser.add_argument("--seconds", type=float, default=8.0, help="clip length (default: 8)")
+    parser.add_argument("--clip", type=Path, default=None,
+                        help="audio file to degrade and master (default: the bundled 10 s of real music)")
+    parser.add_argument("--synthetic", action="store_true", help="use a synthesised clip instead")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help=f"at most this many seconds of the clip (default: all of a file, "
+                             f"{SYNTHETIC_SECONDS:g} synthesised)")
+
+
+def demo_clip(args: argparse.Namespace) -> torch.Tensor:
+    """The clean clip ``(2, samples)`` at :data:`SAMPLE_RATE`."""
+    if args.synthetic:
+        return music_like(args.seconds or SYNTHETIC_SECONDS, SAMPLE_RATE, 2, seed=7)
+    if args.clip is not None:
+        return load_audio(args.clip, SAMPLE_RATE, args.seconds)
+    with resources.as_file(resources.files("dmaster") / "assets" / BUNDLED_CLIP) as path:
+        return load_audio(path, SAMPLE_RATE, args.seconds)
 
 
 def run(args: argparse.Namespace) -> int:
     chain = Chain(SAMPLE_RATE)
-    clean = music_like(args.seconds, SAMPLE_RATE, 2, seed=7)
-    params = demo_params(chain)
-    degraded = chain(clean[None], params)[0]
     try:
+        clean = demo_clip(args)
+        params = demo_params(chain)
+        degraded = chain(clean[None], params)[0]
         result = master(degraded, SAMPLE_RATE, model=args.model, peak_ceiling_db=0.0)
-    except FileNotFoundError as error:
+    except (AudioError, FileNotFoundError) as error:
         print(f"dmaster demo: error: {error}", file=sys.stderr)
         return 2
     mastered = torch.as_tensor(result.audio)
