@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import compressor, echo, eq, gain, reverb
-from .lti import apply_response, double, fft_size
+from .lti import apply_response, convolution_size, double
 from .spec import EffectSpec, Param, check_audio, check_sample_rate
 
 Tensor = torch.Tensor
@@ -118,7 +118,7 @@ class Chain(nn.Module):
         if not active:
             return x
         tail = sum(m.tail_samples(self.sample_rate, invert, **_values(params[m.SPEC.name])) for m in active)
-        n_fft = fft_size(x.shape[-1] + tail)
+        n_fft = convolution_size(x.shape[-1] + tail)
         response: Tensor | float = 1.0
         for m in active:
             effect = params[m.SPEC.name]

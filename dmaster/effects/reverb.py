@@ -20,7 +20,7 @@ from functools import lru_cache, partial
 
 import torch
 
-from .lti import delay_response, fft_size, filter_lti
+from .lti import convolution_size, delay_response, filter_lti
 from .spec import EffectSpec, Param, Prior
 
 Tensor = torch.Tensor
@@ -119,7 +119,7 @@ def inverse(y: Tensor, sample_rate: float, t60_s: Tensor | float, wet: Tensor | 
                                           * sample_rate / STFT_HOP) + 2)
     kernel = _frame_decay_kernel(sample_rate, kernel_frames, t60_s, pre_delay_ms)
     kernel = kernel * (wet.square() / ((1 - wet).square() + wet.square()))[:, None]
-    n_fft = fft_size(frames + kernel_frames)
+    n_fft = convolution_size(frames + kernel_frames)
     late = torch.fft.irfft(torch.fft.rfft(power, n_fft) * torch.fft.rfft(kernel, n_fft)[:, None, None, :],
                            n_fft)[..., :frames].clamp_min(0.0)
 
