@@ -179,6 +179,11 @@ class EffectSpec:
         return "\n".join(rows)
 
 
+def needs_grad(*tensors: Tensor) -> bool:
+    """Whether autograd records operations on any of ``tensors`` (else in-place fast paths are safe)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def db_to_amplitude(db: Tensor) -> Tensor:
     return torch.pow(10.0, db / 20.0)
 
