@@ -188,6 +188,8 @@ def test_batch_items_are_independent(module, music):
         (torch.zeros(2, 100), "batch, channels, samples"),
         (torch.zeros(1, 1, 0), "empty"),
         (torch.full((1, 1, 100), float("nan")), "NaN"),
+        (torch.cat([CLIP, torch.full((1, 2, 1), float("nan"))], dim=-1), "NaN"),
+        (torch.cat([CLIP, torch.full((1, 2, 1), -float("inf"))], dim=-1), "inf"),
         (torch.zeros(1, 1, 100, dtype=torch.int32), "float"),
     ],
 )
