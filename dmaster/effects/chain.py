@@ -136,7 +136,7 @@ class Chain(nn.Module):
         return apply_response(x, response, n_fft, double_precision=invert)
 
     def _blend(self, x: Tensor, processed: Tensor, present: Tensor) -> Tensor:
-        return x + present[:, None, None] * (processed - x)
+        return torch.lerp(x, processed, present[:, None, None])  # x + present·(processed − x), one pass
 
     def forward(self, x: Tensor, params: Mapping[str, Mapping[str, Tensor]]) -> Tensor:
         """Degrade ``x`` ``(batch, channels, samples)`` with ``params``."""
