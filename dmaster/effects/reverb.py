@@ -109,7 +109,8 @@ def inverse(y: Tensor, sample_rate: float, t60_s: Tensor | float, wet: Tensor | 
     window = torch.hann_window(STFT_SIZE, device=y.device, dtype=y.dtype)
     spectrum = torch.stft(y.reshape(batch * channels, samples), STFT_SIZE, STFT_HOP, window=window,
                           return_complex=True).reshape(batch, channels, STFT_SIZE // 2 + 1, -1)
-    power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag).contiguous()  # frames last, for the convolution
+    # contiguous with frames last: the frame convolution below transforms along them
+    power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag).contiguous()
     frames = power.shape[-1]
 
     # Predicted late-reverb power: earlier frames' source power, weighted by the IR energy that
