@@ -30,6 +30,7 @@ from torch import nn
 from .checkpoint import load_model
 from .data.audio import fold_to_stereo
 from .effects import Chain, ChainParams
+from .effects.spec import all_finite
 from .models import ParamEstimator, SpectrogramUNet
 
 Tensor = torch.Tensor
@@ -108,7 +109,7 @@ def _as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
     if tensor.dtype in (torch.int16, torch.int32):
         tensor = tensor.float() / float(torch.iinfo(tensor.dtype).max)
     tensor = tensor.float()
-    if not torch.isfinite(tensor).all():
+    if not all_finite(tensor):
         raise ValueError("audio contains NaN or inf")
     return tensor, mono
 

@@ -97,6 +97,18 @@ def test_soft_presence_blends_and_is_differentiable(music):
     assert torch.isfinite(presence.grad).all() and presence.grad.abs() > 0
 
 
+def test_inference_inverse_equals_the_differentiable_one(music):
+    # without autograd the inverse's responses are inverted and blended in place
+    params = all_present(2, seed=6)
+    params["echo"]["present"] = torch.tensor([0.3, 1.0])
+    params["gain"]["present"] = torch.tensor([0.7, 0.0])
+    degraded = CHAIN(music, params)
+    with torch.no_grad():
+        fast = CHAIN.inverse(degraded, params)
+    differentiable = CHAIN.inverse(degraded.clone().requires_grad_(), params).detach()
+    assert (fast - differentiable).abs().max() <= 1e-5 * differentiable.abs().max()
+
+
 def test_sampling_is_reproducible_and_follows_the_priors():
     a = CHAIN.sample_params(512, torch.Generator().manual_seed(7))
     b = CHAIN.sample_params(512, torch.Generator().manual_seed(7))

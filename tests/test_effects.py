@@ -122,6 +122,20 @@ def test_compressor_reduces_loud_parts_only():
     assert y[..., half:].abs().max() < 0.5 * quiet_then_loud[..., half:].abs().max()
 
 
+@pytest.mark.parametrize("module", [reverb, compressor], ids=["reverb", "compressor"])
+@settings(max_examples=8, deadline=None)
+@given(data=st.data())
+def test_inference_inverse_equals_the_differentiable_one(module, data):
+    # without autograd the inverse runs in place (and the compressor's level detector on a
+    # power computed once); it must give what the differentiable inverse gives
+    params = params_from_unit(module.SPEC, data.draw(unit_lists(module.SPEC)))
+    degraded = module.forward(CLIP, SR, **params)
+    with torch.no_grad():
+        fast = module.inverse(degraded, SR, **params)
+    differentiable = module.inverse(degraded.clone().requires_grad_(), SR, **params).detach()
+    assert (fast - differentiable).abs().max() <= 1e-5 * differentiable.abs().max()
+
+
 SHORT = music_like(0.05, SR, 1, seed=4)[None].double()  # (1, 1, 2205) for gradcheck
 GRADCHECK_CASES = [
     (eq.forward, {"bell_2_hz": 500.0, "bell_2_q": 1.2, "bell_2_gain_db": 4.0, "high_shelf_gain_db": -3.0,
@@ -174,6 +188,8 @@ def test_batch_items_are_independent(module, music):
         (torch.zeros(2, 100), "batch, channels, samples"),
         (torch.zeros(1, 1, 0), "empty"),
         (torch.full((1, 1, 100), float("nan")), "NaN"),
+        (torch.cat([CLIP, torch.full((1, 2, 1), float("nan"))], dim=-1), "NaN"),
+        (torch.cat([CLIP, torch.full((1, 2, 1), -float("inf"))], dim=-1), "inf"),
         (torch.zeros(1, 1, 100, dtype=torch.int32), "float"),
     ],
 )

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from . import compressor, echo, eq, gain, reverb
-from .lti import apply_response, double, fft_size
-from .spec import EffectSpec, Param, check_audio, check_sample_rate
+from .lti import apply_response, convolution_size, double
+from .spec import EffectSpec, Param, check_audio, check_sample_rate, needs_grad
 
 Tensor = torch.Tensor
 ChainParams = dict[str, dict[str, Tensor]]
@@ -113,27 +113,30 @@ class Chain(nn.Module):
 
         Responses of effects with an exact inverse are computed in float64, so that the
         inverse cancels them; the reverb's (the costliest, with no exact inverse) in the
-        audio's precision."""
+        audio's precision. The inverse's responses (all float64) are inverted and blended
+        in place when no gradient is needed."""
         active = [m for m in modules if bool((_present(params[m.SPEC.name]) > 0).any())]
         if not active:
             return x
         tail = sum(m.tail_samples(self.sample_rate, invert, **_values(params[m.SPEC.name])) for m in active)
-        n_fft = fft_size(x.shape[-1] + tail)
-        response: Tensor | float = 1.0
+        n_fft = convolution_size(x.shape[-1] + tail)
+        in_place = invert and not needs_grad(x, *(v for m in active for v in params[m.SPEC.name].values()))
+        response: Tensor | None = None
         for m in active:
             effect = params[m.SPEC.name]
             values = double(_values(effect)) if invert or m.EXACT_INVERSE else _values(effect)
             h = m.transfer(n_fft, self.sample_rate, x.shape[1], **values)
             if invert:
-                h = 1.0 / h
+                h = h.reciprocal_() if in_place else 1.0 / h
             present = _present(effect)
             if not bool((present == 1).all()):
-                h = 1.0 + present.double()[:, None, None] * (h - 1.0)
-            response = response * h
+                weight = present.double()[:, None, None]
+                h = h.sub_(1.0).mul_(weight).add_(1.0) if in_place else 1.0 + weight * (h - 1.0)
+            response = h if response is None else response * h
         return apply_response(x, response, n_fft, double_precision=invert)
 
     def _blend(self, x: Tensor, processed: Tensor, present: Tensor) -> Tensor:
-        return x + present[:, None, None] * (processed - x)
+        return torch.lerp(x, processed, present[:, None, None])  # x + present·(processed − x), one pass
 
     def forward(self, x: Tensor, params: Mapping[str, Mapping[str, Tensor]]) -> Tensor:
         """Degrade ``x`` ``(batch, channels, samples)`` with ``params``."""

@@ -12,7 +12,8 @@ in the log domain: ``log x_{k+1} = log x_k + ω·(log(y / g(x_k)) − log x_k)``
 threshold (``1 − ω``) against the one above it (``1 − ω / r``) and roughly halves
 the steps plain iteration needs. A few steps are unrolled, starting from ``y``
 without makeup; each is one pass of the gain computer, so the inverse stays
-differentiable.
+differentiable. When no gradient is needed, the same passes run in place, on the
+channel-mean power computed once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import math
 import torch
 from torchcomp import compressor_core
 
-from .spec import EffectSpec, Param, Prior, db_to_amplitude
+from .spec import EffectSpec, Param, Prior, db_to_amplitude, needs_grad
 
 Tensor = torch.Tensor
 
@@ -97,8 +98,34 @@ def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     target = y / db_to_amplitude(p.pop("makeup_db"))[:, None, None]
     relaxation = (2 * p["ratio"] / (p["ratio"] + 1))[:, None, None]
+    if not needs_grad(y, *p.values()):
+        return target * torch.exp(_log_boost_in_place(target, sample_rate, relaxation[:, 0], steps, **p))
     log_boost = torch.zeros_like(target[:, :1])  # log(x / target), shared by the channels
     for _ in range(steps):
         log_gain = torch.log(gain(target * torch.exp(log_boost), sample_rate, **p))
         log_boost = (1 - relaxation) * log_boost - relaxation * log_gain
     return target * torch.exp(log_boost)
+
+
+def _log_boost_in_place(target: Tensor, sample_rate: float, relaxation: Tensor, steps: int, threshold_db: Tensor,
+                        ratio: Tensor, attack_ms: Tensor, release_ms: Tensor, knee_db: Tensor) -> Tensor:
+    """:func:`inverse`'s ``log(x / target)`` ``(batch, 1, samples)`` without autograd, ``relaxation``
+    ``(batch, 1)``: the same passes of :func:`gain`, each sample-wise step in place, with the level
+    detector's power ``mean(x²) = mean(target²)·e^{2·log_boost}`` from ``target``'s, computed once."""
+    log_power = target.square().mean(1).log_()  # (batch, samples); −inf where silent
+    knee = knee_db[:, None]
+    knee_start = threshold_db[:, None] - knee / 2  # dBFS
+    curvature = 1.0 / (2.0 * knee.clamp_min(1e-6))
+    slope = (1.0 / ratio - 1.0)[:, None] * (math.log(10.0) / 20.0)  # log gain per dB over the curve
+    attack, release = time_to_coefficient(attack_ms, sample_rate), time_to_coefficient(release_ms, sample_rate)
+    initial = torch.ones_like(log_power[:, 0])
+    log_boost = torch.zeros_like(log_power)
+    level_db, into_knee = torch.empty_like(log_power), torch.empty_like(log_power)
+    for _ in range(steps):
+        torch.add(log_power, log_boost, alpha=2.0, out=level_db).exp_().add_(_LEVEL_FLOOR).log10_().mul_(10.0)
+        torch.minimum(torch.sub(level_db, knee_start, out=into_knee).clamp_min_(0.0), knee, out=into_knee)
+        over_knee = level_db.sub_(knee_start + knee).clamp_min_(0.0)
+        target_gain = into_knee.square_().mul_(curvature).add_(over_knee).mul_(slope).exp_()
+        log_gain = compressor_core(target_gain, initial, attack, release).log_()
+        log_boost.mul_(1.0 - relaxation).sub_(log_gain.mul_(relaxation))
+    return log_boost[:, None]

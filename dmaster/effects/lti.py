@@ -20,8 +20,15 @@ TransferFunction = Callable[..., Tensor]
 
 
 def fft_size(samples: int) -> int:
-    """The smallest fast real-FFT length ≥ ``samples``."""
+    """The smallest fast real-FFT length ≥ ``samples`` (a 5-smooth number)."""
     return scipy.fft.next_fast_len(int(samples), real=True)
+
+
+def convolution_size(samples: int) -> int:
+    """FFT length for a linear convolution spanning ``samples``: the next power of two.
+    Torch's CPU FFT (MKL) runs long power-of-two transforms about twice as fast per sample
+    as other 5-smooth lengths, which outweighs the extra padding."""
+    return 1 << max(int(samples) - 1, 0).bit_length()
 
 
 def angular_frequencies(n_fft: int, like: Tensor) -> Tensor:
@@ -62,7 +69,7 @@ def filter_lti(x: Tensor, sample_rate: float, transfer: TransferFunction, params
     """Filter with ``transfer`` (or its reciprocal) on a grid long enough that
     ``tail_samples`` of response after the end do not wrap around; in double precision
     for the reciprocal unless told otherwise."""
-    n_fft = fft_size(x.shape[-1] + tail_samples)
+    n_fft = convolution_size(x.shape[-1] + tail_samples)
     response = transfer(n_fft, sample_rate, x.shape[1], **double(params))
     precise = invert if double_precision is None else double_precision
     return apply_response(x, 1.0 / response if invert else response, n_fft, double_precision=precise)

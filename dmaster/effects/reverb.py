@@ -20,8 +20,8 @@ from functools import lru_cache, partial
 
 import torch
 
-from .lti import delay_response, fft_size, filter_lti
-from .spec import EffectSpec, Param, Prior
+from .lti import convolution_size, delay_response, filter_lti
+from .spec import EffectSpec, Param, Prior, needs_grad
 
 Tensor = torch.Tensor
 
@@ -109,7 +109,8 @@ def inverse(y: Tensor, sample_rate: float, t60_s: Tensor | float, wet: Tensor | 
     window = torch.hann_window(STFT_SIZE, device=y.device, dtype=y.dtype)
     spectrum = torch.stft(y.reshape(batch * channels, samples), STFT_SIZE, STFT_HOP, window=window,
                           return_complex=True).reshape(batch, channels, STFT_SIZE // 2 + 1, -1)
-    power = spectrum.real.square() + spectrum.imag.square()
+    # contiguous with frames last: the frame convolution below transforms along them
+    power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag).contiguous()
     frames = power.shape[-1]
 
     # Predicted late-reverb power: earlier frames' source power, weighted by the IR energy that
@@ -119,13 +120,19 @@ def inverse(y: Tensor, sample_rate: float, t60_s: Tensor | float, wet: Tensor | 
                                           * sample_rate / STFT_HOP) + 2)
     kernel = _frame_decay_kernel(sample_rate, kernel_frames, t60_s, pre_delay_ms)
     kernel = kernel * (wet.square() / ((1 - wet).square() + wet.square()))[:, None]
-    n_fft = fft_size(frames + kernel_frames)
+    n_fft = convolution_size(frames + kernel_frames)
     late = torch.fft.irfft(torch.fft.rfft(power, n_fft) * torch.fft.rfft(kernel, n_fft)[:, None, None, :],
-                           n_fft)[..., :frames].clamp_min(0.0)
+                           n_fft)[..., :frames]
 
+    # Spectral subtraction, then the direct path back to its level; in place when no gradient is needed.
     floor = 10 ** (SUPPRESSION_FLOOR_DB / 10)
-    gain = (1.0 - late / (power + 1e-12)).clamp_min(floor).sqrt()
-    direct = spectrum * gain / (1.0 - wet)[:, None, None, None]
+    direct_level = (1.0 - wet)[:, None, None, None]
+    if needs_grad(y, t60_s, wet, pre_delay_ms):
+        gain = (1.0 - late.clamp_min(0.0) / (power + 1e-12)).clamp_min(floor).sqrt() / direct_level
+        direct = torch.view_as_complex(torch.view_as_real(spectrum) * gain[..., None])
+    else:
+        gain = late.clamp_min_(0.0).div_(power.add_(1e-12)).neg_().add_(1.0).clamp_min_(floor).sqrt_()
+        direct = torch.view_as_complex(torch.view_as_real(spectrum).mul_(gain.div_(direct_level)[..., None]))
     restored = torch.istft(direct.reshape(batch * channels, STFT_SIZE // 2 + 1, frames), STFT_SIZE, STFT_HOP,
                            window=window, length=samples)
     return restored.reshape(batch, channels, samples)

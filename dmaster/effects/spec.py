@@ -179,6 +179,20 @@ class EffectSpec:
         return "\n".join(rows)
 
 
+def all_finite(x: Tensor) -> bool:
+    """Whether ``x`` holds no NaN or ±inf, judged by its extremes (NaN propagates to them),
+    without a mask as large as ``x``."""
+    if x.numel() == 0:
+        return True
+    low, high = torch.aminmax(x.detach())
+    return bool(torch.isfinite(low) & torch.isfinite(high))
+
+
+def needs_grad(*tensors: Tensor) -> bool:
+    """Whether autograd records operations on any of ``tensors`` (else in-place fast paths are safe)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def db_to_amplitude(db: Tensor) -> Tensor:
     return torch.pow(10.0, db / 20.0)
 
@@ -202,7 +216,7 @@ def check_audio(x: Tensor, name: str = "audio") -> None:
         raise TypeError(f"{name} must be a float tensor, got {x.dtype}")
     if x.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    if not all_finite(x):
         raise ValueError(f"{name} contains NaN or inf")
 
 
