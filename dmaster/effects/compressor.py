@@ -23,6 +23,7 @@ import math
 import torch
 from torchcomp import compressor_core
 
+from . import _compressor_cpu
 from .spec import EffectSpec, Param, Prior, db_to_amplitude, needs_grad
 
 Tensor = torch.Tensor
@@ -99,7 +100,8 @@ def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
     target = y / db_to_amplitude(p.pop("makeup_db"))[:, None, None]
     relaxation = (2 * p["ratio"] / (p["ratio"] + 1))[:, None, None]
     if not needs_grad(y, *p.values()):
-        return target * torch.exp(_log_boost_in_place(target, sample_rate, relaxation[:, 0], steps, **p))
+        log_boost = _log_boost_fused if target.device.type == "cpu" and target.dtype == torch.float32 else _log_boost_in_place
+        return target * torch.exp(log_boost(target, sample_rate, relaxation[:, 0], steps, **p))
     log_boost = torch.zeros_like(target[:, :1])  # log(x / target), shared by the channels
     for _ in range(steps):
         log_gain = torch.log(gain(target * torch.exp(log_boost), sample_rate, **p))
@@ -107,17 +109,23 @@ def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
     return target * torch.exp(log_boost)
 
 
-def _log_boost_in_place(target: Tensor, sample_rate: float, relaxation: Tensor, steps: int, threshold_db: Tensor,
-                        ratio: Tensor, attack_ms: Tensor, release_ms: Tensor, knee_db: Tensor) -> Tensor:
+def _pass_constants(sample_rate: float, threshold_db: Tensor, ratio: Tensor, attack_ms: Tensor,
+                    release_ms: Tensor, knee_db: Tensor) -> tuple[Tensor, ...]:
+    """Per-item constants ``(batch,)`` of an inverse pass without autograd: knee start (dBFS), knee width
+    (dB), ``1 / 2k`` (1/dB), log gain per dB over the curve, attack and release coefficients."""
+    return (threshold_db - knee_db / 2, knee_db, 1.0 / (2.0 * knee_db.clamp_min(1e-6)),
+            (1.0 / ratio - 1.0) * (math.log(10.0) / 20.0),
+            time_to_coefficient(attack_ms, sample_rate), time_to_coefficient(release_ms, sample_rate))
+
+
+def _log_boost_in_place(target: Tensor, sample_rate: float, relaxation: Tensor, steps: int, **params: Tensor) -> Tensor:
     """:func:`inverse`'s ``log(x / target)`` ``(batch, 1, samples)`` without autograd, ``relaxation``
     ``(batch, 1)``: the same passes of :func:`gain`, each sample-wise step in place, with the level
-    detector's power ``mean(x²) = mean(target²)·e^{2·log_boost}`` from ``target``'s, computed once."""
+    detector's power ``mean(x²) = mean(target²)·e^{2·log_boost}`` from ``target``'s, computed once.
+    Any device and dtype; :func:`_log_boost_fused` is the fast path for float32 on the CPU."""
     log_power = target.square().mean(1).log_()  # (batch, samples); −inf where silent
-    knee = knee_db[:, None]
-    knee_start = threshold_db[:, None] - knee / 2  # dBFS
-    curvature = 1.0 / (2.0 * knee.clamp_min(1e-6))
-    slope = (1.0 / ratio - 1.0)[:, None] * (math.log(10.0) / 20.0)  # log gain per dB over the curve
-    attack, release = time_to_coefficient(attack_ms, sample_rate), time_to_coefficient(release_ms, sample_rate)
+    *curve, attack, release = _pass_constants(sample_rate, **params)
+    knee_start, knee, curvature, slope = (c[:, None] for c in curve)
     initial = torch.ones_like(log_power[:, 0])
     log_boost = torch.zeros_like(log_power)
     level_db, into_knee = torch.empty_like(log_power), torch.empty_like(log_power)
@@ -128,4 +136,14 @@ def _log_boost_in_place(target: Tensor, sample_rate: float, relaxation: Tensor, 
         target_gain = into_knee.square_().mul_(curvature).add_(over_knee).mul_(slope).exp_()
         log_gain = compressor_core(target_gain, initial, attack, release).log_()
         log_boost.mul_(1.0 - relaxation).sub_(log_gain.mul_(relaxation))
+    return log_boost[:, None]
+
+
+def _log_boost_fused(target: Tensor, sample_rate: float, relaxation: Tensor, steps: int, **params: Tensor) -> Tensor:
+    """:func:`_log_boost_in_place` for float32 tensors on the CPU, all passes in one numba kernel,
+    :func:`._compressor_cpu.log_boost` (which has its own copy of the level detector and static curve)."""
+    log_power = target.square().mean(1).log_()
+    log_boost = torch.zeros_like(log_power)
+    constants = [c.to(torch.float32).contiguous().numpy() for c in (*_pass_constants(sample_rate, **params), relaxation[:, 0])]
+    _compressor_cpu.log_boost(log_power.numpy(), *constants, steps, log_boost.numpy())
     return log_boost[:, None]
