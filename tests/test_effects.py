@@ -136,6 +136,24 @@ def test_inference_inverse_equals_the_differentiable_one(module, data):
     assert (fast - differentiable).abs().max() <= 1e-5 * differentiable.abs().max()
 
 
+@pytest.mark.parametrize("seconds", [0.01, 0.3], ids=["fewer-chunks-than-steps", "partial-last-chunk"])
+@pytest.mark.parametrize("steps", [1, 8, 11])
+def test_compressor_fused_inverse_equals_the_in_place_one(seconds, steps):
+    # the numba kernel (float32, CPU) against the torch passes, on a batch of different
+    # settings, extremes of the ranges and digital silence included
+    x = torch.stack([music_like(seconds, SR, 2, seed=s) for s in (1, 2, 3)])
+    x[1, :, : x.shape[-1] // 3] = 0.0
+    x[2] *= 0.01
+    params = {"threshold_db": torch.tensor([-20.0, -60.0, -59.0]), "ratio": torch.tensor([4.0, 20.0, 1.5]),
+              "attack_ms": torch.tensor([10.0, 0.1, 100.0]), "release_ms": torch.tensor([150.0, 10.0, 2000.0]),
+              "knee_db": torch.tensor([6.0, 0.0, 24.0])}
+    target = compressor.forward(x, SR, **params)
+    relaxation = 2 * params["ratio"][:, None] / (params["ratio"][:, None] + 1)
+    fused = target * compressor._log_boost_fused(target, SR, relaxation, steps, **params).exp()
+    in_place = target * compressor._log_boost_in_place(target, SR, relaxation, steps, **params).exp()
+    assert ((fused - in_place).abs().amax((1, 2)) <= 1e-5 * in_place.abs().amax((1, 2))).all()
+
+
 SHORT = music_like(0.05, SR, 1, seed=4)[None].double()  # (1, 1, 2205) for gradcheck
 GRADCHECK_CASES = [
     (eq.forward, {"bell_2_hz": 500.0, "bell_2_q": 1.2, "bell_2_gain_db": 4.0, "high_shelf_gain_db": -3.0,

@@ -12,8 +12,9 @@ in the log domain: ``log x_{k+1} = log x_k + ω·(log(y / g(x_k)) − log x_k)``
 threshold (``1 − ω``) against the one above it (``1 − ω / r``) and roughly halves
 the steps plain iteration needs. A few steps are unrolled, starting from ``y``
 without makeup; each is one pass of the gain computer, so the inverse stays
-differentiable. When no gradient is needed, the same passes run in place, on the
-channel-mean power computed once.
+differentiable. When no gradient is needed, the same passes run on the
+channel-mean power computed once: for float32 on the CPU all of them in one
+numba kernel (:mod:`._compressor_cpu`), elsewhere as in-place torch ops.
 """
 
 from __future__ import annotations
