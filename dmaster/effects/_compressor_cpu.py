@@ -1,7 +1,7 @@
 """The compressor inverse's fixed-point passes without autograd, fused into one numba kernel (CPU, float32).
 
 :func:`log_boost` is what :func:`dmaster.effects.compressor._log_boost_in_place` computes with torch,
-in one pass over memory instead of ~15 full-size elementwise ops and a ballistics recursion per step.
+chunk by chunk in the cache instead of ~15 full-size elementwise ops and a ballistics recursion per step.
 Each step's recursion is sequential over samples, and step ``k`` at sample ``t`` needs only step
 ``k − 1`` at ``t``: the signal goes in chunks, step ``k`` working on chunk ``w − k`` in wave ``w``, so
 within a wave the steps' recursions are independent and run interleaved (the one-pole's latency would
@@ -121,7 +121,7 @@ def log_boost(log_power, knee_start, knee, curvature, slope, attack, release, re
             for k in range(first, stop):
                 start = (wave - k) * _CHUNK
                 power, boost, target = log_power[b, start:start + _CHUNK], out[b, start:start + _CHUNK], work[k]
-                for i in range(power.size):
+                for i in range(power.size):  # compressor.static_gain_db's curve, the test keeps them equal
                     level = _level_db(power[i] + _f32(2.0) * boost[i])
                     into_knee = min(max(level - start_db, _f32(0.0)), knee_db)
                     over_knee = max(level - end_db, _f32(0.0))
