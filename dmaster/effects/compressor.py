@@ -101,8 +101,9 @@ def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
     target = y / db_to_amplitude(p.pop("makeup_db"))[:, None, None]
     relaxation = (2 * p["ratio"] / (p["ratio"] + 1))[:, None, None]
     if not needs_grad(y, *p.values()):
-        log_boost = _log_boost_fused if target.device.type == "cpu" and target.dtype == torch.float32 else _log_boost_in_place
-        return target * torch.exp(log_boost(target, sample_rate, relaxation[:, 0], steps, **p))
+        fused = target.device.type == "cpu" and target.dtype == torch.float32
+        passes = _log_boost_fused if fused else _log_boost_in_place
+        return target * torch.exp(passes(target, sample_rate, relaxation[:, 0], steps, **p))
     log_boost = torch.zeros_like(target[:, :1])  # log(x / target), shared by the channels
     for _ in range(steps):
         log_gain = torch.log(gain(target * torch.exp(log_boost), sample_rate, **p))
@@ -119,7 +120,8 @@ def _pass_constants(sample_rate: float, threshold_db: Tensor, ratio: Tensor, att
             time_to_coefficient(attack_ms, sample_rate), time_to_coefficient(release_ms, sample_rate))
 
 
-def _log_boost_in_place(target: Tensor, sample_rate: float, relaxation: Tensor, steps: int, **params: Tensor) -> Tensor:
+def _log_boost_in_place(target: Tensor, sample_rate: float, relaxation: Tensor, steps: int,
+                        **params: Tensor) -> Tensor:
     """:func:`inverse`'s ``log(x / target)`` ``(batch, 1, samples)`` without autograd, ``relaxation``
     ``(batch, 1)``: the same passes of :func:`gain`, each sample-wise step in place, with the level
     detector's power ``mean(x²) = mean(target²)·e^{2·log_boost}`` from ``target``'s, computed once.
@@ -145,6 +147,7 @@ def _log_boost_fused(target: Tensor, sample_rate: float, relaxation: Tensor, ste
     :func:`._compressor_cpu.log_boost` (which has its own copy of the level detector and static curve)."""
     log_power = target.square().mean(1).log_()
     log_boost = torch.zeros_like(log_power)
-    constants = [c.to(torch.float32).contiguous().numpy() for c in (*_pass_constants(sample_rate, **params), relaxation[:, 0])]
+    constants = [c.to(torch.float32).contiguous().numpy()
+                 for c in (*_pass_constants(sample_rate, **params), relaxation[:, 0])]
     _compressor_cpu.log_boost(log_power.numpy(), *constants, steps, log_boost.numpy())
     return log_boost[:, None]
