@@ -8,10 +8,8 @@ restores it:
 - identity: the degraded input as it is;
 - oracle: the chain's inverse with the true parameters (the ceiling of the approach);
 - param: ``master()`` with the parameter model — its estimate (several windows, aggregated),
-  the chain's inverse weighted by presence, the tonal balance, the peak kept under the
-  ceiling (−1 dBFS);
-- unet: ``master()`` with the spectrogram U-Net baseline (tonal balance included);
-- "param, no tonal balance": param with ``master(tonal_strength=0)``;
+  the chain's inverse weighted by presence, the peak kept under the ceiling (−1 dBFS);
+- unet: ``master()`` with the spectrogram U-Net baseline;
 - "…, peak at −1 dBFS": identity and param with ``master(normalise_peak=True)``'s level step
   (the peak set to the ceiling), the prior "mastered music peaks at full scale".
 
@@ -48,10 +46,8 @@ from dmaster.effects import Chain  # noqa: E402
 from dmaster.mastering import finish, master, resolve_model, restore  # noqa: E402
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
-from dmaster.tonal import balance  # noqa: E402
 
-SYSTEMS = ("identity", "oracle", "param", "unet", "param, no tonal balance", "identity, peak at −1 dBFS",
-           "param, peak at −1 dBFS")
+SYSTEMS = ("identity", "oracle", "param", "unet", "identity, peak at −1 dBFS", "param, peak at −1 dBFS")
 PEAK_CEILING_DB = -1.0  # master()'s default
 
 
@@ -116,13 +112,9 @@ def main() -> None:
         for name in ("param", "unet"):
             started = time.perf_counter()
             restored, estimate = restore(models[name], degraded)  # master() without its type conversions
-            untouched = restored
-            restored = balance(restored, sample_rate)[0]
             outputs[name] = finish(restored, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[name] += time.perf_counter() - started
             if estimate is not None:
-                outputs["param, no tonal balance"] = finish(untouched, sample_rate, None, PEAK_CEILING_DB)[0]
-                seconds_of["param, no tonal balance"] = seconds_of["param"]
                 outputs["param, peak at −1 dBFS"] = finish(restored, sample_rate, None, PEAK_CEILING_DB, True)[0]
                 seconds_of["param, peak at −1 dBFS"] = seconds_of["param"]
                 errors.append(parameter_errors(chain, truth, estimate))
@@ -192,7 +184,7 @@ def main() -> None:
          "parameter_error": parameter_error, "rows": rows}, indent=2))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"), ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
-        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "black", "tab:blue", "tab:orange", "lightblue", "silver", "lightsteelblue"])
+        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "black", "tab:blue", "tab:orange", "silver", "lightsteelblue"])
         ax.set_title(label)
         ax.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()

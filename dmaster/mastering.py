@@ -6,9 +6,7 @@ presence probability, median of each normalised parameter). The chain's inverse
 then runs over the whole track in one pass, each effect's inverse weighted by the
 probability that the effect is there (a blend between leaving the audio alone and
 undoing the effect fully): that is how the model is trained end to end, and it costs
-less than a yes/no decision when the model is unsure. Then a gentle tonal balance
-(:mod:`dmaster.tonal`) pulls the long-term spectrum a fifth of the way toward that of
-mastered music. Last, the level: the restored level
+less than a yes/no decision when the model is unsure. Last, the level: the restored level
 (the model's gain estimate) is kept under a peak ceiling; or the loudness is normalised
 (ITU-R BS.1770 via pyloudnorm) under the ceiling; or the peak is set to the ceiling.
 """
@@ -34,7 +32,6 @@ from .data.audio import fold_to_stereo
 from .effects import Chain, ChainParams
 from .effects.spec import all_finite
 from .models import ParamEstimator, SpectrogramUNet
-from .tonal import DEFAULT_STRENGTH, balance
 
 Tensor = torch.Tensor
 Audio = Union[np.ndarray, Tensor]
@@ -289,15 +286,13 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
 
 
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
-           peak_ceiling_db: float = -1.0, normalise_peak: bool = False,
-           tonal_strength: float = DEFAULT_STRENGTH) -> MasterResult:
+           peak_ceiling_db: float = -1.0, normalise_peak: bool = False) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
     checkpoint path or a loaded model. ``target_lufs``: integrated loudness (LUFS) to normalise
     to. Without it the restored level is kept, or, with ``normalise_peak``, the output's peak is
-    set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling. ``tonal_strength``:
-    how far (0…1) the restored long-term spectrum moves toward mastered music's (0 = not at all).
+    set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling.
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
@@ -305,8 +300,6 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         raise ValueError(f"target_lufs must lie in [-70, 0] LUFS, got {target_lufs}")
     if not -60.0 <= peak_ceiling_db <= 0.0:
         raise ValueError(f"peak_ceiling_db must lie in [-60, 0] dBFS, got {peak_ceiling_db}")
-    if not 0.0 <= tonal_strength <= 1.0:
-        raise ValueError(f"tonal_strength must lie in [0, 1], got {tonal_strength}")
     tensor, mono = _as_channels_first(audio)
     if float(tensor.abs().max()) == 0.0:
         raise ValueError("audio is digital silence; there is nothing to master")
@@ -314,8 +307,6 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     working = _resample(tensor, int(sample_rate), network.sample_rate)
     restored, params = restore(network, working)
     report = {"model": "unet"} if params is None else {"model": "param", "effects": _describe(network.chain, params)}
-    restored, correction_db = balance(restored, network.sample_rate, tonal_strength)
-    report["tonal_balance"] = {"strength": tonal_strength, "correction_db_by_band_hz": correction_db}
     restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]
     restored, loudness = finish(restored, int(sample_rate), target_lufs, peak_ceiling_db, normalise_peak)
     report["output"] = loudness

@@ -61,7 +61,7 @@ def test_peak_never_exceeds_the_ceiling(estimator, ceiling):
 
 def test_restored_level_is_kept_unless_the_peak_is_normalised(estimator):
     quiet = CLIP * 1e-3
-    kept = master(quiet, SR, model=estimator, peak_ceiling_db=0.0, tonal_strength=0.0)
+    kept = master(quiet, SR, model=estimator, peak_ceiling_db=0.0)
     restored, _ = restore(estimator, quiet)
     torch.testing.assert_close(kept.audio, restored, rtol=1e-5, atol=1e-7)
     result = master(quiet, SR, model=estimator, peak_ceiling_db=-3.0, normalise_peak=True)
@@ -106,17 +106,6 @@ def test_params_are_readable_json(estimator):
         probability, strength = effect["presence_probability"], effect["correction_strength"]
         assert strength == (probability if probability >= MIN_PRESENCE else 0.0)
         assert effect["applied"] == (strength > 0) and (effect["correction"] == "none") == (strength == 0)
-
-
-def test_the_tonal_balance_is_reported_and_can_be_switched_off(estimator):
-    balanced = master(CLIP, SR, model=estimator)
-    plain = master(CLIP, SR, model=estimator, tonal_strength=0.0)
-    corrections = balanced.params["tonal_balance"]["correction_db_by_band_hz"]
-    assert len(corrections) == 30 and any(corrections.values())
-    assert not any(plain.params["tonal_balance"]["correction_db_by_band_hz"].values())
-    assert not torch.allclose(balanced.audio, plain.audio)
-    with pytest.raises(ValueError, match="tonal_strength"):
-        master(CLIP, SR, model=estimator, tonal_strength=-0.1)
 
 
 def test_correction_weights_follow_presence():

@@ -12,7 +12,6 @@ from tqdm import tqdm
 from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, write_text_atomic
 from ..data.plots import save_spectrograms
 from ..mastering import master, resolve_model
-from ..tonal import DEFAULT_STRENGTH
 
 
 
@@ -40,9 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak-ceiling-db", type=float, default=-1.0, help="output peak ceiling, dBFS (default -1)")
     parser.add_argument("--normalise-peak", action="store_true",
                         help="set the output peak to the ceiling (default: keep the restored level under it)")
-    parser.add_argument("--tonal-strength", type=float, default=DEFAULT_STRENGTH,
-                        help=f"how far (0-1) to move the long-term spectrum toward mastered music's "
-                             f"(default {DEFAULT_STRENGTH:g}; 0 = off)")
     parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
 
@@ -68,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             audio = load_audio(path, model.sample_rate, max_seconds=None)
             result = master(audio, model.sample_rate, model=model, target_lufs=args.target_lufs,
-                            peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
-                            tonal_strength=args.tonal_strength)
+                            peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak)
         except (AudioError, ValueError) as error:
             print(f"cannot master {path}: {error}", file=sys.stderr)
             failures += 1
