@@ -285,6 +285,14 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
     return audio, report
 
 
+def check_settings(target_lufs: float | None, peak_ceiling_db: float) -> None:
+    """Raise ``ValueError`` naming the first of :func:`master`'s level settings out of its range."""
+    if target_lufs is not None and not -70.0 <= target_lufs <= 0.0:
+        raise ValueError(f"target_lufs must lie in [-70, 0] LUFS, got {target_lufs}")
+    if not -60.0 <= peak_ceiling_db <= 0.0:
+        raise ValueError(f"peak_ceiling_db must lie in [-60, 0] dBFS, got {peak_ceiling_db}")
+
+
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
            peak_ceiling_db: float = -1.0, normalise_peak: bool = False) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
@@ -296,10 +304,7 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
-    if target_lufs is not None and not -70.0 <= target_lufs <= 0.0:
-        raise ValueError(f"target_lufs must lie in [-70, 0] LUFS, got {target_lufs}")
-    if not -60.0 <= peak_ceiling_db <= 0.0:
-        raise ValueError(f"peak_ceiling_db must lie in [-60, 0] dBFS, got {peak_ceiling_db}")
+    check_settings(target_lufs, peak_ceiling_db)
     tensor, mono = _as_channels_first(audio)
     if float(tensor.abs().max()) == 0.0:
         raise ValueError("audio is digital silence; there is nothing to master")

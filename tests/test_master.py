@@ -168,6 +168,13 @@ def test_master_command_end_to_end(tmp_path, checkpoints):
     assert main(["master", str(source / "song.wav"), "-o", str(out), "--model", str(checkpoints / "unet.pt")]) == 0
 
 
+def test_master_command_refuses_bad_settings_before_any_file(tmp_path, capsys):
+    sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
+    code = main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--target-lufs", "5"])
+    assert code == 2 and "target_lufs must lie in [-70, 0]" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_demo_command(tmp_path, checkpoints, capsys):
     assert main(["demo", "-o", str(tmp_path), "--model", str(checkpoints / "param.pt"), "--seconds", "3"]) == 0
     printed = capsys.readouterr().out

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, write_text_atomic
 from ..data.plots import save_spectrograms
-from ..mastering import master, resolve_model
+from ..mastering import check_settings, master, resolve_model
 
 
 
@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        check_settings(args.target_lufs, args.peak_ceiling_db)
         paths = find_inputs(args.inputs)
         model = resolve_model(args.model)
     except (FileNotFoundError, ValueError) as error:
