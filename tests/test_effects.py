@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmaster.effects import compressor, echo, eq, gain, reverb
+from dmaster.effects.lti import convolution_size
 from dmaster.effects.spec import EffectSpec
 from dmaster.metrics import mrstft_distance
 from dmaster.synth import music_like
@@ -231,3 +232,10 @@ def test_bad_audio_is_rejected(audio, message):
 def test_bad_parameters_name_the_parameter_and_its_range(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@given(st.integers(1, 10**9))
+def test_convolution_size_is_a_fast_length_just_above(samples):
+    size = convolution_size(samples)
+    odd = size >> (size & -size).bit_length() - 1  # size without its factors of two
+    assert odd in (1, 3, 5) and samples <= size <= max(4 * samples / 3, 2)
