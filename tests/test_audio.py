@@ -141,3 +141,10 @@ def test_splits_are_deterministic_by_track_with_the_asked_fractions():
     assert {split_of(i, 0.0, 0.0) for i in ids[:50]} == {"train"}
     with pytest.raises(ValueError, match="fraction"):
         split_of("x", 0.6, 0.6)
+
+
+@pytest.mark.parametrize("max_seconds", [0.0, -1.0])
+def test_a_non_positive_max_seconds_is_refused(tmp_path, max_seconds):
+    sf.write(tmp_path / "a.wav", np.zeros((100, 2), np.float32) + 0.1, RATE)
+    with pytest.raises(ValueError, match="max_seconds must be positive"):
+        load_audio(tmp_path / "a.wav", RATE, max_seconds)

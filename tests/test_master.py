@@ -190,3 +190,7 @@ def test_demo_on_a_synthesised_clip_and_a_missing_file(tmp_path, checkpoints, ca
     assert sf.info(tmp_path / "clean.wav").frames == 2 * SR
     assert main(["demo", "-o", str(tmp_path / "x"), "--clip", str(tmp_path / "missing.wav"), *model]) == 2
     assert "missing.wav" in capsys.readouterr().err
+    for seconds in ("0", "-1"):
+        assert main(["demo", "-o", str(tmp_path / "y"), "--seconds", seconds, *model]) == 2
+        assert "--seconds must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()

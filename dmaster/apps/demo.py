@@ -63,11 +63,13 @@ def demo_clip(args: argparse.Namespace) -> torch.Tensor:
 def run(args: argparse.Namespace) -> int:
     chain = Chain(SAMPLE_RATE)
     try:
+        if args.seconds is not None and not args.seconds > 0:
+            raise ValueError(f"--seconds must be positive, got {args.seconds:g}")
         clean = demo_clip(args)
         params = demo_params(chain)
         degraded = chain(clean[None], params)[0]
         result = master(degraded, SAMPLE_RATE, model=args.model, peak_ceiling_db=0.0)
-    except (AudioError, FileNotFoundError) as error:
+    except (AudioError, FileNotFoundError, ValueError) as error:
         print(f"dmaster demo: error: {error}", file=sys.stderr)
         return 2
     mastered = torch.as_tensor(result.audio)

@@ -90,9 +90,11 @@ def _read(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
 def load_audio(path: str | os.PathLike, sample_rate: int = 44100, max_seconds: float | None = None) -> Tensor:
     """Decode ``path`` to a stereo float32 tensor ``(2, samples)`` at ``sample_rate`` Hz.
 
-    ``max_seconds`` keeps only the beginning of long files (and decodes only that).
+    ``max_seconds`` (> 0) keeps only the beginning of long files (and decodes only that).
     Raises :class:`AudioError` for unreadable, empty, non-finite or silent files.
     """
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive (or None for the whole file), got {max_seconds}")
     path = Path(path)
     data, rate = _read(path, max_seconds)
     if data.shape[0] == 0:
