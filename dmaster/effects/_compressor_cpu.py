@@ -21,7 +21,9 @@ from numba import types
 from numba.extending import intrinsic
 
 _CHUNK = 1024  # samples per wave and step: the steps' work buffers stay in the L1/L2 cache
-_LEVEL_FLOOR = np.float32(1e-10)  # = compressor._LEVEL_FLOOR
+LEVEL_FLOOR = 1e-10
+"""Power floor of the compressor's level detector (−100 dB); :mod:`.compressor` uses this one too."""
+_LEVEL_FLOOR = np.float32(LEVEL_FLOOR)
 _DB_PER_NEPER = np.float32(10.0 / math.log(10.0))  # dB of power per unit of natural-log power
 _FLOOR_RATIO_MAX = np.float32(1e-2)  # see _level_db
 _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2 = hi + lo, hi exact in 9 bits

@@ -49,7 +49,7 @@ SPEC = EffectSpec(
     description="dynamic range compression",
 )
 DEFAULT_INVERSE_STEPS = 8
-_LEVEL_FLOOR = 1e-10  # power floor of the level detector (−100 dB)
+_LEVEL_FLOOR = _compressor_cpu.LEVEL_FLOOR  # power floor of the level detector (−100 dB)
 
 
 def time_to_coefficient(time_ms: Tensor, sample_rate: float) -> Tensor:
