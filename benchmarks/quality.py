@@ -8,8 +8,10 @@ restores it:
 - identity: the degraded input as it is;
 - oracle: the chain's inverse with the true parameters (the ceiling of the approach);
 - param: ``master()`` with the parameter model — its estimate (several windows, aggregated),
-  the chain's inverse weighted by presence, the peak kept under the ceiling (−1 dBFS);
-- unet: ``master()`` with the spectrogram U-Net baseline;
+  the chain's inverse weighted by presence with the model's residual correction (tonal balance
+  and level), the peak kept under the ceiling (−1 dBFS);
+- unet: ``master()`` with the spectrogram U-Net baseline, with its own residual correction;
+- "…, no residual correction": param and unet without it;
 - "…, peak at −1 dBFS": identity and param with ``master(normalise_peak=True)``'s level step
   (the peak set to the ceiling), the prior "mastered music peaks at full scale".
 
@@ -43,11 +45,12 @@ from dmaster.data.audio import load_audio  # noqa: E402
 from dmaster.data.generate import track_params  # noqa: E402
 from dmaster.data.splits import find_tracks, split_of  # noqa: E402
 from dmaster.effects import Chain  # noqa: E402
-from dmaster.mastering import finish, master, resolve_model, restore  # noqa: E402
+from dmaster.mastering import finish, master, resolve_model, resolve_residual, restore  # noqa: E402
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
 
-SYSTEMS = ("identity", "oracle", "param", "unet", "identity, peak at −1 dBFS", "param, peak at −1 dBFS")
+SYSTEMS = ("identity", "oracle", "param", "unet", "param, no residual correction", "unet, no residual correction",
+           "identity, peak at −1 dBFS", "param, peak at −1 dBFS")
 PEAK_CEILING_DB = -1.0  # master()'s default
 
 
@@ -92,6 +95,10 @@ def main() -> None:
     torch.set_grad_enabled(False)
 
     models = {"param": resolve_model(args.param_model), "unet": resolve_model(args.unet_model)}
+    residuals = {"param": resolve_residual(args.param_model), "unet": resolve_residual(args.unet_model)}
+    for name, residual in residuals.items():
+        if residual is None:
+            print(f"note: the {name} model has no residual correction; its rows with and without agree")
     sample_rate = models["param"].sample_rate
     chain = Chain(sample_rate)
     tracks = [t for t in find_tracks(args.music_root) if split_of(t.id) == args.split]
@@ -111,9 +118,13 @@ def main() -> None:
         seconds_of["oracle"] += time.perf_counter() - started
         for name in ("param", "unet"):
             started = time.perf_counter()
-            restored, estimate = restore(models[name], degraded)  # master() without its type conversions
+            restored, estimate, _ = restore(models[name], degraded, residuals[name])  # master() without type conversions
             outputs[name] = finish(restored, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[name] += time.perf_counter() - started
+            started = time.perf_counter()
+            uncorrected = restore(models[name], degraded).audio
+            outputs[f"{name}, no residual correction"] = finish(uncorrected, sample_rate, None, PEAK_CEILING_DB)[0]
+            seconds_of[f"{name}, no residual correction"] += time.perf_counter() - started
             if estimate is not None:
                 outputs["param, peak at −1 dBFS"] = finish(restored, sample_rate, None, PEAK_CEILING_DB, True)[0]
                 seconds_of["param, peak at −1 dBFS"] = seconds_of["param"]
@@ -130,7 +141,7 @@ def main() -> None:
         mine = [r for r in rows if r["system"] == name]
         summary[name] = {k: float(np.mean([r[k] for r in mine])) for k in ("mrstft", "si_sdr_db", "lsd_db", "lufs_error_db")}
         summary[name]["real_time_factor"] = seconds_of[name] / audio_seconds
-    for name in ("param", "unet", "param, peak at −1 dBFS"):
+    for name in (s for s in SYSTEMS[2:] if not s.startswith("identity")):
         summary[name]["parameters"] = count_parameters(models[name.split(",")[0]])
     identity, oracle, param = (summary[s]["mrstft"] for s in ("identity", "oracle", "param"))
     targets = {
@@ -145,11 +156,11 @@ def main() -> None:
 
     song = load_audio(tracks[0].path, sample_rate)
     song = song.repeat(1, math.ceil(180 * sample_rate / song.shape[-1]))[:, : 180 * sample_rate]
-    master(song[:, : 5 * sample_rate], sample_rate, model=models["param"])  # warm-up
+    master(song[:, : 5 * sample_rate], sample_rate, model=args.param_model)  # warm-up (and loads the correction)
     master_seconds = math.inf
     for _ in range(3):  # the best of three: the least disturbed by other processes
         started = time.perf_counter()
-        master(song, sample_rate, model=models["param"])
+        master(song, sample_rate, model=args.param_model)
         master_seconds = min(master_seconds, time.perf_counter() - started)
 
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -184,7 +195,7 @@ def main() -> None:
          "parameter_error": parameter_error, "rows": rows}, indent=2))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"), ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
-        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "black", "tab:blue", "tab:orange", "silver", "lightsteelblue"])
+        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "black", "tab:blue", "tab:orange", "lightblue", "navajowhite", "silver", "lightsteelblue"])
         ax.set_title(label)
         ax.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()

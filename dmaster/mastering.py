@@ -6,7 +6,9 @@ presence probability, median of each normalised parameter). The chain's inverse
 then runs over the whole track in one pass, each effect's inverse weighted by the
 probability that the effect is there (a blend between leaving the audio alone and
 undoing the effect fully): that is how the model is trained end to end, and it costs
-less than a yes/no decision when the model is unsure. Last, the level: the restored level
+less than a yes/no decision when the model is unsure. The inverse's LTI stage also applies
+the model's residual correction (:mod:`dmaster.residual`: tonal balance and level, fitted
+to what the inverse leaves wrong), when the model has one. Last, the level: the restored level
 (the model's gain estimate) is kept under a peak ceiling; or the loudness is normalised
 (ITU-R BS.1770 via pyloudnorm) under the ceiling; or the peak is set to the ceiling.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 import pyloudnorm
@@ -30,14 +32,18 @@ from torch import nn
 from .checkpoint import load_model
 from .data.audio import fold_to_stereo
 from .effects import Chain, ChainParams
+from .effects.lti import apply_response, convolution_size
 from .effects.spec import all_finite
 from .models import ParamEstimator, SpectrogramUNet
+from .residual import ResidualCorrection, band_centres_hz, extra_response
 
 Tensor = torch.Tensor
 Audio = Union[np.ndarray, Tensor]
 ModelChoice = Union[None, str, Path, nn.Module]
 
 SHIPPED = {"param": "param.pt", "unet": "unet.pt"}
+RESIDUAL_SUFFIX = ".residual.json"
+"""A checkpoint's residual correction lies next to it: ``param.pt`` → ``param.residual.json``."""
 MAX_WINDOWS = 8
 ANALYSIS_SECONDS = 5.0
 MIN_PRESENCE = 0.05
@@ -74,18 +80,34 @@ def shipped_weights(kind: str) -> Path:
     return Path(str(resources.files("dmaster") / "weights" / SHIPPED[kind]))
 
 
+def _checkpoint_path(model: None | str | Path) -> Path:
+    path = shipped_weights(model or "param") if model is None or model in SHIPPED else Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model checkpoint at {path}")
+    return path
+
+
 def resolve_model(model: ModelChoice) -> nn.Module:
     """``None`` → the shipped parameter model; ``"param"``/``"unet"`` → a shipped model;
     a path → a checkpoint; a module → itself."""
     if isinstance(model, nn.Module):
         return model.eval()
-    if model is None or model in SHIPPED:
-        path = shipped_weights(model or "param")
-    else:
-        path = Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model checkpoint at {path}")
-    return _load(str(path))
+    return _load(str(_checkpoint_path(model)))
+
+
+def resolve_residual(model: ModelChoice) -> ResidualCorrection | None:
+    """The residual correction fitted for ``model`` (a file next to its checkpoint), or ``None``:
+    for the U-Net, a module, or a checkpoint without one."""
+    if isinstance(model, nn.Module):
+        return None
+    path = _checkpoint_path(model)
+    sidecar = path.with_name(path.stem + RESIDUAL_SUFFIX)
+    return _load_residual(str(sidecar)) if sidecar.is_file() else None
+
+
+@lru_cache(maxsize=4)
+def _load_residual(path: str) -> ResidualCorrection:
+    return ResidualCorrection.load(path)
 
 
 def _as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
@@ -198,6 +220,12 @@ def _correction(effect: str, estimated: dict[str, float]) -> str:
             f"makeup {-estimated['makeup_db']:+.1f} dB")
 
 
+def _describe_residual(bands: Tensor, level: float) -> dict[str, Any]:
+    centres = band_centres_hz()
+    return {"level_db": round(level, 2),
+            "bands_db": {f"{hz:.0f} Hz": round(float(db), 2) for hz, db in zip(centres, bands)}}
+
+
 def correction_weights(params: ChainParams) -> ChainParams:
     """``params`` with each effect's presence probability turned into the weight of its inverse:
     the probability itself, or 0 below :data:`MIN_PRESENCE`."""
@@ -211,21 +239,49 @@ def estimator_window(model: ParamEstimator) -> int:
     return max(model.min_samples, int(ANALYSIS_SECONDS * model.sample_rate))
 
 
+def model_windows(model: nn.Module, audio: Tensor) -> Tensor:
+    """The analysis windows ``(n, 2, samples)`` of ``audio`` ``(channels, samples)`` that the parameter
+    model hears and the residual correction measures."""
+    window = estimator_window(model) if isinstance(model, ParamEstimator) else int(ANALYSIS_SECONDS * model.sample_rate)
+    return analysis_windows(_stereo(audio), window)
+
+
 @torch.no_grad()
 def estimate(model: ParamEstimator, audio: Tensor) -> ChainParams:
     """Track-wide estimate ``(1,)`` (soft presence) from windows of ``audio`` ``(channels, samples)``."""
-    windows = analysis_windows(_stereo(audio), estimator_window(model))
-    return aggregate(model.chain, model.estimate(windows))
+    return aggregate(model.chain, model.estimate(model_windows(model, audio)))
+
+
+class Restoration(NamedTuple):
+    audio: Tensor
+    """``(channels, samples)`` at the model's sample rate."""
+    params: ChainParams | None
+    """The parameter estimate; ``None`` for the U-Net."""
+    residual: tuple[Tensor, float] | None = None
+    """The residual correction applied: band corrections dB (40,) and level dB; ``None`` when none."""
 
 
 @torch.no_grad()
-def restore(model: nn.Module, audio: Tensor) -> tuple[Tensor, ChainParams | None]:
-    """Restored ``audio`` ``(channels, samples)`` at the model's rate, and the parameter
-    estimate (``None`` for the U-Net). Each effect's inverse is weighted by its presence probability."""
+def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None) -> Restoration:
+    """Restore ``audio`` ``(channels, samples)`` at the model's rate. Each effect's inverse is
+    weighted by its presence probability; ``residual`` adds its correction to the inverse (the
+    U-Net's output is filtered with it)."""
     if isinstance(model, SpectrogramUNet):
-        return _restore_with_unet(model, audio), None
-    params = estimate(model, audio)
-    return model.chain.inverse(audio[None], correction_weights(params))[0], params
+        restored = _restore_with_unet(model, audio)
+        if residual is None:
+            return Restoration(restored, None)
+        bands, level = residual.correct(model_windows(model, audio), model.sample_rate)
+        extra = extra_response(bands, level, model.sample_rate)
+        n_fft = convolution_size(restored.shape[-1] + extra.tail_samples)
+        return Restoration(apply_response(restored[None], extra.response(n_fft), n_fft)[0], None, (bands, level))
+    windows = model_windows(model, audio)
+    params = aggregate(model.chain, model.estimate(windows))
+    if residual is None:
+        return Restoration(model.chain.inverse(audio[None], correction_weights(params))[0], params)
+    bands, level = residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params))
+    extra = extra_response(bands, level, model.sample_rate)
+    restored = model.chain.inverse(audio[None], correction_weights(params), extra)[0]
+    return Restoration(restored, params, (bands, level))
 
 
 @torch.no_grad()
@@ -294,13 +350,14 @@ def check_settings(target_lufs: float | None, peak_ceiling_db: float) -> None:
 
 
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
-           peak_ceiling_db: float = -1.0, normalise_peak: bool = False) -> MasterResult:
+           peak_ceiling_db: float = -1.0, normalise_peak: bool = False, correct_residual: bool = True) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
     checkpoint path or a loaded model. ``target_lufs``: integrated loudness (LUFS) to normalise
     to. Without it the restored level is kept, or, with ``normalise_peak``, the output's peak is
-    set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling.
+    set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling. ``correct_residual``: apply the
+    model's residual correction (tonal balance and level; :mod:`dmaster.residual`) when it has one.
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
@@ -310,8 +367,10 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         raise ValueError("audio is digital silence; there is nothing to master")
     network = resolve_model(model)
     working = _resample(tensor, int(sample_rate), network.sample_rate)
-    restored, params = restore(network, working)
+    restored, params, residual = restore(network, working, resolve_residual(model) if correct_residual else None)
     report = {"model": "unet"} if params is None else {"model": "param", "effects": _describe(network.chain, params)}
+    if residual is not None:
+        report["residual_correction"] = _describe_residual(*residual)
     restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]
     restored, loudness = finish(restored, int(sample_rate), target_lufs, peak_ceiling_db, normalise_peak)
     report["output"] = loudness

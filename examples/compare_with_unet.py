@@ -1,12 +1,11 @@
-"""Restore the same degraded clip with the parameter model and the U-Net baseline, and score both.
+"""Master the same degraded clip with the parameter model and the U-Net baseline, and score both.
 
     python examples/compare_with_unet.py
 """
 
 import torch
 
-from dmaster import Chain
-from dmaster.mastering import resolve_model, restore
+from dmaster import Chain, master
 from dmaster.metrics import mrstft_distance, si_sdr
 from dmaster.synth import music_like
 
@@ -19,7 +18,7 @@ print("degradation:", {k: v for k, v in chain.to_json(params)[0].items() if v["p
 
 outputs = {"degraded (identity)": degraded, "oracle inverse": chain.inverse(degraded[None], params)[0]}
 for name in ("param", "unet"):
-    outputs[f"{name} model"], _ = restore(resolve_model(name), degraded)
+    outputs[f"{name} model"] = master(degraded, 44100, model=name).audio
 print(f"{'':<22}{'MR-STFT':>9}{'SI-SDR dB':>11}")
 for name, audio in outputs.items():
     pair = (audio[None], clean[None])

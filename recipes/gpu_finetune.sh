@@ -29,4 +29,5 @@ python -m dmaster.train --model unet --run-name gpu_unet "${common[@]}" --batch-
     --init-from models/shipped_unet/best.pt > experiments/gpu_unet.out 2>&1 &
 wait
 python recipes/export_weights.py models/gpu_unet/best.pt dmaster/weights/unet.pt
+python recipes/fit_residual.py --model dmaster/weights/unet.pt   # on the full tracks in data/raw/debian_music
 python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality

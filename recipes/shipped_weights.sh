@@ -7,7 +7,7 @@
 # 2. train the parameter estimator and the U-Net baseline on it, side by side (degraded on
 #    the fly; the train/val/test split is by track, from a hash of the track id);
 # 3. copy the best checkpoints (weights, hyper-parameters, config, spec version; no optimiser
-#    state) into dmaster/weights/;
+#    state) into dmaster/weights/ and fit each one's residual correction next to it;
 # 4. measure them on the held-out test tracks with benchmarks/quality.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +33,7 @@ wait
 
 python recipes/export_weights.py models/shipped_param/best.pt dmaster/weights/param.pt
 python recipes/export_weights.py models/shipped_unet/best.pt dmaster/weights/unet.pt
+# each model's residual correction (tonal balance and level), fitted to its restorations of the train tracks
+python recipes/fit_residual.py --model dmaster/weights/param.pt
+python recipes/fit_residual.py --model dmaster/weights/unet.pt
 python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality

@@ -10,9 +10,10 @@ import torch
 
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
-from dmaster.mastering import (MIN_PRESENCE, MasterResult, aggregate, analysis_windows, correction_weights, master,
-                               restore)
+from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, MasterResult, aggregate, analysis_windows,
+                               correction_weights, master, restore)
 from dmaster.models import ParamEstimator, SpectrogramUNet
+from dmaster.residual import ResidualCorrection
 from dmaster.synth import music_like
 
 SR = 44100
@@ -62,7 +63,7 @@ def test_peak_never_exceeds_the_ceiling(estimator, ceiling):
 def test_restored_level_is_kept_unless_the_peak_is_normalised(estimator):
     quiet = CLIP * 1e-3
     kept = master(quiet, SR, model=estimator, peak_ceiling_db=0.0)
-    restored, _ = restore(estimator, quiet)
+    restored = restore(estimator, quiet).audio
     torch.testing.assert_close(kept.audio, restored, rtol=1e-5, atol=1e-7)
     result = master(quiet, SR, model=estimator, peak_ceiling_db=-3.0, normalise_peak=True)
     assert float(result.audio.abs().max()) == pytest.approx(10 ** (-3 / 20), rel=1e-4)
@@ -194,3 +195,32 @@ def test_demo_on_a_synthesised_clip_and_a_missing_file(tmp_path, checkpoints, ca
         assert main(["demo", "-o", str(tmp_path / "y"), "--seconds", seconds, *model]) == 2
         assert "--seconds must be positive" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
+
+
+def level_only_correction(n_features: int, level_db: float) -> ResidualCorrection:
+    weights = np.zeros((n_features + 1, 41))
+    weights[-1, -1] = level_db  # the intercept: the same level correction whatever the features
+    return ResidualCorrection([0.0] * n_features, [1.0] * n_features, weights.tolist())
+
+
+@pytest.mark.parametrize("kind", ["param", "unet"])
+def test_residual_correction_next_to_the_checkpoint_is_applied(tmp_path, estimator, unet, kind):
+    model = {"param": estimator, "unet": unet}[kind]
+    checkpoint = tmp_path / f"{kind}.pt"
+    save_checkpoint(checkpoint, model, kind, {}, step=0)
+    quiet = CLIP * 1e-2
+    plain = master(quiet, SR, model=checkpoint, peak_ceiling_db=0.0)
+    assert "residual_correction" not in plain.params
+    n_features = 40 + 1 + (5 + len(estimator.chain.flat_params) if kind == "param" else 0)
+    level_only_correction(n_features, 20 * np.log10(2)).save(tmp_path / f"{kind}{RESIDUAL_SUFFIX}")
+    corrected = master(quiet, SR, model=str(checkpoint), peak_ceiling_db=0.0)
+    torch.testing.assert_close(corrected.audio, 2 * plain.audio, rtol=1e-4, atol=1e-6)
+    report = json.loads(corrected.to_json())["residual_correction"]
+    assert report["level_db"] == pytest.approx(6.02, abs=0.01) and len(report["bands_db"]) == 40
+    off = master(quiet, SR, model=checkpoint, peak_ceiling_db=0.0, correct_residual=False)
+    torch.testing.assert_close(off.audio, plain.audio)
+    sf.write(tmp_path / "song.wav", quiet.T.numpy(), SR)
+    for flags, applied in (([], True), (["--no-residual-correction"], False)):
+        out = tmp_path / f"out{len(flags)}"
+        assert main(["master", str(tmp_path / "song.wav"), "-o", str(out), "--model", str(checkpoint), *flags]) == 0
+        assert ("residual_correction" in json.loads((out / "song_mastered.json").read_text())) == applied

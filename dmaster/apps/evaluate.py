@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     for record in tqdm(records, desc="evaluating", unit="pair"):
         clean = load_audio(args.pairs / record["original"], model.sample_rate)
         degraded = load_audio(args.pairs / record["degraded"], model.sample_rate)
-        restored = torch.as_tensor(master(degraded, model.sample_rate, model=model, peak_ceiling_db=0.0).audio)
+        restored = torch.as_tensor(master(degraded, model.sample_rate, model=args.model, peak_ceiling_db=0.0).audio)
         row = {"id": record["id"]}
         for label, audio in (("degraded", degraded), ("restored", restored)):
             for name, metric in METRICS.items():

@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak-ceiling-db", type=float, default=-1.0, help="output peak ceiling, dBFS (default -1)")
     parser.add_argument("--normalise-peak", action="store_true",
                         help="set the output peak to the ceiling (default: keep the restored level under it)")
+    parser.add_argument("--no-residual-correction", action="store_true",
+                        help="leave out the model's residual correction of tonal balance and level")
     parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
 
@@ -64,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         try:
             audio = load_audio(path, model.sample_rate, max_seconds=None)
-            result = master(audio, model.sample_rate, model=model, target_lufs=args.target_lufs,
-                            peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak)
+            result = master(audio, model.sample_rate, model=args.model, target_lufs=args.target_lufs,
+                            peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
+                            correct_residual=not args.no_residual_correction)
         except (AudioError, ValueError) as error:
             print(f"cannot master {path}: {error}", file=sys.stderr)
             failures += 1

@@ -2,8 +2,8 @@
 as pure functions on ``(batch, channels, samples)`` tensors, and the chain."""
 
 from . import compressor, echo, eq, gain, reverb
-from .chain import EFFECTS, SPEC_VERSION, SPECS, Chain, ChainParams
+from .chain import EFFECTS, SPEC_VERSION, SPECS, Chain, ChainParams, ExtraResponse
 from .spec import EffectSpec, Param, Prior
 
-__all__ = ["Chain", "ChainParams", "EFFECTS", "SPECS", "SPEC_VERSION", "EffectSpec", "Param", "Prior",
+__all__ = ["Chain", "ChainParams", "ExtraResponse", "EFFECTS", "SPECS", "SPEC_VERSION", "EffectSpec", "Param", "Prior",
            "compressor", "echo", "eq", "gain", "reverb"]

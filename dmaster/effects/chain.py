@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from types import ModuleType
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -25,6 +25,15 @@ from .spec import EffectSpec, Param, check_audio, check_sample_rate, needs_grad
 
 Tensor = torch.Tensor
 ChainParams = dict[str, dict[str, Tensor]]
+
+
+class ExtraResponse(NamedTuple):
+    """An LTI response to multiply into the chain's linear stage."""
+
+    response: Callable[[int], Tensor]
+    """``n_fft`` → response ``(batch or 1, 1 or channels, n_fft // 2 + 1)``."""
+    tail_samples: int
+    """Samples of padding it needs (either side, for a zero-phase response)."""
 
 EFFECTS: tuple[ModuleType, ...] = (eq, gain, echo, reverb, compressor)
 """Effect modules in processing order; each has ``SPEC``, ``forward`` and ``inverse``."""
@@ -108,20 +117,22 @@ class Chain(nn.Module):
 
     # -- processing ---------------------------------------------------------------------------
 
-    def _linear(self, x: Tensor, params: ChainParams, modules: Sequence[ModuleType], invert: bool) -> Tensor:
-        """Apply (or undo) consecutive LTI effects with one FFT pair, blending by presence.
+    def _linear(self, x: Tensor, params: ChainParams, modules: Sequence[ModuleType], invert: bool,
+                extra: ExtraResponse | None = None) -> Tensor:
+        """Apply (or undo) consecutive LTI effects with one FFT pair, blending by presence,
+        times an ``extra`` response when given.
 
         Responses of effects with an exact inverse are computed in float64, so that the
         inverse cancels them; the reverb's (the costliest, with no exact inverse) in the
         audio's precision. The inverse's responses (all float64) are inverted and blended
         in place when no gradient is needed."""
         active = [m for m in modules if bool((_present(params[m.SPEC.name]) > 0).any())]
-        if not active:
+        if not active and extra is None:
             return x
         tail = sum(m.tail_samples(self.sample_rate, invert, **_values(params[m.SPEC.name])) for m in active)
-        n_fft = convolution_size(x.shape[-1] + tail)
+        n_fft = convolution_size(x.shape[-1] + tail + (extra.tail_samples if extra else 0))
         in_place = invert and not needs_grad(x, *(v for m in active for v in params[m.SPEC.name].values()))
-        response: Tensor | None = None
+        response: Tensor | None = None if extra is None else extra.response(n_fft)
         for m in active:
             effect = params[m.SPEC.name]
             values = double(_values(effect)) if invert or m.EXACT_INVERSE else _values(effect)
@@ -147,15 +158,17 @@ class Chain(nn.Module):
             y = self._blend(y, compressor.forward(y, self.sample_rate, **_values(comp)), _present(comp))
         return y
 
-    def inverse(self, y: Tensor, params: Mapping[str, Mapping[str, Tensor]]) -> Tensor:
-        """Undo :meth:`forward`: compressor, reverb, then echo, gain and EQ; absent effects are skipped."""
+    def inverse(self, y: Tensor, params: Mapping[str, Mapping[str, Tensor]],
+                extra: ExtraResponse | None = None) -> Tensor:
+        """Undo :meth:`forward`: compressor, reverb, then echo, gain and EQ; absent effects are skipped.
+        An ``extra`` LTI response (e.g. a residual correction) is applied with the EQ, gain and echo."""
         params = self._prepared(params, y)
         x = y
         for m, kwargs in ((compressor, {"steps": self.compressor_inverse_steps}), (reverb, {})):
             effect = params[m.SPEC.name]
             if bool((_present(effect) > 0).any()):
                 x = self._blend(x, m.inverse(x, self.sample_rate, **_values(effect), **kwargs), _present(effect))
-        return self._linear(x, params, (eq, gain, echo), invert=True)
+        return self._linear(x, params, (eq, gain, echo), invert=True, extra=extra)
 
     # -- conversions --------------------------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""Residual correction: what a restoration leaves wrong in the tonal balance and the level.
+
+The parameter model hears 5 s windows and gets the slow, track-wide part of a degradation
+least right: the EQ (seen in the long-term spectrum) and the level. A ridge regression, fitted
+for one model on the train split by ``recipes/fit_residual.py``, predicts from the analysis
+windows' long-term spectrum and level (and, for the parameter model, its estimate) what the
+model's restoration will leave wrong: a correction per log-frequency band (dB, zero phase) and a
+level correction (dB). ``master()`` multiplies it into the LTI stage of the chain's inverse, so it
+costs no extra pass over the track; the U-Net's output is filtered with it.
+
+Features and targets use the same long-term spectrum, :func:`long_term_spectrum`: Hann-windowed
+8192-point STFT of the channel mix, power averaged over frames, then over :data:`BAND_EDGES_HZ`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.audio import write_text_atomic
+from .effects import ExtraResponse
+from .features import POWER_FLOOR, level_db
+
+Tensor = torch.Tensor
+
+BAND_EDGES_HZ: tuple[float, ...] = tuple(float(f) for f in np.geomspace(40.0, 18000.0, 41))
+"""Edges of the 40 correction bands (Hz), equally spaced in log frequency."""
+STFT_SIZE = 8192
+MAX_BAND_DB = 12.0
+MAX_LEVEL_DB = 24.0
+TAIL_SAMPLES = STFT_SIZE
+"""Room either side of the signal for the zero-phase response (its narrowest band is 6 Hz wide)."""
+
+
+def band_centres_hz() -> np.ndarray:
+    edges = np.asarray(BAND_EDGES_HZ)
+    return np.sqrt(edges[:-1] * edges[1:])
+
+
+@lru_cache(maxsize=4)
+def _band_matrix(sample_rate: int) -> Tensor:
+    """``(bins, 40)`` float32: column ``k`` averages the STFT bins of band ``k`` (empty above Nyquist)."""
+    band = np.digitize(np.fft.rfftfreq(STFT_SIZE, 1.0 / sample_rate), BAND_EDGES_HZ) - 1
+    matrix = np.zeros((len(band), len(BAND_EDGES_HZ) - 1), dtype=np.float32)
+    inside = (band >= 0) & (band < matrix.shape[1])
+    matrix[np.flatnonzero(inside), band[inside]] = 1.0
+    return torch.from_numpy(matrix / np.maximum(matrix.sum(0), 1.0))
+
+
+def long_term_spectrum(audio: Tensor, sample_rate: int) -> Tensor:
+    """Band powers in dB ``(40,)`` float64 of ``audio`` ``(windows, channels, samples)``, channels mixed,
+    averaged over windows and STFT frames. Bands above the Nyquist frequency repeat the last band below."""
+    mono = audio.mean(1).float()
+    if mono.shape[-1] < STFT_SIZE:
+        mono = torch.nn.functional.pad(mono, (0, STFT_SIZE - mono.shape[-1]))
+    spectrum = torch.stft(mono, STFT_SIZE, STFT_SIZE // 2, window=torch.hann_window(STFT_SIZE), center=False,
+                          return_complex=True)
+    power = (spectrum.real.square() + spectrum.imag.square()).mean((0, -1))
+    matrix = _band_matrix(sample_rate)
+    db = 10 * torch.log10((power @ matrix).double() + POWER_FLOOR)
+    filled = int((matrix.sum(0) > 0).sum())  # bands fill from the bottom
+    return torch.cat([db[:filled], db[filled - 1].expand(len(db) - filled)])
+
+
+def features(windows: Tensor, sample_rate: int, presence: Tensor | None = None,
+             normalised: Tensor | None = None) -> Tensor:
+    """Regression input ``(40 + 1 [+ effects + params],)``: the windows' long-term spectrum relative
+    to its mean (dB), their RMS level (dBFS) and, from a parameter model, the aggregated estimate
+    (``presence`` and ``normalised`` as :meth:`Chain.to_vectors` gives them, batch of one)."""
+    spectrum = long_term_spectrum(windows, sample_rate)
+    level = level_db(windows.flatten(0, 1)[None].double())
+    estimate = [] if presence is None or normalised is None else [presence[0].double(), normalised[0].double()]
+    return torch.cat([spectrum - spectrum.mean(), level, *estimate])
+
+
+@dataclass(frozen=True)
+class ResidualCorrection:
+    """A fitted ridge regression: ``features → (band corrections dB (40,), level correction dB)``.
+
+    ``band_strength`` scales the band part and ``level_offset_db`` is added to the level (both
+    chosen on the validation split for the MR-STFT distance, which punishes a too-loud output more
+    than a too-quiet one)."""
+
+    feature_mean: list[float]
+    feature_scale: list[float]
+    weights: list[list[float]]
+    """``(features + 1, 41)``; the last row is the intercept, the last column the level."""
+    band_strength: float = 1.0
+    level_offset_db: float = 0.0
+    description: str = ""
+
+    def predict(self, features: Tensor) -> tuple[Tensor, float]:
+        """``(band corrections dB (40,), level correction dB)`` for one feature vector."""
+        mean, scale = torch.tensor(self.feature_mean), torch.tensor(self.feature_scale)
+        weights = torch.tensor(self.weights, dtype=torch.float64)
+        if features.shape != mean.shape:
+            raise ValueError(f"residual correction expects {len(mean)} features, got {tuple(features.shape)}")
+        standardised = torch.cat([(features.double() - mean) / scale, torch.ones(1, dtype=torch.float64)])
+        out = standardised @ weights
+        bands = (self.band_strength * out[:-1]).clamp(-MAX_BAND_DB, MAX_BAND_DB)
+        level = float(out[-1] + self.level_offset_db)
+        return bands, max(-MAX_LEVEL_DB, min(MAX_LEVEL_DB, level))
+
+    def correct(self, windows: Tensor, sample_rate: int, presence: Tensor | None = None,
+                normalised: Tensor | None = None) -> tuple[Tensor, float]:
+        """:meth:`predict` on the :func:`features` of the analysis ``windows`` and the estimate."""
+        return self.predict(features(windows, sample_rate, presence, normalised))
+
+    def save(self, path: str | Path) -> None:
+        write_text_atomic(Path(path), json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ResidualCorrection":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def response(band_db: Tensor, level_db: float, n_fft: int, sample_rate: int) -> Tensor:
+    """Zero-phase magnitude response ``(1, 1, n_fft // 2 + 1)`` (float64): the band corrections
+    interpolated linearly in log frequency (held flat beyond the outer band centres), times the level."""
+    log_frequencies = np.log(np.maximum(np.fft.rfftfreq(n_fft, 1.0 / sample_rate), 1.0))
+    gain_db = np.interp(log_frequencies, np.log(band_centres_hz()), band_db.double().numpy()) + level_db
+    return torch.from_numpy(gain_db).mul_(math.log(10) / 20).exp_()[None, None]
+
+
+def extra_response(band_db: Tensor, level_db: float, sample_rate: int) -> ExtraResponse:
+    """The correction as an extra response for :meth:`Chain.inverse`."""
+    return ExtraResponse(lambda n_fft: response(band_db, level_db, n_fft, sample_rate), TAIL_SAMPLES)
