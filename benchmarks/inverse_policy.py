@@ -1,10 +1,11 @@
 """How the parameter model's estimate should drive the chain's inverse, measured on the val split.
 
 Compares, by MR-STFT distance to the original: the degraded input, the oracle inverse, the
-inverse weighted by the presence probability (what ``master()`` does) and yes/no presence
-thresholds; the same with ``master()``'s level step (peak set to −1 dBFS); which effect's
-estimate costs most (the estimate with that one effect replaced by the truth); and what the
-level alone is worth (output loudness set to the original's, ITU-R BS.1770).
+inverse weighted by the presence probability and yes/no presence
+thresholds; the same with ``master()``'s level step (peak kept under −1 dBFS); with the model's
+residual correction (what ``master()`` does, when the model has one); which effect's estimate costs
+most (the estimate with that one effect replaced by the truth); and what the level alone is worth
+(output loudness set to the original's, ITU-R BS.1770).
 
     python benchmarks/inverse_policy.py --model models/param_ft/best.pt
 """
@@ -21,7 +22,7 @@ import torch
 from dmaster.data.audio import load_audio
 from dmaster.data.generate import track_params
 from dmaster.data.splits import find_tracks, split_of
-from dmaster.mastering import correction_weights, estimate, finish, resolve_model
+from dmaster.mastering import correction_weights, estimate, finish, resolve_model, resolve_residual, restore
 from dmaster.metrics import mrstft_distance
 
 THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8)
@@ -37,6 +38,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
 
     model = resolve_model(args.model)
+    residual = resolve_residual(args.model)
     chain, sample_rate = model.chain, model.sample_rate
     meter = pyloudnorm.Meter(sample_rate)
     tracks = [t for t in find_tracks(args.music_root) if split_of(t.id) == args.split]
@@ -55,8 +57,10 @@ def main() -> None:
             degraded = chain(clean[None], truth)[0]
             estimated = estimate(model, degraded)
 
-            def score(name: str, params=None, level_of: torch.Tensor | None = None, peak: bool = False) -> None:
-                out = degraded if params is None else chain.inverse(degraded[None], params)[0]
+            def score(name: str, params=None, level_of: torch.Tensor | None = None, peak: bool = False,
+                      out: torch.Tensor | None = None) -> None:
+                if out is None:
+                    out = degraded if params is None else chain.inverse(degraded[None], params)[0]
                 if peak:
                     out = finish(out, sample_rate, None, -1.0)[0]
                 if level_of is not None:
@@ -69,8 +73,12 @@ def main() -> None:
             for threshold in THRESHOLDS:
                 hard = {n: {**e, "present": (e["present"] >= threshold).float()} for n, e in estimated.items()}
                 score(f"yes/no at p ≥ {threshold}", hard)
-            score("degraded, peak at −1 dBFS", peak=True)
-            score("weighted by presence, peak at −1 dBFS (master)", correction_weights(estimated), peak=True)
+            score("degraded, peak under −1 dBFS", peak=True)
+            score("weighted by presence, peak under −1 dBFS", correction_weights(estimated), peak=True)
+            if residual is not None:
+                corrected = restore(model, degraded, residual).audio
+                score("weighted, residual correction", out=corrected)
+                score("weighted, residual correction, peak under −1 dBFS (master)", out=finish(corrected, sample_rate, None, -1.0)[0])
             for effect in chain.effect_names:
                 score(f"weighted, true {effect}", correction_weights({**estimated, effect: truth[effect]}))
             score("degraded, true level", level_of=clean)

@@ -95,6 +95,13 @@ class ResidualCorrection:
     level_offset_db: float = 0.0
     description: str = ""
 
+    def __post_init__(self) -> None:
+        n_features, n_outputs = len(self.feature_mean), len(BAND_EDGES_HZ)
+        if len(self.feature_scale) != n_features or not all(s > 0 for s in self.feature_scale):
+            raise ValueError(f"residual correction: feature_scale must hold {n_features} positive numbers")
+        if len(self.weights) != n_features + 1 or any(len(row) != n_outputs for row in self.weights):
+            raise ValueError(f"residual correction: weights must be shaped ({n_features + 1}, {n_outputs})")
+
     def predict(self, features: Tensor) -> tuple[Tensor, float]:
         """``(band corrections dB (40,), level correction dB)`` for one feature vector."""
         mean, scale = torch.tensor(self.feature_mean), torch.tensor(self.feature_scale)
@@ -117,7 +124,11 @@ class ResidualCorrection:
 
     @classmethod
     def load(cls, path: str | Path) -> "ResidualCorrection":
-        return cls(**json.loads(Path(path).read_text()))
+        """Read a correction written by :meth:`save`; ``ValueError`` names the file if it is not one."""
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a residual correction: {error}") from error
 
 
 def response(band_db: Tensor, level_db: float, n_fft: int, sample_rate: int) -> Tensor:

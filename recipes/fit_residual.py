@@ -5,7 +5,8 @@ model or U-Net, without a correction) is compared with the original: the targets
 spectra (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770). A ridge regression
 maps the analysis windows' features to them; its strength is chosen by cross-validation over train
 tracks (grouped by track). The band strength and a level offset are then chosen on the val split
-for the MR-STFT distance of ``master()``'s output (the peak kept under −1 dBFS).
+for the MR-STFT distance of ``master()``'s output (the peak kept under −1 dBFS). A correction that
+does not improve the val split is not written.
 
     python recipes/fit_residual.py --model dmaster/weights/param.pt     # writes dmaster/weights/param.residual.json
     python recipes/fit_residual.py --model dmaster/weights/unet.pt      # writes dmaster/weights/unet.residual.json
@@ -139,6 +140,9 @@ def main() -> None:
                    f"({args.seconds:g} s, {args.draws} degradations each, seeds from {args.seed}); band strength and "
                    f"level offset chosen on {len(val)} val excerpts: MR-STFT {baseline:.3f} -> "
                    f"{scores[band_strength, level_offset]:.3f}")
+    if scores[band_strength, level_offset] >= baseline:
+        print(f"{description}\nno gain on the val split: nothing written")
+        return
     out = args.model.with_name(args.model.stem + RESIDUAL_SUFFIX)
     ResidualCorrection(**fitted, band_strength=band_strength, level_offset_db=level_offset,
                        description=description).save(out)

@@ -224,3 +224,18 @@ def test_checkpoint_with_another_spec_version_is_refused(tmp_path):
         load_model(path)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_unet_output_has_no_spike_at_the_end():
+    """The last samples of a clip whose length is not a multiple of the hop lie under the tail of
+    one window; the output there must stay within the U-Net's gain bound, not blow up."""
+    torch.manual_seed(0)
+    unet = SpectrogramUNet(**TINY_UNET).eval()
+    with torch.no_grad():
+        for parameter in unet.output.parameters():
+            parameter.mul_(50.0)  # large gains that change from frame to frame
+        for samples in (SR + 1, SR + 77, SR + 127):
+            audio = CLIPS[:1, :, :samples]
+            restored = unet(audio)
+            bound = 10 ** (unet.hyperparameters["max_gain_db"] / 20) * float(audio.abs().max())
+            assert float(restored.abs().max()) <= bound

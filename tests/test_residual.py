@@ -59,10 +59,17 @@ def test_prediction_strength_offset_and_limits():
         fitted().predict(x[:-1])
 
 
-def test_save_and_load_round_trip(tmp_path):
+def test_save_and_load_round_trip_and_bad_files(tmp_path):
     correction = fitted(band=1.5, level=-2.0, band_strength=0.75, level_offset_db=-0.5, description="test")
     correction.save(tmp_path / "c.json")
     assert ResidualCorrection.load(tmp_path / "c.json") == correction
+    for name, text in (("truncated", (tmp_path / "c.json").read_text()[:100]), ("foreign", '{"weights": []}'),
+                       ("misshaped", '{"feature_mean": [0], "feature_scale": [1], "weights": [[0]]}')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=f"{name} is not a residual correction"):
+            ResidualCorrection.load(tmp_path / name)
+    with pytest.raises(ValueError, match="feature_scale must hold 1 positive"):
+        ResidualCorrection([0.0], [0.0], [[0.0] * 41] * 2)
 
 
 @settings(max_examples=20, deadline=None)

@@ -4,7 +4,8 @@ Log-magnitude STFT of each channel → a stem that folds ``frequency_patch`` bin
 (keeps the U-Net affordable on a CPU) → 2-D U-Net (strided-conv encoder, transposed-conv decoder,
 skip connections) → unfolded back to every bin and merged with the input → a gain per
 time–frequency bin, bounded to ±``max_gain_db`` → applied to the input spectrum (so the input
-phase is kept) → inverse STFT to the input's length. The input is not loudness-normalised: the
+phase is kept) → inverse STFT to the input's length (the STFT runs over the input plus
+``n_fft`` zeros, so that every output sample lies under full window overlap). The input is not loudness-normalised: the
 absolute level is what the network needs to undo a gain change.
 """
 
@@ -105,13 +106,16 @@ class SpectrogramUNet(nn.Module):
     def forward(self, audio: Tensor) -> Tensor:
         self.check_input(audio)
         batch, channels, samples = audio.shape
-        spectrum = torch.stft(audio.reshape(batch * channels, samples), self.n_fft, self.hop, window=self.window,
-                              return_complex=True)
+        # n_fft zeros past the end: without them the last samples lie under the far tail of a single
+        # window, where the inverse STFT divides by a window sum near zero and turns any gain change
+        # of that frame into a spike (up to 40 dB over the music)
+        padded = nn.functional.pad(audio.reshape(batch * channels, samples), (0, self.n_fft))
+        spectrum = torch.stft(padded, self.n_fft, self.hop, window=self.window, return_complex=True)
         spectrum = spectrum.reshape(batch, channels, *spectrum.shape[-2:])
         bins = self.n_fft // 2  # the Nyquist bin is passed through unchanged
         log_magnitude = torch.log(spectrum[:, :, :bins].abs() + MAGNITUDE_FLOOR)
         gains = torch.exp(self.log_gains((log_magnitude - LOG_MAGNITUDE_OFFSET) / LOG_MAGNITUDE_SCALE))
         gains = torch.cat([gains, torch.ones_like(gains[:, :, :1])], dim=2)
         restored = (spectrum * gains).reshape(batch * channels, bins + 1, -1)
-        return torch.istft(restored, self.n_fft, self.hop, window=self.window, length=samples).reshape(
-            batch, channels, samples)
+        restored = torch.istft(restored, self.n_fft, self.hop, window=self.window, length=samples + self.n_fft)
+        return restored[:, :samples].reshape(batch, channels, samples)
