@@ -8,7 +8,8 @@ probability that the effect is there (a blend between leaving the audio alone an
 undoing the effect fully): that is how the model is trained end to end, and it costs
 less than a yes/no decision when the model is unsure. The inverse's LTI stage also applies
 the model's residual correction (:mod:`dmaster.residual`: tonal balance and level, fitted
-to what the inverse leaves wrong), when the model has one. Last, the level: the restored level
+to what the model's restorations leave wrong), when the checkpoint has one next to it; the
+U-Net's output is filtered with its own. Last, the level: the restored level
 (the model's gain estimate) is kept under a peak ceiling; or the loudness is normalised
 (ITU-R BS.1770 via pyloudnorm) under the ceiling; or the peak is set to the ceiling.
 """
@@ -97,7 +98,7 @@ def resolve_model(model: ModelChoice) -> nn.Module:
 
 def resolve_residual(model: ModelChoice) -> ResidualCorrection | None:
     """The residual correction fitted for ``model`` (a file next to its checkpoint), or ``None``:
-    for the U-Net, a module, or a checkpoint without one."""
+    for a module, or a checkpoint without one."""
     if isinstance(model, nn.Module):
         return None
     path = _checkpoint_path(model)
@@ -276,12 +277,10 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
         return Restoration(apply_response(restored[None], extra.response(n_fft), n_fft)[0], None, (bands, level))
     windows = model_windows(model, audio)
     params = aggregate(model.chain, model.estimate(windows))
-    if residual is None:
-        return Restoration(model.chain.inverse(audio[None], correction_weights(params))[0], params)
-    bands, level = residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params))
-    extra = extra_response(bands, level, model.sample_rate)
-    restored = model.chain.inverse(audio[None], correction_weights(params), extra)[0]
-    return Restoration(restored, params, (bands, level))
+    correction = None if residual is None else residual.correct(windows, model.sample_rate,
+                                                                 *model.chain.to_vectors(params))
+    extra = None if correction is None else extra_response(*correction, model.sample_rate)
+    return Restoration(model.chain.inverse(audio[None], correction_weights(params), extra)[0], params, correction)
 
 
 @torch.no_grad()
@@ -357,7 +356,8 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     checkpoint path or a loaded model. ``target_lufs``: integrated loudness (LUFS) to normalise
     to. Without it the restored level is kept, or, with ``normalise_peak``, the output's peak is
     set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling. ``correct_residual``: apply the
-    model's residual correction (tonal balance and level; :mod:`dmaster.residual`) when it has one.
+    model's residual correction (tonal balance and level; :mod:`dmaster.residual`), read from next to
+    its checkpoint (a loaded module has none).
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
