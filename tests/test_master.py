@@ -185,6 +185,18 @@ def test_demo_command(tmp_path, checkpoints, capsys):
     assert "degradation" in json.loads((tmp_path / "demo.json").read_text())
 
 
+def test_demo_prints_the_residual_correction_when_the_model_has_one(tmp_path, estimator, capsys):
+    checkpoint = tmp_path / "param.pt"
+    save_checkpoint(checkpoint, estimator, "param", {}, step=0)
+    args = ["demo", "-o", str(tmp_path / "demo"), "--model", str(checkpoint), "--seconds", "2"]
+    assert main(args) == 0
+    assert "residual" not in capsys.readouterr().out
+    n_features = 40 + 1 + 5 + len(estimator.chain.flat_params)
+    level_only_correction(n_features, 6.0).save(tmp_path / f"param{RESIDUAL_SUFFIX}")
+    assert main(args) == 0
+    assert "level +6.0 dB, tonal balance +0.0 to +0.0 dB over 40 bands" in capsys.readouterr().out
+
+
 def test_demo_on_a_synthesised_clip_and_a_missing_file(tmp_path, checkpoints, capsys):
     model = ["--model", str(checkpoints / "param.pt")]
     assert main(["demo", "-o", str(tmp_path), "--synthetic", "--seconds", "2", *model]) == 0

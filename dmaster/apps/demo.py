@@ -86,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
         found = result.params.get("effects", {}).get(spec.name)
         estimate = f"p={found['presence_probability']:.2f}: {found['correction']}" if found else "(U-Net: no parameters)"
         print(f"{spec.name:<11} {told if true_effect['present'] else 'off':<44} {estimate}")
+    residual = result.params.get("residual_correction")
+    if residual:
+        bands = residual["bands_db"].values()
+        print(f"{'residual':<11} {'—':<44} level {residual['level_db']:+.1f} dB, "
+              f"tonal balance {min(bands):+.1f} to {max(bands):+.1f} dB over {len(bands)} bands")
     for name, audio in (("degraded", degraded), ("mastered", mastered)):
         pair = (audio[None], clean[None])
         print(f"{name:>9}: MR-STFT {float(mrstft_distance(*pair)):.3f}, SI-SDR {float(si_sdr(*pair)):.1f} dB")
