@@ -73,6 +73,18 @@ def test_linear_effects_round_trip_through_the_chain(music, seed):
     assert snr >= 60
 
 
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_inverse_in_the_audio_precision_stays_close_to_the_exact_one(music, seed):
+    params = all_present(2, seed)
+    degraded = CHAIN(music, params)
+    exact = CHAIN.inverse(degraded, params)
+    fast = CHAIN.inverse(degraded, params, exact=False)
+    assert fast.dtype == exact.dtype == music.dtype and not torch.equal(fast, exact)  # another path
+    snr = 10 * torch.log10(exact.square().sum() / (fast - exact).square().sum())
+    assert snr >= 100
+
+
 def test_batch_items_do_not_leak(music):
     params = all_present(2, seed=4)
     joint = CHAIN(music, params)
