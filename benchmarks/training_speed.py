@@ -94,7 +94,7 @@ def main() -> None:
     print(f"batch {args.batch_size} × {args.seconds:g} s at {args.sample_rate} Hz on {device} "
           f"({os.cpu_count()} CPUs, {torch.get_num_threads()} threads); degrading one batch on the fly: "
           f"{data_seconds:.2f} s")
-    print(f"| configuration | parameters | s/step | steps/s | steps/s incl. on-the-fly data |")
+    print("| configuration | parameters | s/step | steps/s | steps/s incl. on-the-fly data |")
     print("|---|---:|---:|---:|---:|")
     for row in rows:
         print(f"| {row['configuration']} | {row['parameters']:,} | {row['step_s']:.2f} | {row['steps_per_s']:.2f} | "

@@ -5,8 +5,8 @@ Log-magnitude STFT of each channel → a stem that folds ``frequency_patch`` bin
 skip connections) → unfolded back to every bin and merged with the input → a gain per
 time–frequency bin, bounded to ±``max_gain_db`` → applied to the input spectrum (so the input
 phase is kept) → inverse STFT to the input's length (the STFT runs over the input plus
-``n_fft`` zeros, so that every output sample lies under full window overlap). The input is not loudness-normalised: the
-absolute level is what the network needs to undo a gain change.
+``n_fft`` zeros, so that every output sample lies under full window overlap). The input is not
+loudness-normalised: the absolute level is what the network needs to undo a gain change.
 """
 
 from __future__ import annotations
