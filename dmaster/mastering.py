@@ -32,7 +32,7 @@ from torch import nn
 
 from .checkpoint import load_model
 from .data.audio import fold_to_stereo
-from .effects import Chain, ChainParams
+from .effects import Chain, ChainParams, ExtraResponse, reverb
 from .effects.lti import apply_response, convolution_size
 from .effects.spec import all_finite
 from .models import ParamEstimator, SpectrogramUNet
@@ -51,6 +51,14 @@ MIN_PRESENCE = 0.05
 """Effects less likely than this are left alone (not inverted at all)."""
 UNET_CHUNK_SECONDS = 20.0
 UNET_OVERLAP_SECONDS = 1.0
+ONE_PASS_SECONDS = 480.0
+"""Tracks up to this long are inverted in one pass (peak memory ~0.45 GB per minute of stereo);
+longer ones in chunks of at most :data:`CHUNK_SECONDS`, so that an hour-long mix fits in ~5 GB."""
+CHUNK_SECONDS = 360.0
+CHUNK_MARGIN_SECONDS = 30.0
+"""Audio each chunk is inverted with on either side and then cut off: more than the longest
+echo-inverse tail (27 s at 800 ms and −3 dB), reverb (4 s) or compressor release (2 s), so the
+chunks join without seams."""
 
 
 @dataclass
@@ -167,8 +175,8 @@ def analysis_windows(audio: Tensor, window: int, max_windows: int = MAX_WINDOWS)
         audio = audio.repeat(1, math.ceil(window / samples))[:, :window]
         samples = window
     count = min(max_windows, max(1, samples // window))
-    starts = torch.linspace(0, samples - window, count).long()
-    windows = torch.stack([audio[:, s : s + window] for s in starts.tolist()])
+    starts = [(samples - window) * i // max(count - 1, 1) for i in range(count)]  # exact integers at any length
+    windows = torch.stack([audio[:, s : s + window] for s in starts])
     rms = windows.square().mean((1, 2)).sqrt()
     keep = rms > 10 ** (-60 / 20)  # drop digital-silence windows unless all are silent
     return windows[keep] if keep.any() else windows
@@ -280,9 +288,27 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
     correction = None if residual is None else residual.correct(windows, model.sample_rate,
                                                                  *model.chain.to_vectors(params))
     extra = None if correction is None else extra_response(*correction, model.sample_rate)
-    # float32 filtering (exact=False): ~130 dB from the float64 result, far below the estimate's errors
-    restored = model.chain.inverse(audio[None], correction_weights(params), extra, exact=False)[0]
-    return Restoration(restored, params, correction)
+    return Restoration(invert(model.chain, audio, correction_weights(params), extra), params, correction)
+
+
+def invert(chain: Chain, audio: Tensor, params: ChainParams, extra: ExtraResponse | None = None) -> Tensor:
+    """The chain's inverse of ``audio`` ``(channels, samples)`` with ``params`` (batch of one), filtered
+    in float32 (``exact=False``: ~130 dB from the float64 result, far below any estimate's error).
+    Tracks longer than :data:`ONE_PASS_SECONDS` go in chunks, each inverted with
+    :data:`CHUNK_MARGIN_SECONDS` of audio either side that is then cut off."""
+    samples = audio.shape[-1]
+    if samples <= ONE_PASS_SECONDS * chain.sample_rate:
+        return chain.inverse(audio[None], params, extra, exact=False)[0]
+    # equal chunks, in multiples of the reverb suppression's hop: every chunk's STFT frames are the track's
+    hop = reverb.STFT_HOP
+    core = math.ceil(samples / math.ceil(samples / (CHUNK_SECONDS * chain.sample_rate)) / hop) * hop
+    margin = math.ceil(CHUNK_MARGIN_SECONDS * chain.sample_rate / hop) * hop
+    restored = torch.empty_like(audio)
+    for start in range(0, samples, core):
+        first = max(0, start - margin)
+        piece = chain.inverse(audio[None, :, first : start + core + margin], params, extra, exact=False)[0]
+        restored[:, start : start + core] = piece[:, start - first : start - first + core]
+    return restored
 
 
 @torch.no_grad()

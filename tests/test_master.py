@@ -10,8 +10,9 @@ import torch
 
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
+from dmaster import Chain, mastering
 from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, MasterResult, aggregate, analysis_windows,
-                               correction_weights, master, restore)
+                               correction_weights, invert, master, restore)
 from dmaster.models import ParamEstimator, SpectrogramUNet
 from dmaster.residual import ResidualCorrection
 from dmaster.synth import music_like
@@ -236,3 +237,29 @@ def test_residual_correction_next_to_the_checkpoint_is_applied(tmp_path, estimat
         out = tmp_path / f"out{len(flags)}"
         assert main(["master", str(tmp_path / "song.wav"), "-o", str(out), "--model", str(checkpoint), *flags]) == 0
         assert ("residual_correction" in json.loads((out / "song_mastered.json").read_text())) == applied
+
+
+def test_long_tracks_are_inverted_in_chunks_without_seams(monkeypatch):
+    chain = Chain(SR)
+    params = chain.sample_params(1, torch.Generator().manual_seed(7))
+    for effect in params.values():
+        effect["present"] = torch.full((1,), 0.8)
+    params["echo"].update(delay_ms=torch.tensor([300.0]), level_db=torch.tensor([-6.0]))  # inverse tail 5 s
+    degraded = chain(music_like(60.0, SR, 2, seed=8)[None], params)[0]
+    whole = invert(chain, degraded, params)
+    monkeypatch.setattr(mastering, "ONE_PASS_SECONDS", 20.0)
+    monkeypatch.setattr(mastering, "CHUNK_SECONDS", 15.0)
+    monkeypatch.setattr(mastering, "CHUNK_MARGIN_SECONDS", 10.0)
+    lengths = []
+    monkeypatch.setattr(chain, "inverse", lambda y, *args, **kwargs: lengths.append(y.shape[-1]) or
+                        Chain.inverse(chain, y, *args, **kwargs))
+    chunked = invert(chain, degraded, params)
+    assert len(lengths) == 4 and max(lengths) <= 35 * SR + 2048  # 15 s each, 10 s of margin either side
+    assert float((chunked - whole).abs().max()) <= 1e-4 * float(whole.abs().max())  # seams under -80 dB
+
+
+def test_analysis_windows_of_an_hour_long_track():
+    """Window starts past 2^24 samples are not float32-exact; they must still give full windows."""
+    hour = torch.full((2, 1), 0.5).expand(2, 3600 * SR - 3)  # a view: no memory
+    windows = analysis_windows(hour, 5 * SR)
+    assert windows.shape == (8, 2, 5 * SR)
