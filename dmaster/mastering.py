@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Union
 
 import numpy as np
 import pyloudnorm
@@ -280,9 +280,8 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
         if residual is None:
             return Restoration(restored, None)
         bands, level = residual.correct(model_windows(model, audio), model.sample_rate)
-        extra = extra_response(bands, level, model.sample_rate)
-        n_fft = convolution_size(restored.shape[-1] + extra.tail_samples)
-        return Restoration(apply_response(restored[None], extra.response(n_fft), n_fft)[0], None, (bands, level))
+        corrected = filter_with(restored, extra_response(bands, level, model.sample_rate), model.sample_rate)
+        return Restoration(corrected, None, (bands, level))
     windows = model_windows(model, audio)
     params = aggregate(model.chain, model.estimate(windows))
     correction = None if residual is None else residual.correct(windows, model.sample_rate,
@@ -293,22 +292,38 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
 
 def invert(chain: Chain, audio: Tensor, params: ChainParams, extra: ExtraResponse | None = None) -> Tensor:
     """The chain's inverse of ``audio`` ``(channels, samples)`` with ``params`` (batch of one), filtered
-    in float32 (``exact=False``: ~130 dB from the float64 result, far below any estimate's error).
-    Tracks longer than :data:`ONE_PASS_SECONDS` go in chunks, each inverted with
-    :data:`CHUNK_MARGIN_SECONDS` of audio either side that is then cut off."""
+    in float32 (``exact=False``: ~130 dB from the float64 result, far below any estimate's error),
+    long tracks in chunks (:func:`in_chunks`)."""
+    return in_chunks(audio, lambda piece: chain.inverse(piece[None], params, extra, exact=False)[0],
+                     chain.sample_rate)
+
+
+def filter_with(audio: Tensor, extra: ExtraResponse, sample_rate: int) -> Tensor:
+    """``audio`` ``(channels, samples)`` filtered with ``extra`` alone, long tracks in chunks."""
+    def apply(piece: Tensor) -> Tensor:
+        n_fft = convolution_size(piece.shape[-1] + extra.tail_samples)
+        return apply_response(piece[None], extra.response(n_fft), n_fft)[0]
+    return in_chunks(audio, apply, sample_rate)
+
+
+def in_chunks(audio: Tensor, process: Callable[[Tensor], Tensor], sample_rate: int) -> Tensor:
+    """``process`` (time-invariant, length-preserving, memory growing with the length) over ``audio``
+    ``(channels, samples)``: in one pass up to :data:`ONE_PASS_SECONDS`, else in equal chunks of at most
+    :data:`CHUNK_SECONDS`, each processed with :data:`CHUNK_MARGIN_SECONDS` of audio either side that
+    is then cut off."""
     samples = audio.shape[-1]
-    if samples <= ONE_PASS_SECONDS * chain.sample_rate:
-        return chain.inverse(audio[None], params, extra, exact=False)[0]
-    # equal chunks, in multiples of the reverb suppression's hop: every chunk's STFT frames are the track's
+    if samples <= ONE_PASS_SECONDS * sample_rate:
+        return process(audio)
+    # in multiples of the reverb suppression's hop: every chunk's STFT frames are the whole track's
     hop = reverb.STFT_HOP
-    core = math.ceil(samples / math.ceil(samples / (CHUNK_SECONDS * chain.sample_rate)) / hop) * hop
-    margin = math.ceil(CHUNK_MARGIN_SECONDS * chain.sample_rate / hop) * hop
-    restored = torch.empty_like(audio)
+    core = math.ceil(samples / math.ceil(samples / (CHUNK_SECONDS * sample_rate)) / hop) * hop
+    margin = math.ceil(CHUNK_MARGIN_SECONDS * sample_rate / hop) * hop
+    out = torch.empty_like(audio)
     for start in range(0, samples, core):
         first = max(0, start - margin)
-        piece = chain.inverse(audio[None, :, first : start + core + margin], params, extra, exact=False)[0]
-        restored[:, start : start + core] = piece[:, start - first : start - first + core]
-    return restored
+        piece = process(audio[:, first : start + core + margin])
+        out[:, start : start + core] = piece[:, start - first : start - first + core]
+    return out
 
 
 @torch.no_grad()

@@ -12,9 +12,9 @@ from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
 from dmaster import Chain, mastering
 from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, MasterResult, aggregate, analysis_windows,
-                               correction_weights, invert, master, restore)
+                               correction_weights, filter_with, invert, master, restore)
 from dmaster.models import ParamEstimator, SpectrogramUNet
-from dmaster.residual import ResidualCorrection
+from dmaster.residual import ResidualCorrection, extra_response
 from dmaster.synth import music_like
 
 SR = 44100
@@ -256,6 +256,18 @@ def test_long_tracks_are_inverted_in_chunks_without_seams(monkeypatch):
     chunked = invert(chain, degraded, params)
     assert len(lengths) == 4 and max(lengths) <= 35 * SR + 2048  # 15 s each, 10 s of margin either side
     assert float((chunked - whole).abs().max()) <= 1e-4 * float(whole.abs().max())  # seams under -80 dB
+
+
+def test_long_tracks_are_filtered_with_the_unet_correction_in_chunks_without_seams(monkeypatch):
+    audio = music_like(40.0, SR, 2, seed=9)
+    extra = extra_response(6 * torch.linspace(0, 3 * np.pi, 40, dtype=torch.float64).sin(), 3.0, SR)
+    whole = filter_with(audio, extra, SR)
+    monkeypatch.setattr(mastering, "ONE_PASS_SECONDS", 20.0)
+    monkeypatch.setattr(mastering, "CHUNK_SECONDS", 10.0)
+    monkeypatch.setattr(mastering, "CHUNK_MARGIN_SECONDS", 1.0)
+    chunked = filter_with(audio, extra, SR)
+    assert not torch.allclose(whole, audio, atol=1e-2)
+    assert float((chunked - whole).abs().max()) <= 1e-4 * float(whole.abs().max())
 
 
 def test_analysis_windows_of_an_hour_long_track():
