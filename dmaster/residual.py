@@ -109,9 +109,13 @@ class ResidualCorrection:
         if features.shape != mean.shape:
             raise ValueError(f"residual correction expects {len(mean)} features, got {tuple(features.shape)}")
         standardised = torch.cat([(features.double() - mean) / scale, torch.ones(1, dtype=torch.float64)])
-        out = standardised @ weights
-        bands = (self.band_strength * out[:-1]).clamp(-MAX_BAND_DB, MAX_BAND_DB)
-        level = float(out[-1] + self.level_offset_db)
+        return self.limited(standardised @ weights)
+
+    def limited(self, raw: Tensor) -> tuple[Tensor, float]:
+        """The regression's raw output ``(41,)`` (dB) as applied: bands scaled by ``band_strength``,
+        the level offset by ``level_offset_db``, both clamped."""
+        bands = (self.band_strength * raw[:-1].double()).clamp(-MAX_BAND_DB, MAX_BAND_DB)
+        level = float(raw[-1] + self.level_offset_db)
         return bands, max(-MAX_LEVEL_DB, min(MAX_LEVEL_DB, level))
 
     def correct(self, windows: Tensor, sample_rate: int, presence: Tensor | None = None,
