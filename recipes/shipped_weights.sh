@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the weights shipped in dmaster/weights/ (see the model card in README.md).
 #
-#   bash recipes/shipped_weights.sh            # ~1 h on a 2-core CPU
+#   bash recipes/shipped_weights.sh            # ~2.5 h on a 2-core CPU (training ~1 h, residual fits ~45 min, benchmark ~15 min)
 #
 # 1. fetch CC/GPL music from four Debian packages and collect it in data/raw/debian_music;
 # 2. train the parameter estimator and the U-Net baseline on it, side by side (degraded on
