@@ -84,8 +84,8 @@ class ResidualCorrection:
     """A fitted ridge regression: ``features → (band corrections dB (40,), level correction dB)``.
 
     ``band_strength`` scales the band part and ``level_offset_db`` is added to the level (both
-    chosen on the validation split for the MR-STFT distance, which punishes a too-loud output more
-    than a too-quiet one)."""
+    chosen by ``recipes/fit_residual.py`` for the MR-STFT distance, which punishes a too-loud output
+    more than a too-quiet one)."""
 
     feature_mean: list[float]
     feature_scale: list[float]
