@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from dmaster.models import ParamEstimator, SpectrogramUNet
 from dmaster.synth import music_like
 
 SAMPLE_RATE = 44100
@@ -10,3 +11,17 @@ SAMPLE_RATE = 44100
 def music() -> torch.Tensor:
     """(2, 2, 1.5 s) of synthetic music at 44.1 kHz, two different clips."""
     return torch.stack([music_like(1.5, SAMPLE_RATE, 2, seed=1), music_like(1.5, SAMPLE_RATE, 2, seed=2)])
+
+
+@pytest.fixture(scope="module")
+def estimator() -> ParamEstimator:
+    """An untrained parameter estimator small enough for fast tests."""
+    torch.manual_seed(0)
+    return ParamEstimator(SAMPLE_RATE, width=4, hidden=16, n_mels=32, n_bands=32, n_lag_bins=16).eval()
+
+
+@pytest.fixture(scope="module")
+def unet() -> SpectrogramUNet:
+    """An untrained U-Net small enough for fast tests."""
+    torch.manual_seed(0)
+    return SpectrogramUNet(SAMPLE_RATE, width=4, depth=2).eval()

@@ -13,23 +13,10 @@ from dmaster.cli import main
 from dmaster import Chain, mastering
 from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, MasterResult, aggregate, analysis_windows,
                                correction_weights, filter_with, invert, master, restore)
-from dmaster.models import ParamEstimator, SpectrogramUNet
 from dmaster.residual import ResidualCorrection, extra_response
 from dmaster.synth import music_like
 
 SR = 44100
-
-
-@pytest.fixture(scope="module")
-def estimator() -> ParamEstimator:
-    torch.manual_seed(0)
-    return ParamEstimator(SR, width=4, hidden=16, n_mels=32, n_bands=32, n_lag_bins=16).eval()
-
-
-@pytest.fixture(scope="module")
-def unet() -> SpectrogramUNet:
-    torch.manual_seed(0)
-    return SpectrogramUNet(SR, width=4, depth=2).eval()
 
 
 @pytest.fixture(scope="module")
