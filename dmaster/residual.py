@@ -112,8 +112,8 @@ class ResidualCorrection:
         return self.limited(standardised @ weights)
 
     def limited(self, raw: Tensor) -> tuple[Tensor, float]:
-        """The regression's raw output ``(41,)`` (dB) as applied: bands scaled by ``band_strength``,
-        the level offset by ``level_offset_db``, both clamped."""
+        """The regression's raw output ``(41,)`` (dB) as applied: the bands scaled by ``band_strength``,
+        the level shifted by ``level_offset_db``, both clamped."""
         bands = (self.band_strength * raw[:-1].double()).clamp(-MAX_BAND_DB, MAX_BAND_DB)
         level = float(raw[-1] + self.level_offset_db)
         return bands, max(-MAX_LEVEL_DB, min(MAX_LEVEL_DB, level))

@@ -28,10 +28,9 @@ from dmaster.data.audio import load_audio
 from dmaster.data.generate import track_params
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain
-from dmaster.effects.lti import apply_response, convolution_size
-from dmaster.mastering import RESIDUAL_SUFFIX, finish, model_windows, resolve_model, restore
+from dmaster.mastering import RESIDUAL_SUFFIX, filter_with, finish, model_windows, resolve_model, restore
 from dmaster.metrics import mrstft_distance
-from dmaster.residual import TAIL_SAMPLES, ResidualCorrection, features, long_term_spectrum, response
+from dmaster.residual import ResidualCorrection, extra_response, features, long_term_spectrum
 
 RIDGE_STRENGTHS = (10.0, 30.0, 100.0, 300.0, 1000.0)
 BAND_STRENGTHS = (0.5, 0.75, 1.0)
@@ -104,8 +103,7 @@ def corrected_mrstft(rows, corrections, sample_rate: int) -> float:
     for row, correction in zip(rows, corrections or [None] * len(rows)):
         out = row["restored"]
         if correction is not None:
-            n_fft = convolution_size(out.shape[-1] + TAIL_SAMPLES)
-            out = apply_response(out[None], response(*correction, n_fft, sample_rate), n_fft, True)[0]
+            out = filter_with(out, extra_response(*correction, sample_rate), sample_rate)
         out = finish(out, sample_rate, None, PEAK_CEILING_DB)[0]
         distances.append(float(mrstft_distance(out[None], row["clean"][None])))
     return float(np.mean(distances))

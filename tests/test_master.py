@@ -8,9 +8,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from dmaster import Chain, mastering
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
-from dmaster import Chain, mastering
 from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, MasterResult, aggregate, analysis_windows,
                                correction_weights, filter_with, invert, master, restore)
 from dmaster.residual import ResidualCorrection, extra_response
