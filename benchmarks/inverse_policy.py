@@ -2,8 +2,9 @@
 
 Compares, by MR-STFT distance to the original: the degraded input, the oracle inverse, the
 inverse weighted by the presence probability and yes/no presence
-thresholds; the same with ``master()``'s level step (peak kept under −1 dBFS); with the model's
-residual correction (what ``master()`` does, when the model has one); which effect's estimate costs
+thresholds; the same with ``master()``'s level step (peak kept under −1 dBFS); weighted also by
+the model's inverse strengths; with its residual correction (what ``master()`` does, when the
+model has them); which effect's estimate costs
 most (the estimate with that one effect replaced by the truth); and what the level alone is worth
 (output loudness set to the original's, ITU-R BS.1770).
 
@@ -22,7 +23,8 @@ import torch
 from dmaster.data.audio import load_audio
 from dmaster.data.generate import track_params
 from dmaster.data.splits import find_tracks, split_of
-from dmaster.mastering import correction_weights, estimate, finish, resolve_model, resolve_residual, restore
+from dmaster.mastering import (correction_weights, estimate, finish, resolve_model, resolve_residual, resolve_strength,
+                               restore)
 from dmaster.metrics import mrstft_distance
 
 THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8)
@@ -39,6 +41,7 @@ def main() -> None:
 
     model = resolve_model(args.model)
     residual = resolve_residual(args.model)
+    strength = resolve_strength(args.model)
     chain, sample_rate = model.chain, model.sample_rate
     meter = pyloudnorm.Meter(sample_rate)
     tracks = [t for t in find_tracks(args.music_root) if split_of(t.id) == args.split]
@@ -75,10 +78,11 @@ def main() -> None:
                 score(f"yes/no at p ≥ {threshold}", hard)
             score("degraded, peak under −1 dBFS", peak=True)
             score("weighted by presence, peak under −1 dBFS", correction_weights(estimated), peak=True)
+            score("weighted × inverse strengths, peak under −1 dBFS", correction_weights(estimated, strength), peak=True)
             if residual is not None:
-                corrected = restore(model, degraded, residual).audio
-                score("weighted, residual correction", out=corrected)
-                score("weighted, residual correction, peak under −1 dBFS (master)", out=finish(corrected, sample_rate, None, -1.0)[0])
+                corrected = restore(model, degraded, residual, strength).audio
+                score("weighted × strengths, residual correction", out=corrected)
+                score("weighted × strengths, residual correction, peak under −1 dBFS (master)", out=finish(corrected, sample_rate, None, -1.0)[0])
             for effect in chain.effect_names:
                 score(f"weighted, true {effect}", correction_weights({**estimated, effect: truth[effect]}))
             score("degraded, true level", level_of=clean)

@@ -8,10 +8,12 @@ restores it:
 - identity: the degraded input as it is;
 - oracle: the chain's inverse with the true parameters (the ceiling of the approach);
 - param: ``master()`` with the parameter model — its estimate (several windows, aggregated),
-  the chain's inverse weighted by presence with the model's residual correction (tonal balance
-  and level), the peak kept under the ceiling (−1 dBFS);
+  the chain's inverse weighted by presence times the model's inverse strengths, with its
+  residual correction (tonal balance and level), the peak kept under the ceiling (−1 dBFS);
 - unet: ``master()`` with the spectrogram U-Net baseline, with its own residual correction;
 - "…, no residual correction": param and unet without it;
+- "param, no residual correction, full strength": also every effect's inverse at full strength
+  (weighted by presence alone), what ``master()`` did before the strengths;
 - "…, peak at −1 dBFS": identity and param with ``master(normalise_peak=True)``'s level step
   (the peak set to the ceiling), the prior "mastered music peaks at full scale".
 
@@ -44,12 +46,12 @@ from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic 
 from dmaster.data.generate import track_params  # noqa: E402
 from dmaster.data.splits import find_tracks, split_of  # noqa: E402
 from dmaster.effects import Chain  # noqa: E402
-from dmaster.mastering import finish, master, resolve_model, resolve_residual, restore  # noqa: E402
+from dmaster.mastering import finish, master, resolve_model, resolve_residual, resolve_strength, restore  # noqa: E402
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
 
 SYSTEMS = ("identity", "oracle", "param", "unet", "param, no residual correction", "unet, no residual correction",
-           "identity, peak at −1 dBFS", "param, peak at −1 dBFS")
+           "param, no residual correction, full strength", "identity, peak at −1 dBFS", "param, peak at −1 dBFS")
 PEAK_CEILING_DB = -1.0  # master()'s default
 
 
@@ -96,6 +98,7 @@ def main() -> None:
 
     models = {"param": resolve_model(args.param_model), "unet": resolve_model(args.unet_model)}
     residuals = {"param": resolve_residual(args.param_model), "unet": resolve_residual(args.unet_model)}
+    strengths = {"param": resolve_strength(args.param_model), "unet": {}}
     for name, residual in residuals.items():
         if residual is None:
             print(f"note: the {name} model has no residual correction; its rows with and without agree")
@@ -118,14 +121,19 @@ def main() -> None:
         seconds_of["oracle"] += time.perf_counter() - started
         for name in ("param", "unet"):
             started = time.perf_counter()
-            restored, estimate, _ = restore(models[name], degraded, residuals[name])  # master() without type conversions
+            restored, estimate, _ = restore(models[name], degraded, residuals[name], strengths[name])  # master() minus I/O
             outputs[name] = finish(restored, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[name] += time.perf_counter() - started
             started = time.perf_counter()
-            uncorrected = restore(models[name], degraded).audio
+            uncorrected = restore(models[name], degraded, strength=strengths[name]).audio
             outputs[f"{name}, no residual correction"] = finish(uncorrected, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[f"{name}, no residual correction"] += time.perf_counter() - started
             if estimate is not None:
+                started = time.perf_counter()
+                full_strength = restore(models[name], degraded).audio
+                outputs["param, no residual correction, full strength"] = finish(full_strength, sample_rate, None,
+                                                                                 PEAK_CEILING_DB)[0]
+                seconds_of["param, no residual correction, full strength"] += time.perf_counter() - started
                 outputs["param, peak at −1 dBFS"] = finish(restored, sample_rate, None, PEAK_CEILING_DB, True)[0]
                 seconds_of["param, peak at −1 dBFS"] = seconds_of["param"]
                 errors.append(parameter_errors(chain, truth, estimate))
@@ -152,7 +160,7 @@ def main() -> None:
         "param_beats_unet_si_sdr": summary["param"]["si_sdr_db"] > summary["unet"]["si_sdr_db"],
     }
     paired = {}  # per excerpt, param against each other restoration: how often better, mean difference ± s.e.
-    for other in ("unet", "param, no residual correction"):
+    for other in ("unet", "param, no residual correction", "param, no residual correction, full strength"):
         difference = np.array([p["mrstft"] - o["mrstft"] for p, o in zip(
             (r for r in rows if r["system"] == "param"), (r for r in rows if r["system"] == other))])
         paired[other] = {"param_better": int((difference < 0).sum()), "excerpts": len(difference),

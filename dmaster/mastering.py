@@ -9,7 +9,10 @@ undoing the effect fully): that is how the model is trained end to end, and it c
 less than a yes/no decision when the model is unsure. The inverse's LTI stage also applies
 the model's residual correction (:mod:`dmaster.residual`: tonal balance and level, fitted
 to what the model's restorations leave wrong), when the checkpoint has one next to it; the
-U-Net's output is filtered with its own. Last, the level: the restored level
+U-Net's output is filtered with its own. A checkpoint may also come with per-effect inverse
+strengths (``<checkpoint>.strength.json``): each effect's weight is scaled by its strength,
+chosen on the train tracks for what the model's estimate of that effect is worth (0 for an
+effect the model cannot hear). Last, the level: the restored level
 (the model's gain estimate) is kept under a peak ceiling; or the loudness is normalised
 (ITU-R BS.1770 via pyloudnorm) under the ceiling; or the peak is set to the ceiling.
 """
@@ -31,8 +34,8 @@ import torch
 from torch import nn
 
 from .checkpoint import load_model
-from .data.audio import fold_to_stereo
-from .effects import Chain, ChainParams, ExtraResponse, reverb
+from .data.audio import fold_to_stereo, write_json_atomic
+from .effects import SPECS, Chain, ChainParams, ExtraResponse, reverb
 from .effects.lti import apply_response, convolution_size
 from .effects.spec import all_finite
 from .models import ParamEstimator, SpectrogramUNet
@@ -45,6 +48,8 @@ ModelChoice = Union[None, str, Path, nn.Module]
 SHIPPED = {"param": "param.pt", "unet": "unet.pt"}
 RESIDUAL_SUFFIX = ".residual.json"
 """A checkpoint's residual correction lies next to it: ``param.pt`` → ``param.residual.json``."""
+STRENGTH_SUFFIX = ".strength.json"
+"""A parameter model's inverse strengths lie next to it: ``param.pt`` → ``param.strength.json``."""
 MAX_WINDOWS = 8
 ANALYSIS_SECONDS = 5.0
 MIN_PRESENCE = 0.05
@@ -111,12 +116,45 @@ def resolve_residual(model: ModelChoice) -> ResidualCorrection | None:
         return None
     path = _checkpoint_path(model)
     sidecar = path.with_name(path.stem + RESIDUAL_SUFFIX)
-    return _load_residual(str(sidecar)) if sidecar.is_file() else None
+    return _load_residual(str(sidecar), sidecar.stat().st_mtime_ns) if sidecar.is_file() else None
 
 
 @lru_cache(maxsize=4)
-def _load_residual(path: str) -> ResidualCorrection:
+def _load_residual(path: str, modified_ns: int) -> ResidualCorrection:
+    """Cached by modification time too, so that a refitted correction is read again."""
     return ResidualCorrection.load(path)
+
+
+def resolve_strength(model: ModelChoice) -> dict[str, float]:
+    """Per-effect inverse strengths in [0, 1] for ``model`` (a file next to its checkpoint); ``{}``
+    (every effect at full strength) for a module, the U-Net or a checkpoint without one."""
+    if isinstance(model, nn.Module):
+        return {}
+    path = _checkpoint_path(model)
+    sidecar = path.with_name(path.stem + STRENGTH_SUFFIX)
+    return load_strength(sidecar) if sidecar.is_file() else {}
+
+
+def load_strength(path: Path) -> dict[str, float]:
+    """Read ``{"strength": {effect: value in [0, 1]}, "description": ...}``; ``ValueError`` names the
+    file and what is wrong."""
+    try:
+        strength = json.loads(Path(path).read_text())["strength"]
+        strength = {str(name): float(value) for name, value in strength.items()}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path} is not an inverse-strength file: {error!r}") from error
+    effects = [spec.name for spec in SPECS]
+    for name, value in strength.items():
+        if name not in effects:
+            raise ValueError(f"{path}: unknown effect {name!r}; effects are {', '.join(effects)}")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{path}: strength of {name} must lie in [0, 1], got {value}")
+    return strength
+
+
+def save_strength(path: Path, strength: dict[str, float], description: str) -> None:
+    """Write what :func:`load_strength` reads, atomically."""
+    write_json_atomic(path, {"strength": strength, "description": description})
 
 
 def _as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
@@ -189,22 +227,24 @@ def aggregate(chain: Chain, estimates: ChainParams) -> ChainParams:
     return chain.from_vectors(presence.mean(0, keepdim=True), normalised.median(0, keepdim=True).values)
 
 
-def _describe(chain: Chain, params: ChainParams) -> dict[str, Any]:
+def _describe(chain: Chain, params: ChainParams, strength: dict[str, float]) -> dict[str, Any]:
     """JSON: per effect, presence probability, estimated degradation and the correction applied
-    (``correction_strength``: the weight of its inverse, 0 = untouched, 1 = fully undone)."""
-    estimate, weights = chain.to_json(params)[0], correction_weights(params)
+    (``correction_strength``: the weight of its inverse, 0 = untouched, 1 = fully undone: the presence
+    probability times ``inverse_strength``, the model's strength for that effect)."""
+    estimate, weights = chain.to_json(params)[0], correction_weights(params, strength)
     report: dict[str, Any] = {}
     for spec in chain.specs:
         values = estimate[spec.name]
         probability = float(params[spec.name]["present"][0])
-        strength = float(weights[spec.name]["present"][0])
+        weight = float(weights[spec.name]["present"][0])
         estimated = {p.name: values[p.name] for p in spec.params}
         report[spec.name] = {
             "presence_probability": round(probability, 4),
-            "applied": strength > 0,
-            "correction_strength": round(strength, 4),
+            "applied": weight > 0,
+            "inverse_strength": strength.get(spec.name, 1.0),
+            "correction_strength": round(weight, 4),
             "estimated": {name: {"value": value, "unit": spec.param(name).unit} for name, value in estimated.items()},
-            "correction": _correction(spec.name, estimated) if strength > 0 else "none",
+            "correction": _correction(spec.name, estimated) if weight > 0 else "none",
         }
     return report
 
@@ -235,10 +275,11 @@ def _describe_residual(bands: Tensor, level: float) -> dict[str, Any]:
             "bands_db": {f"{hz:.0f} Hz": round(float(db), 2) for hz, db in zip(centres, bands)}}
 
 
-def correction_weights(params: ChainParams) -> ChainParams:
+def correction_weights(params: ChainParams, strength: dict[str, float] | None = None) -> ChainParams:
     """``params`` with each effect's presence probability turned into the weight of its inverse:
-    the probability itself, or 0 below :data:`MIN_PRESENCE`."""
-    return {name: {**effect, "present": effect["present"] * (effect["present"] >= MIN_PRESENCE)}
+    the probability times the effect's ``strength`` (default 1), or 0 below :data:`MIN_PRESENCE`."""
+    strength = strength or {}
+    return {name: {**effect, "present": effect["present"] * (effect["present"] >= MIN_PRESENCE) * strength.get(name, 1.0)}
             for name, effect in params.items()}
 
 
@@ -271,10 +312,11 @@ class Restoration(NamedTuple):
 
 
 @torch.no_grad()
-def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None) -> Restoration:
+def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None,
+            strength: dict[str, float] | None = None) -> Restoration:
     """Restore ``audio`` ``(channels, samples)`` at the model's rate. Each effect's inverse is
-    weighted by its presence probability; ``residual`` adds its correction to the inverse (the
-    U-Net's output is filtered with it)."""
+    weighted by its presence probability times its ``strength`` (default 1); ``residual`` adds its
+    correction to the inverse (the U-Net's output is filtered with it)."""
     if isinstance(model, SpectrogramUNet):
         restored = _restore_with_unet(model, audio)
         if residual is None:
@@ -287,7 +329,7 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
     correction = None if residual is None else residual.correct(windows, model.sample_rate,
                                                                  *model.chain.to_vectors(params))
     extra = None if correction is None else extra_response(*correction, model.sample_rate)
-    return Restoration(invert(model.chain, audio, correction_weights(params), extra), params, correction)
+    return Restoration(invert(model.chain, audio, correction_weights(params, strength), extra), params, correction)
 
 
 def invert(chain: Chain, audio: Tensor, params: ChainParams, extra: ExtraResponse | None = None) -> Tensor:
@@ -410,8 +452,11 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         raise ValueError("audio is digital silence; there is nothing to master")
     network = resolve_model(model)
     working = _resample(tensor, int(sample_rate), network.sample_rate)
-    restored, params, residual = restore(network, working, resolve_residual(model) if correct_residual else None)
-    report = {"model": "unet"} if params is None else {"model": "param", "effects": _describe(network.chain, params)}
+    strength = resolve_strength(model)
+    restored, params, residual = restore(network, working, resolve_residual(model) if correct_residual else None,
+                                         strength)
+    report = {"model": "unet"} if params is None else {"model": "param",
+                                                        "effects": _describe(network.chain, params, strength)}
     if residual is not None:
         report["residual_correction"] = _describe_residual(*residual)
     restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]

@@ -1,7 +1,7 @@
 """Fit a model's residual correction (dmaster.residual) and write it next to the checkpoint.
 
 On excerpts of the train tracks degraded by the generator, the model's restoration (parameter
-model or U-Net, without a correction) is compared with the original: the targets are the difference of their long-term
+model with its inverse strengths from recipes/fit_strength.py, or U-Net; without a correction) is compared with the original: the targets are the difference of their long-term
 spectra (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770). A ridge regression
 maps the analysis windows' features to them; its strength is chosen by cross-validation over train
 tracks (grouped by track). The band strength and a level offset are then chosen for the MR-STFT
@@ -28,7 +28,8 @@ from dmaster.data.audio import load_audio
 from dmaster.data.generate import track_params
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain
-from dmaster.mastering import RESIDUAL_SUFFIX, filter_with, finish, model_windows, resolve_model, restore
+from dmaster.mastering import (RESIDUAL_SUFFIX, filter_with, finish, model_windows, resolve_model, resolve_strength,
+                               restore)
 from dmaster.metrics import mrstft_distance
 from dmaster.residual import ResidualCorrection, extra_response, features, long_term_spectrum
 
@@ -40,9 +41,10 @@ SELECTION_EVERY = 4
 PEAK_CEILING_DB = -1.0
 
 
-def examples(model, tracks, draws: int, seconds: float, seed: int, keep_audio_every: int):
+def examples(model, strength: dict[str, float], tracks, draws: int, seconds: float, seed: int, keep_audio_every: int):
     """Per excerpt: the track id, features, targets (40 band dB + level dB) and, for every
-    ``keep_audio_every``-th excerpt, the uncorrected restoration and the original."""
+    ``keep_audio_every``-th excerpt, the uncorrected restoration (with the model's inverse
+    ``strength``) and the original."""
     sample_rate = model.sample_rate
     chain = Chain(sample_rate)
     meter = pyloudnorm.Meter(sample_rate)
@@ -55,7 +57,7 @@ def examples(model, tracks, draws: int, seconds: float, seed: int, keep_audio_ev
             clean = audio[:, start : start + length]
             truth = track_params(chain, seed + draw, [track.id])
             degraded = chain(clean[None], truth)[0]
-            restored, params, _ = restore(model, degraded)
+            restored, params, _ = restore(model, degraded, strength=strength)
             windows = model_windows(model, degraded)
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]
             spectra = [long_term_spectrum(a[None], sample_rate) for a in (clean, restored)]
@@ -121,9 +123,11 @@ def main() -> None:
 
     model = resolve_model(args.model)
     tracks = find_tracks(args.music_root)
-    train = examples(model, [t for t in tracks if split_of(t.id) == "train"], args.draws, args.seconds, args.seed,
-                     SELECTION_EVERY)
-    val = examples(model, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.seconds, args.seed, 1)
+    strength = resolve_strength(args.model)  # recipes/fit_strength.py runs first
+    train = examples(model, strength, [t for t in tracks if split_of(t.id) == "train"], args.draws, args.seconds,
+                     args.seed, SELECTION_EVERY)
+    val = examples(model, strength, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.seconds,
+                   args.seed, 1)
     x, y = (torch.stack([r[k] for r in train]).numpy() for k in ("x", "y"))
     groups = np.array([r["track"] for r in train])
 

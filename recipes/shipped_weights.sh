@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Reproduce the weights shipped in dmaster/weights/ (see the model card in README.md).
 #
-#   bash recipes/shipped_weights.sh            # ~2.5 h on a 2-core CPU (training ~1 h, residual fits ~45 min, benchmark ~15 min)
+#   bash recipes/shipped_weights.sh            # ~3 h on a 2-core CPU (training ~1 h, strength and residual fits ~70 min, benchmark ~15 min)
 #
 # 1. fetch CC/GPL music from four Debian packages and collect it in data/raw/debian_music;
 # 2. train the parameter estimator and the U-Net baseline on it, side by side (degraded on
 #    the fly; the train/val/test split is by track, from a hash of the track id);
 # 3. copy the best checkpoints (weights, hyper-parameters, config, spec version; no optimiser
-#    state) into dmaster/weights/ and fit each one's residual correction next to it;
+#    state) into dmaster/weights/, choose the parameter model's inverse strengths and fit each one's
+#    residual correction next to them;
 # 4. measure them on the held-out test tracks with benchmarks/quality.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,9 @@ wait
 
 python recipes/export_weights.py models/shipped_param/best.pt dmaster/weights/param.pt
 python recipes/export_weights.py models/shipped_unet/best.pt dmaster/weights/unet.pt
-# each model's residual correction (tonal balance and level), fitted to its restorations of the train tracks
+# the parameter model's per-effect inverse strengths, then each model's residual correction (tonal balance
+# and level), fitted to its restorations of the train tracks
+python recipes/fit_strength.py --model dmaster/weights/param.pt
 python recipes/fit_residual.py --model dmaster/weights/param.pt
 python recipes/fit_residual.py --model dmaster/weights/unet.pt
 python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality

@@ -11,8 +11,9 @@ import torch
 from dmaster import Chain, mastering
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
-from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, MasterResult, aggregate, analysis_windows,
-                               correction_weights, filter_with, invert, master, restore)
+from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, STRENGTH_SUFFIX, MasterResult, aggregate,
+                               analysis_windows, correction_weights, filter_with, invert, master, restore,
+                               save_strength)
 from dmaster.residual import ResidualCorrection, extra_response
 from dmaster.synth import music_like
 
@@ -102,6 +103,41 @@ def test_correction_weights_follow_presence():
     weights = correction_weights(params)["echo"]
     assert weights["present"].tolist() == pytest.approx([0.0, 0.3, 1.0])
     assert torch.equal(weights["delay_ms"], params["echo"]["delay_ms"])
+    assert correction_weights(params, {"echo": 0.5})["echo"]["present"].tolist() == pytest.approx([0.0, 0.15, 0.5])
+    assert correction_weights(params, {"reverb": 0.0})["echo"]["present"].tolist() == pytest.approx([0.0, 0.3, 1.0])
+
+
+def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimator):
+    checkpoint = tmp_path / "param.pt"
+    save_checkpoint(checkpoint, estimator, "param", {}, step=0)
+    full = master(CLIP, SR, model=checkpoint)
+    save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {name: 0.0 for name in estimator.chain.effect_names}, "test")
+    untouched = master(CLIP, SR, model=str(checkpoint))
+    for name, effect in untouched.params["effects"].items():
+        assert effect["inverse_strength"] == 0.0 and not effect["applied"] and effect["correction"] == "none"
+        assert full.params["effects"][name]["inverse_strength"] == 1.0
+    scale = untouched.audio.abs().max() / CLIP.abs().max()  # no inverse at all: only the peak ceiling's level step
+    torch.testing.assert_close(untouched.audio, CLIP * scale, rtol=1e-4, atol=1e-6)
+    save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {"compressor": 0.5}, "test")
+    half = master(CLIP, SR, model=checkpoint).params["effects"]
+    assert half["compressor"]["correction_strength"] == pytest.approx(
+        0.5 * half["compressor"]["presence_probability"], abs=1e-4)
+    assert half["echo"]["inverse_strength"] == 1.0
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"strength": {"flanger": 0.5}}', "unknown effect 'flanger'"),
+    ('{"strength": {"echo": 1.5}}', r"strength of echo must lie in \[0, 1\], got 1.5"),
+    ('{"strengths": {}}', "not an inverse-strength file"),
+    ('not json', "not an inverse-strength file"),
+])
+def test_a_bad_strength_file_is_named(tmp_path, estimator, content, message):
+    checkpoint = tmp_path / "param.pt"
+    save_checkpoint(checkpoint, estimator, "param", {}, step=0)
+    (tmp_path / f"param{STRENGTH_SUFFIX}").write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        master(CLIP, SR, model=checkpoint)
+    assert "param.strength.json" in str(error.value)
 
 
 @pytest.mark.parametrize(
