@@ -442,7 +442,8 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     to. Without it the restored level is kept, or, with ``normalise_peak``, the output's peak is
     set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling. ``correct_residual``: apply the
     model's residual correction (tonal balance and level; :mod:`dmaster.residual`), read from next to
-    its checkpoint (a loaded module has none).
+    its checkpoint (a loaded module has none). The model's per-effect inverse strengths, when its
+    checkpoint has them next to it, scale each effect's inverse (:func:`resolve_strength`).
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")

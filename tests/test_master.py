@@ -107,7 +107,7 @@ def test_correction_weights_follow_presence():
     assert correction_weights(params, {"reverb": 0.0})["echo"]["present"].tolist() == pytest.approx([0.0, 0.3, 1.0])
 
 
-def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimator):
+def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimator, capsys):
     checkpoint = tmp_path / "param.pt"
     save_checkpoint(checkpoint, estimator, "param", {}, step=0)
     full = master(CLIP, SR, model=checkpoint)
@@ -123,6 +123,10 @@ def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimato
     assert half["compressor"]["correction_strength"] == pytest.approx(
         0.5 * half["compressor"]["presence_probability"], abs=1e-4)
     assert half["echo"]["inverse_strength"] == 1.0
+    capsys.readouterr()
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--model", str(checkpoint), "--seconds", "2"]) == 0
+    compressor_row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("compressor"))
+    assert compressor_row.endswith("(the model's inverse strength for it: 0.5)")
 
 
 @pytest.mark.parametrize("content, message", [

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         told = ", ".join(f"{k} {v:g}" for k, v in DEGRADATION.get(spec.name, {}).items() if k != "present") or "—"
         found = result.params.get("effects", {}).get(spec.name)
         estimate = f"p={found['presence_probability']:.2f}: {found['correction']}" if found else "(U-Net: no parameters)"
+        if found and found["inverse_strength"] < 1:
+            estimate += f" (the model's inverse strength for it: {found['inverse_strength']:g})"
         print(f"{spec.name:<11} {told if true_effect['present'] else 'off':<44} {estimate}")
     residual = result.params.get("residual_correction")
     if residual:
