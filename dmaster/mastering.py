@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, Iterable, NamedTuple, Union
 
 import numpy as np
 import pyloudnorm
@@ -433,8 +433,21 @@ def check_settings(target_lufs: float | None, peak_ceiling_db: float) -> None:
         raise ValueError(f"peak_ceiling_db must lie in [-60, 0] dBFS, got {peak_ceiling_db}")
 
 
+def check_keep(keep: Iterable[str], model: nn.Module) -> tuple[str, ...]:
+    """``keep`` as a tuple after checking it names effects of the chain and that ``model`` estimates them."""
+    keep = tuple(keep)
+    effects = [spec.name for spec in SPECS]
+    unknown = [name for name in keep if name not in effects]
+    if unknown:
+        raise ValueError(f"keep: unknown effect {unknown[0]!r}; effects are {', '.join(effects)}")
+    if keep and not isinstance(model, ParamEstimator):
+        raise ValueError("keep needs the parameter model: the U-Net restores everything at once")
+    return keep
+
+
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
-           peak_ceiling_db: float = -1.0, normalise_peak: bool = False, correct_residual: bool = True) -> MasterResult:
+           peak_ceiling_db: float = -1.0, normalise_peak: bool = False, correct_residual: bool = True,
+           keep: Iterable[str] = ()) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
@@ -443,7 +456,9 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling. ``correct_residual``: apply the
     model's residual correction (tonal balance and level; :mod:`dmaster.residual`), read from next to
     its checkpoint (a loaded module has none). The model's per-effect inverse strengths, when its
-    checkpoint has them next to it, scale each effect's inverse (:func:`resolve_strength`).
+    checkpoint has them next to it, scale each effect's inverse (:func:`resolve_strength`). ``keep``:
+    effects to leave in, e.g. ``("reverb",)`` when the room is wanted (their inverses are not applied;
+    the estimate is still reported).
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
@@ -452,12 +467,15 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     if float(tensor.abs().max()) == 0.0:
         raise ValueError("audio is digital silence; there is nothing to master")
     network = resolve_model(model)
+    keep = check_keep(keep, network)
     working = _resample(tensor, int(sample_rate), network.sample_rate)
-    strength = resolve_strength(model)
+    strength = {**resolve_strength(model), **dict.fromkeys(keep, 0.0)}
     restored, params, residual = restore(network, working, resolve_residual(model) if correct_residual else None,
                                          strength)
     report = {"model": "unet"} if params is None else {"model": "param",
                                                         "effects": _describe(network.chain, params, strength)}
+    if keep:
+        report["kept"] = list(keep)
     if residual is not None:
         report["residual_correction"] = _describe_residual(*residual)
     restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]

@@ -129,6 +129,27 @@ def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimato
     assert compressor_row.endswith("(the model's inverse strength for it: 0.5)")
 
 
+def test_kept_effects_are_left_in(tmp_path, estimator, unet, checkpoints, capsys):
+    result = master(CLIP, SR, model=estimator, keep=("echo", "reverb"))
+    assert result.params["kept"] == ["echo", "reverb"]
+    for name, effect in result.params["effects"].items():
+        kept = name in ("echo", "reverb")
+        assert (effect["inverse_strength"] == 0.0) == kept and (kept <= (effect["correction"] == "none"))
+    with pytest.raises(ValueError, match="keep: unknown effect 'flanger'; effects are eq, gain"):
+        master(CLIP, SR, model=estimator, keep=["flanger"])
+    with pytest.raises(ValueError, match="keep needs the parameter model"):
+        master(CLIP, SR, model=unet, keep=["echo"])
+    sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
+    song, out = str(tmp_path / "song.wav"), str(tmp_path / "out")
+    assert main(["master", song, "-o", out, "--model", str(checkpoints / "param.pt"), "--keep", "reverb"]) == 0
+    assert json.loads((tmp_path / "out" / "song_mastered.json").read_text())["kept"] == ["reverb"]
+    assert main(["master", song, "-o", out, "--model", str(checkpoints / "unet.pt"), "--keep", "reverb"]) == 2
+    assert "keep needs the parameter model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["master", song, "-o", out, "--keep", "flanger"])
+    assert "invalid choice: 'flanger'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"strength": {"flanger": 0.5}}', "unknown effect 'flanger'"),
     ('{"strength": {"echo": 1.5}}', r"strength of echo must lie in \[0, 1\], got 1.5"),

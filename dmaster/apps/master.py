@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, write_text_atomic
 from ..data.plots import save_spectrograms
-from ..mastering import check_settings, master, resolve_model
+from ..effects import SPECS
+from ..mastering import check_keep, check_settings, master, resolve_model
 
 
 
@@ -41,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="set the output peak to the ceiling (default: keep the restored level under it)")
     parser.add_argument("--no-residual-correction", action="store_true",
                         help="leave out the model's residual correction of tonal balance and level")
+    effects = [spec.name for spec in SPECS]
+    parser.add_argument("--keep", action="append", default=[], choices=effects, metavar="EFFECT",
+                        help=f"leave this effect in ({', '.join(effects)}; repeatable), e.g. --keep reverb when "
+                             "the room is wanted")
     parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
 
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         check_settings(args.target_lufs, args.peak_ceiling_db)
         paths = find_inputs(args.inputs)
         model = resolve_model(args.model)
+        check_keep(args.keep, model)
     except (FileNotFoundError, ValueError) as error:
         print(f"dmaster master: error: {error}", file=sys.stderr)
         return 2
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             audio = load_audio(path, model.sample_rate, max_seconds=None)
             result = master(audio, model.sample_rate, model=args.model, target_lufs=args.target_lufs,
                             peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
-                            correct_residual=not args.no_residual_correction)
+                            correct_residual=not args.no_residual_correction, keep=args.keep)
         except (AudioError, ValueError) as error:
             print(f"cannot master {path}: {error}", file=sys.stderr)
             failures += 1
