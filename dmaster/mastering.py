@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple, Union
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Union
 
 import numpy as np
 import pyloudnorm
@@ -445,9 +445,48 @@ def check_keep(keep: Iterable[str], model: nn.Module) -> tuple[str, ...]:
     return keep
 
 
+def read_report(report: Mapping[str, Any] | str | Path, model: nn.Module) -> tuple[ChainParams, dict[str, float],
+                                                                                  tuple[Tensor, float] | None]:
+    """The estimate, inverse strengths and residual correction (band dB (40,), level dB; ``None`` if
+    none) that a :func:`master` report records — ``MasterResult.params`` or the path of its JSON — to
+    apply them again with the parameter ``model``'s chain. ``ValueError`` says what is missing or out
+    of range."""
+    if not isinstance(model, ParamEstimator):
+        raise ValueError("params needs the parameter model's chain; the U-Net has no parameters")
+    source = "report"
+    if isinstance(report, (str, Path)):
+        source = str(report)
+        try:
+            report = json.loads(Path(report).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read the report {source}: {error}") from error
+    if not isinstance(report, Mapping) or "effects" not in report:
+        raise ValueError(f"{source} has no 'effects': it is not the report of the parameter model's master()")
+    try:
+        effects = report["effects"]
+        items = [{name: {"present": effect["presence_probability"],
+                         **{key: value["value"] for key, value in effect["estimated"].items()}}
+                  for name, effect in effects.items()}]
+        strength = {name: float(effect.get("inverse_strength", 1.0)) for name, effect in effects.items()}
+        residual = report.get("residual_correction")
+        correction = None if residual is None else (
+            torch.tensor(list(residual["bands_db"].values()), dtype=torch.float64), float(residual["level_db"]))
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{source}: malformed effects or residual correction ({error!r})") from error
+    if correction is not None and correction[0].shape != (len(band_centres_hz()),):
+        raise ValueError(f"{source}: residual_correction.bands_db must hold {len(band_centres_hz())} bands")
+    if any(not 0.0 <= value <= 1.0 for value in strength.values()):
+        raise ValueError(f"{source}: inverse_strength must lie in [0, 1]")
+    try:
+        params = model.chain.from_json(items)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from error
+    return params, strength, correction
+
+
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
            peak_ceiling_db: float = -1.0, normalise_peak: bool = False, correct_residual: bool = True,
-           keep: Iterable[str] = ()) -> MasterResult:
+           keep: Iterable[str] = (), params: Mapping[str, Any] | str | Path | None = None) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
@@ -458,7 +497,9 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     its checkpoint (a loaded module has none). The model's per-effect inverse strengths, when its
     checkpoint has them next to it, scale each effect's inverse (:func:`resolve_strength`). ``keep``:
     effects to leave in, e.g. ``("reverb",)`` when the room is wanted (their inverses are not applied;
-    the estimate is still reported).
+    the estimate is still reported). ``params``: a report of an earlier ``master()`` (its ``.params``
+    or the path of its JSON) whose estimate, strengths and residual correction are applied instead of
+    estimating anew — the same correction for another mix of a song, or an estimate edited by hand.
     """
     if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
         raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
@@ -469,11 +510,20 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     network = resolve_model(model)
     keep = check_keep(keep, network)
     working = _resample(tensor, int(sample_rate), network.sample_rate)
-    strength = {**resolve_strength(model), **dict.fromkeys(keep, 0.0)}
-    restored, params, residual = restore(network, working, resolve_residual(model) if correct_residual else None,
-                                         strength)
-    report = {"model": "unet"} if params is None else {"model": "param",
-                                                        "effects": _describe(network.chain, params, strength)}
+    if params is None:
+        strength = {**resolve_strength(model), **dict.fromkeys(keep, 0.0)}
+        restored, estimate, residual = restore(network, working, resolve_residual(model) if correct_residual else None,
+                                               strength)
+    else:
+        estimate, strength, residual = read_report(params, network)
+        strength.update(dict.fromkeys(keep, 0.0))
+        residual = residual if correct_residual else None
+        extra = None if residual is None else extra_response(*residual, network.sample_rate)
+        restored = invert(network.chain, working, correction_weights(estimate, strength), extra)
+    report = {"model": "unet"} if estimate is None else {"model": "param",
+                                                          "effects": _describe(network.chain, estimate, strength)}
+    if params is not None:
+        report["estimate_given"] = True
     if keep:
         report["kept"] = list(keep)
     if residual is not None:

@@ -150,6 +150,49 @@ def test_kept_effects_are_left_in(tmp_path, estimator, unet, checkpoints, capsys
     assert "invalid choice: 'flanger'" in capsys.readouterr().err
 
 
+def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys):
+    checkpoint = tmp_path / "param.pt"
+    checkpoint.write_bytes((checkpoints / "param.pt").read_bytes())
+    n_features = 40 + 1 + 5 + len(mastering.resolve_model(checkpoint).chain.flat_params)
+    level_only_correction(n_features, 3.0).save(tmp_path / f"param{RESIDUAL_SUFFIX}")
+    save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {"reverb": 0.5}, "test")
+    first = master(CLIP, SR, model=checkpoint)
+    again = master(CLIP, SR, model=checkpoint, params=json.loads(first.to_json()))
+    torch.testing.assert_close(again.audio, first.audio, rtol=1e-3, atol=1e-4)  # the report rounds to 4 digits
+    assert again.params["estimate_given"] and again.params["effects"] == first.params["effects"]
+    assert again.params["residual_correction"] == first.params["residual_correction"]
+    other_mix = CLIP.flip(-1)  # the same correction for another mix: not a new estimate
+    reused = master(other_mix, SR, model=checkpoint, params=first.params)
+    assert reused.params["effects"] == first.params["effects"]
+
+    edited = json.loads(first.to_json())
+    edited["effects"]["gain"].update(presence_probability=1.0, inverse_strength=1.0)
+    edited["effects"]["gain"]["estimated"]["gain_db"]["value"] = -6.0
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    louder = master(CLIP, SR, model=checkpoint, params=tmp_path / "edited.json", peak_ceiling_db=0.0)
+    assert louder.params["effects"]["gain"]["correction"] == "+6.0 dB"
+
+    edited["effects"]["gain"]["estimated"]["gain_db"]["value"] = 99.0
+    with pytest.raises(ValueError, match="gain_db"):
+        master(CLIP, SR, model=checkpoint, params=edited)
+    for bad, message in (({"model": "unet"}, "no 'effects'"), ({"effects": {"eq": {}}}, "malformed")):
+        with pytest.raises(ValueError, match=message):
+            master(CLIP, SR, model=checkpoint, params=bad)
+    with pytest.raises(ValueError, match="U-Net has no parameters"):
+        master(CLIP, SR, model=unet, params=first.params)
+    with pytest.raises(ValueError, match="cannot read the report"):
+        master(CLIP, SR, model=checkpoint, params=tmp_path / "missing.json")
+
+    sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
+    song, out = str(tmp_path / "song.wav"), tmp_path / "out"
+    (tmp_path / "bad.json").write_text(json.dumps(edited))
+    assert main(["master", song, "-o", str(out), "--model", str(checkpoint), "--params", str(tmp_path / "bad.json")]) == 2
+    assert "gain_db" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "first.json").write_text(first.to_json())
+    assert main(["master", song, "-o", str(out), "--model", str(checkpoint), "--params", str(tmp_path / "first.json")]) == 0
+    assert json.loads((out / "song_mastered.json").read_text())["effects"] == first.params["effects"]
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"strength": {"flanger": 0.5}}', "unknown effect 'flanger'"),
     ('{"strength": {"echo": 1.5}}', r"strength of echo must lie in \[0, 1\], got 1.5"),

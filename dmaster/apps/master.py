@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, write_text_atomic
 from ..data.plots import save_spectrograms
 from ..effects import SPECS
-from ..mastering import check_keep, check_settings, master, resolve_model
+from ..mastering import check_keep, check_settings, master, read_report, resolve_model
 
 
 
@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="append", default=[], choices=effects, metavar="EFFECT",
                         help=f"leave this effect in ({', '.join(effects)}; repeatable), e.g. --keep reverb when "
                              "the room is wanted")
+    parser.add_argument("--params", type=Path, default=None, metavar="JSON",
+                        help="apply the estimate in this report of an earlier 'dmaster master' (edited or not) "
+                             "instead of estimating anew: the same correction for every input")
     parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
 
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         paths = find_inputs(args.inputs)
         model = resolve_model(args.model)
         check_keep(args.keep, model)
+        if args.params is not None:
+            read_report(args.params, model)  # a bad report fails here, before any file
     except (FileNotFoundError, ValueError) as error:
         print(f"dmaster master: error: {error}", file=sys.stderr)
         return 2
@@ -74,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
             audio = load_audio(path, model.sample_rate, max_seconds=None)
             result = master(audio, model.sample_rate, model=args.model, target_lufs=args.target_lufs,
                             peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
-                            correct_residual=not args.no_residual_correction, keep=args.keep)
+                            correct_residual=not args.no_residual_correction, keep=args.keep,
+                            params=args.params)
         except (AudioError, ValueError) as error:
             print(f"cannot master {path}: {error}", file=sys.stderr)
             failures += 1
