@@ -391,7 +391,11 @@ def _restore_with_unet(model: SpectrogramUNet, audio: Tensor) -> Tensor:
 
 
 def _unet_pairs(model: SpectrogramUNet, audio: Tensor) -> Tensor:
-    """The U-Net takes stereo; mono is duplicated and more channels go through in pairs."""
+    """The U-Net takes stereo; mono is duplicated and more channels go through in pairs; a clip shorter
+    than the U-Net's minimum is zero-padded to it."""
+    samples = audio.shape[-1]
+    if samples < model.min_samples:
+        return _unet_pairs(model, torch.nn.functional.pad(audio, (0, model.min_samples - samples)))[:, :samples]
     channels = audio.shape[0]
     if channels == 1:
         return model(audio.expand(2, -1)[None])[0].mean(0, keepdim=True)

@@ -106,6 +106,8 @@ def inverse(y: Tensor, sample_rate: float, t60_s: Tensor | float, wet: Tensor | 
     params = SPEC.prepare(y, {"t60_s": t60_s, "wet": wet, "pre_delay_ms": pre_delay_ms})
     t60_s, wet, pre_delay_ms = params["t60_s"], params["wet"], params["pre_delay_ms"]
     batch, channels, samples = y.shape
+    if samples < STFT_SIZE:  # shorter than one frame: zero-pad (the STFT's reflection needs n_fft / 2 samples)
+        return inverse(torch.nn.functional.pad(y, (0, STFT_SIZE - samples)), sample_rate, **params)[..., :samples]
     window = torch.hann_window(STFT_SIZE, device=y.device, dtype=y.dtype)
     spectrum = torch.stft(y.reshape(batch * channels, samples), STFT_SIZE, STFT_HOP, window=window,
                           return_complex=True).reshape(batch, channels, STFT_SIZE // 2 + 1, -1)
