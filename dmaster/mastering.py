@@ -328,8 +328,15 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
     params = aggregate(model.chain, model.estimate(windows))
     correction = None if residual is None else residual.correct(windows, model.sample_rate,
                                                                  *model.chain.to_vectors(params))
-    extra = None if correction is None else extra_response(*correction, model.sample_rate)
-    return Restoration(invert(model.chain, audio, correction_weights(params, strength), extra), params, correction)
+    return Restoration(apply_estimate(model.chain, audio, params, strength, correction), params, correction)
+
+
+def apply_estimate(chain: Chain, audio: Tensor, params: ChainParams, strength: dict[str, float] | None = None,
+                   correction: tuple[Tensor, float] | None = None) -> Tensor:
+    """The chain's inverse of ``audio`` ``(channels, samples)`` with ``params`` weighted by presence times
+    ``strength``, plus a residual ``correction`` (band dB (40,), level dB) when given."""
+    extra = None if correction is None else extra_response(*correction, chain.sample_rate)
+    return invert(chain, audio, correction_weights(params, strength), extra)
 
 
 def invert(chain: Chain, audio: Tensor, params: ChainParams, extra: ExtraResponse | None = None) -> Tensor:
@@ -522,8 +529,7 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         estimate, strength, residual = read_report(params, network)
         strength.update(dict.fromkeys(keep, 0.0))
         residual = residual if correct_residual else None
-        extra = None if residual is None else extra_response(*residual, network.sample_rate)
-        restored = invert(network.chain, working, correction_weights(estimate, strength), extra)
+        restored = apply_estimate(network.chain, working, estimate, strength, residual)
     report = {"model": "unet"} if estimate is None else {"model": "param",
                                                           "effects": _describe(network.chain, estimate, strength)}
     if params is not None:

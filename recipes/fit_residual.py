@@ -1,8 +1,9 @@
 """Fit a model's residual correction (dmaster.residual) and write it next to the checkpoint.
 
 On excerpts of the train tracks degraded by the generator, the model's restoration (parameter
-model with its inverse strengths from recipes/fit_strength.py, or U-Net; without a correction) is compared with the original: the targets are the difference of their long-term
-spectra (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770). A ridge regression
+model with its inverse strengths from recipes/fit_strength.py, or U-Net; without a correction)
+is compared with the original: the targets are the difference of their long-term spectra
+(relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770). A ridge regression
 maps the analysis windows' features to them; its strength is chosen by cross-validation over train
 tracks (grouped by track). The band strength and a level offset are then chosen for the MR-STFT
 distance of ``master()``'s output (the peak kept under −1 dBFS) with the cross-validated (held-out

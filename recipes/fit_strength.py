@@ -25,7 +25,7 @@ import torch
 from dmaster.data.audio import load_audio
 from dmaster.data.generate import track_params
 from dmaster.data.splits import find_tracks, split_of
-from dmaster.mastering import STRENGTH_SUFFIX, correction_weights, estimate, finish, invert, resolve_model, save_strength
+from dmaster.mastering import STRENGTH_SUFFIX, apply_estimate, estimate, finish, resolve_model, save_strength
 from dmaster.metrics import mrstft_distance
 from dmaster.models import ParamEstimator
 
@@ -54,7 +54,7 @@ def distances(model, rows: list[dict], strength: dict[str, float]) -> np.ndarray
     """Per excerpt, the MR-STFT distance to the original of ``master()``'s output with ``strength``."""
     out = []
     for row in rows:
-        restored = invert(model.chain, row["degraded"], correction_weights(row["estimate"], strength))
+        restored = apply_estimate(model.chain, row["degraded"], row["estimate"], strength)
         restored = finish(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
         out.append(float(mrstft_distance(restored[None], row["clean"][None])))
     return np.array(out)
