@@ -139,16 +139,20 @@ def load_strength(path: Path) -> dict[str, float]:
     """Read ``{"strength": {effect: value in [0, 1]}, "description": ...}``; ``ValueError`` names the
     file and what is wrong."""
     try:
-        strength = json.loads(Path(path).read_text())["strength"]
-        strength = {str(name): float(value) for name, value in strength.items()}
+        strength = {str(name): float(value) for name, value in json.loads(Path(path).read_text())["strength"].items()}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{path} is not an inverse-strength file: {error!r}") from error
+    return _checked_strength(strength, str(path))
+
+
+def _checked_strength(strength: dict[str, float], source: str) -> dict[str, float]:
+    """``strength`` after checking that it names effects of the chain with values in [0, 1]."""
     effects = [spec.name for spec in SPECS]
     for name, value in strength.items():
         if name not in effects:
-            raise ValueError(f"{path}: unknown effect {name!r}; effects are {', '.join(effects)}")
+            raise ValueError(f"{source}: unknown effect {name!r}; effects are {', '.join(effects)}")
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{path}: strength of {name} must lie in [0, 1], got {value}")
+            raise ValueError(f"{source}: strength of {name} must lie in [0, 1], got {value}")
     return strength
 
 
@@ -484,15 +488,15 @@ def read_report(report: Mapping[str, Any] | str | Path, model: nn.Module) -> tup
             torch.tensor(list(residual["bands_db"].values()), dtype=torch.float64), float(residual["level_db"]))
     except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{source}: malformed effects or residual correction ({error!r})") from error
-    if correction is not None and correction[0].shape != (len(band_centres_hz()),):
-        raise ValueError(f"{source}: residual_correction.bands_db must hold {len(band_centres_hz())} bands")
-    if any(not 0.0 <= value <= 1.0 for value in strength.values()):
-        raise ValueError(f"{source}: inverse_strength must lie in [0, 1]")
+    if correction is not None and (correction[0].shape != (len(band_centres_hz()),)
+                                   or not all_finite(correction[0]) or not math.isfinite(correction[1])):
+        raise ValueError(f"{source}: residual_correction must hold {len(band_centres_hz())} finite band values "
+                         "and a finite level")
     try:
         params = model.chain.from_json(items)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from error
-    return params, strength, correction
+    return params, _checked_strength(strength, source), correction
 
 
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,

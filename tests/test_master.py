@@ -178,7 +178,12 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     edited["effects"]["gain"]["estimated"]["gain_db"]["value"] = 99.0
     with pytest.raises(ValueError, match="gain_db"):
         master(CLIP, SR, model=checkpoint, params=edited)
-    for bad, message in (({"model": "unet"}, "no 'effects'"), ({"effects": {"eq": {}}}, "malformed")):
+    not_finite = json.loads(first.to_json())
+    not_finite["residual_correction"]["level_db"] = float("nan")
+    wrong_strength = json.loads(first.to_json())
+    wrong_strength["effects"]["echo"]["inverse_strength"] = 2.0
+    for bad, message in (({"model": "unet"}, "no 'effects'"), ({"effects": {"eq": {}}}, "malformed"),
+                         (not_finite, "finite level"), (wrong_strength, r"strength of echo must lie in \[0, 1\]")):
         with pytest.raises(ValueError, match=message):
             master(CLIP, SR, model=checkpoint, params=bad)
     with pytest.raises(ValueError, match="U-Net has no parameters"):
