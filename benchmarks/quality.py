@@ -85,7 +85,8 @@ def excerpt(audio: torch.Tensor, seconds: float, sample_rate: int) -> torch.Tens
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                        help="tracks to measure on; 'all' for a corpus no model was trained on")
     parser.add_argument("--seed", type=int, default=1234, help="seed of the first degradation of each track")
     parser.add_argument("--draws", type=int, default=10,
                         help="degradations per track (seeds SEED, SEED + 1, …); 10: ~15 minutes on a 2-core CPU")
@@ -104,7 +105,7 @@ def main() -> None:
             print(f"note: the {name} model has no residual correction; its rows with and without agree")
     sample_rate = models["param"].sample_rate
     chain = Chain(sample_rate)
-    tracks = [t for t in find_tracks(args.music_root) if split_of(t.id) == args.split]
+    tracks = [t for t in find_tracks(args.music_root) if args.split in ("all", split_of(t.id))]
     if not tracks:
         raise SystemExit(f"no {args.split} tracks under {args.music_root}")
 

@@ -1,19 +1,24 @@
-"""Collect the CC/GPL music of four Debian packages into one folder of tracks.
+"""Collect the CC/GPL music of Debian packages into one folder of tracks.
 
     python recipes/prepare_debian_music.py EXTRACTED_ROOT data/raw/debian_music
 
-EXTRACTED_ROOT is where the packages were unpacked (``dpkg -x PACKAGE.deb ROOT``):
-fretsonfire-songs-sectoid, fretsonfire-songs-muldjord, hyperrogue-music and
+EXTRACTED_ROOT is where the packages were unpacked (``dpkg -x PACKAGE.deb ROOT``). The
+training corpus: fretsonfire-songs-sectoid, fretsonfire-songs-muldjord, hyperrogue-music and
 wesnoth-1.16-music. Frets on Fire songs come as stems (``song.ogg`` backing and
-``guitar.ogg``); they are summed into one mix, peak-normalised only if the sum
-clips. Other tracks are copied as they are. Existing outputs are kept.
+``guitar.ogg``); they are summed into one mix, peak-normalised only if the sum clips. The
+external test corpus (``recipes/external_music.sh``; no model was trained or fitted on it):
+singularity-music (CC BY-SA), planetblupi-music-ogg (GPL-3+) and nexuiz-music (GPL-2+, its
+tracks inside a zip archive, ``music.pk3``); of these, tracks under 32 kHz or 25 s are left
+out. Other tracks are copied as they are. Existing outputs are kept.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +62,29 @@ def main(root: Path, destination: Path) -> None:
             if not target.exists():
                 shutil.copyfile(track, target)
             found += 1
+    for pattern, package in (("usr/share/games/singularity/music/*.ogg", "singularity"),
+                             ("usr/share/planetblupi/music/*.ogg", "planetblupi")):
+        for track in sorted(root.glob(pattern)):
+            found += copy_if_long_and_wide(track.read_bytes(), destination / package / f"{slug(track.stem)}.ogg")
+    for archive in sorted(root.glob("usr/share/games/nexuiz/data/music.pk3")):
+        with zipfile.ZipFile(archive) as pk3:
+            for name in sorted(n for n in pk3.namelist() if n.endswith(".ogg")):
+                found += copy_if_long_and_wide(pk3.read(name), destination / "nexuiz" / f"{slug(Path(name).stem)}.ogg")
     print(f"{found} tracks under {destination}")
+
+
+def copy_if_long_and_wide(data: bytes, target: Path) -> int:
+    """Write ``data`` (an audio file) to ``target`` if it is at least 25 s long at 32 kHz or more; 1 if written
+    (or there already)."""
+    if target.exists():
+        return 1
+    info = sf.info(io.BytesIO(data))
+    if info.samplerate < 32000 or info.duration < 25.0:
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(data)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The recipes that fit a model's inverse strengths and residual correction run end to end on a tiny corpus."""
+"""The recipes run end to end on tiny inputs: fitting inverse strengths and residual corrections, collecting
+the Debian music."""
 
 import runpy
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,30 @@ def test_fit_strength_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypa
     with pytest.raises(SystemExit), torch.enable_grad():
         runpy.run_path(str(RECIPES / "fit_strength.py"), run_name="__main__")
     assert "not a parameter model" in capsys.readouterr().err
+
+
+def test_prepare_debian_music_collects_every_package(tmp_path):
+    root, out = tmp_path / "extracted", tmp_path / "music"
+
+    def ogg(path: Path, seconds: float, rate: int = SR) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, music_like(seconds, rate, 2, seed=len(str(path))).T.numpy(), rate, format="OGG")
+        return path
+
+    song = root / "usr/share/games/fretsonfire/data/songs/Sectoid/Metal Madness"
+    ogg(song / "song.ogg", 1.0)
+    ogg(song / "guitar.ogg", 1.0)
+    ogg(root / "usr/share/games/wesnoth/1.16/data/core/music/battle.ogg", 1.0)
+    ogg(root / "usr/share/games/singularity/music/A New Journey.ogg", 26.0)
+    ogg(root / "usr/share/games/singularity/music/jingle.ogg", 5.0)  # too short for the external corpus
+    ogg(root / "usr/share/planetblupi/music/music000.ogg", 26.0, rate=22050)  # too narrow
+    archive = root / "usr/share/games/nexuiz/data/music.pk3"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as pk3:
+        pk3.writestr("sound/cdtracks/thunder.ogg", ogg(tmp_path / "thunder.ogg", 26.0).read_bytes())
+    for _ in range(2):  # a second run keeps what is there
+        runpy.run_path(str(RECIPES / "prepare_debian_music.py"), run_name="prepare")["main"](root, out)
+    found = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert found == ["fretsonfire/sectoid_metal_madness.flac", "nexuiz/thunder.ogg", "singularity/a_new_journey.ogg",
+                     "wesnoth/battle.ogg"]
+    assert sf.info(out / "fretsonfire/sectoid_metal_madness.flac").channels == 2
