@@ -27,6 +27,11 @@ def test_master_file_prints_the_estimate():
     assert report["model"] == "param" and "echo" in report["effects"]
 
 
+def test_another_mix_gets_the_same_correction():
+    song, again, kept = (line.split(": ")[1] for line in run("another_mix.py").splitlines())
+    assert song == again and "echo" in again and "echo" not in kept
+
+
 def test_compare_with_unet():
     printed = run("compare_with_unet.py")
     for row in ("degraded (identity)", "oracle inverse", "param model", "unet model"):
