@@ -122,7 +122,8 @@ def main() -> None:
         seconds_of["oracle"] += time.perf_counter() - started
         for name in ("param", "unet"):
             started = time.perf_counter()
-            restored, estimate, _ = restore(models[name], degraded, residuals[name], strengths[name])  # master() minus I/O
+            # master() without its type conversions and resampling
+            restored, estimate, _ = restore(models[name], degraded, residuals[name], strengths[name])
             outputs[name] = finish(restored, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[name] += time.perf_counter() - started
             started = time.perf_counter()

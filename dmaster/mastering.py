@@ -283,7 +283,8 @@ def correction_weights(params: ChainParams, strength: dict[str, float] | None = 
     """``params`` with each effect's presence probability turned into the weight of its inverse:
     the probability times the effect's ``strength`` (default 1), or 0 below :data:`MIN_PRESENCE`."""
     strength = strength or {}
-    return {name: {**effect, "present": effect["present"] * (effect["present"] >= MIN_PRESENCE) * strength.get(name, 1.0)}
+    return {name: {**effect,
+                   "present": effect["present"] * (effect["present"] >= MIN_PRESENCE) * strength.get(name, 1.0)}
             for name, effect in params.items()}
 
 

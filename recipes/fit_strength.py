@@ -7,9 +7,10 @@ than leaving the effect in. On excerpts of the train tracks degraded by the gene
 sweep of coordinate descent over the effects in chain order picks, for each, the strength in
 :data:`STRENGTHS` with the lowest mean MR-STFT distance of ``master()``'s output (without a
 residual correction; the peak kept under −1 dBFS) to the original, where it beats the current
-one by more than twice the standard error of the paired difference (else the current stays). The val split is the gate:
-strengths that do not improve it are not written. Fit the residual correction after this
-(``recipes/fit_residual.py``): it corrects what the restoration with these strengths leaves.
+one by more than twice the standard error of the paired difference (else the current stays).
+The val split is the gate: strengths that do not improve it are not written. Fit the residual
+correction after this (``recipes/fit_residual.py``): it corrects what the restoration with
+these strengths leaves.
 
     python recipes/fit_strength.py --model dmaster/weights/param.pt   # writes dmaster/weights/param.strength.json
 """

@@ -194,10 +194,11 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
     song, out = str(tmp_path / "song.wav"), tmp_path / "out"
     (tmp_path / "bad.json").write_text(json.dumps(edited))
-    assert main(["master", song, "-o", str(out), "--model", str(checkpoint), "--params", str(tmp_path / "bad.json")]) == 2
+    master_with = ["master", song, "-o", str(out), "--model", str(checkpoint), "--params"]
+    assert main([*master_with, str(tmp_path / "bad.json")]) == 2
     assert "gain_db" in capsys.readouterr().err and not out.exists()
     (tmp_path / "first.json").write_text(first.to_json())
-    assert main(["master", song, "-o", str(out), "--model", str(checkpoint), "--params", str(tmp_path / "first.json")]) == 0
+    assert main([*master_with, str(tmp_path / "first.json")]) == 0
     assert json.loads((out / "song_mastered.json").read_text())["effects"] == first.params["effects"]
 
 
