@@ -21,7 +21,7 @@ import pyloudnorm
 import torch
 
 from dmaster.data.audio import load_audio
-from dmaster.data.generate import track_params
+from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.mastering import (correction_weights, estimate, finish, resolve_model, resolve_residual, resolve_strength,
                                restore)
@@ -52,12 +52,7 @@ def main() -> None:
 
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
-        length = min(10 * sample_rate, audio.shape[-1])
-        for draw in range(args.draws):
-            start = (audio.shape[-1] - length) * (draw + 1) // (args.draws + 1)
-            clean = audio[:, start : start + length]
-            truth = track_params(chain, draw, [track.id])
-            degraded = chain(clean[None], truth)[0]
+        for clean, truth, degraded in degraded_excerpts(chain, audio, track.id, args.draws, 10.0, 0):
             estimated = estimate(model, degraded)
 
             def score(name: str, params=None, level_of: torch.Tensor | None = None, peak: bool = False,

@@ -26,7 +26,7 @@ import pyloudnorm
 import torch
 
 from dmaster.data.audio import load_audio
-from dmaster.data.generate import track_params
+from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain
 from dmaster.mastering import (RESIDUAL_SUFFIX, filter_with, finish, model_windows, resolve_model, resolve_strength,
@@ -52,12 +52,7 @@ def examples(model, strength: dict[str, float], tracks, draws: int, seconds: flo
     rows = []
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
-        length = min(int(seconds * sample_rate), audio.shape[-1])
-        for draw in range(draws):
-            start = (audio.shape[-1] - length) * (draw + 1) // (draws + 1)
-            clean = audio[:, start : start + length]
-            truth = track_params(chain, seed + draw, [track.id])
-            degraded = chain(clean[None], truth)[0]
+        for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed):
             restored, params, _ = restore(model, degraded, strength=strength)
             windows = model_windows(model, degraded)
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]

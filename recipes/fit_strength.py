@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from dmaster.data.audio import load_audio
-from dmaster.data.generate import track_params
+from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.mastering import STRENGTH_SUFFIX, apply_estimate, estimate, finish, resolve_model, save_strength
 from dmaster.metrics import mrstft_distance
@@ -40,13 +40,9 @@ def excerpts(model, tracks, draws: int, seconds: float, seed: int) -> list[dict]
     rows = []
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
-        length = min(int(seconds * sample_rate), audio.shape[-1])
-        for draw in range(draws):
-            start = (audio.shape[-1] - length) * (draw + 1) // (draws + 1)
-            clean = audio[:, start : start + length]
+        for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed):
             if float(clean.abs().max()) == 0.0:
                 continue  # digital silence: nothing to measure
-            degraded = chain(clean[None], track_params(chain, seed + draw, [track.id]))[0]
             rows.append({"clean": clean, "degraded": degraded, "estimate": estimate(model, degraded)})
     return rows
 

@@ -13,7 +13,8 @@ import torch
 
 from dmaster import cli
 from dmaster.data import audio as audio_module
-from dmaster.data.generate import (degrade_batch, describe_effect, parse_shard, select_shard, track_params)
+from dmaster.data.generate import (degrade_batch, degraded_excerpts, describe_effect, parse_shard, select_shard,
+                                   track_params)
 from dmaster.effects import SPEC_VERSION, SPECS, Chain
 from dmaster.synth import music_like
 
@@ -211,3 +212,17 @@ def test_shard_arguments():
             parse_shard(bad)
     items = list(range(10))
     assert sorted(x for k in (1, 2, 3) for x in select_shard(items, k, 3)) == items
+
+
+def test_degraded_excerpts_are_spread_evenly_and_drawn_per_track():
+    chain = Chain(44100)
+    audio = torch.arange(10 * 44100, dtype=torch.float32).expand(2, -1) / 1e6
+    excerpts = list(degraded_excerpts(chain, audio, "song", 3, 1.0, 7))
+    assert [int(clean[0, 0] * 1e6) for clean, _, _ in excerpts] == [99225, 198450, 297675]  # 9 s spread in quarters
+    for k, (clean, params, degraded) in enumerate(excerpts):
+        assert clean.shape == (2, 44100)
+        expected = track_params(chain, 7 + k, ["song"])
+        assert all(torch.equal(params[e][n], expected[e][n]) for e in expected for n in expected[e])
+        torch.testing.assert_close(degraded, chain(clean[None], params)[0])
+    whole, _, _ = next(degraded_excerpts(chain, audio[:, :1000], "song", 2, 1.0, 7))
+    assert whole.shape == (2, 1000)  # a track shorter than the excerpt is taken whole

@@ -31,15 +31,20 @@ def tiny_corpus(root: Path, train: int = 9, val: int = 2) -> None:
             return
 
 
+def run_recipe(monkeypatch, script: str, *args: str) -> None:
+    """Run ``recipes/<script>`` as ``python recipes/<script> ARGS`` in this process."""
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    with torch.enable_grad():  # the script turns gradients off for its process; give them back on exit
+        runpy.run_path(str(RECIPES / script), run_name="__main__")
+
+
 def test_fit_residual_recipe_runs_end_to_end(tmp_path, estimator, monkeypatch, capsys):
     (tmp_path / "music").mkdir()
     tiny_corpus(tmp_path / "music")
     checkpoint = tmp_path / "param.pt"
     save_checkpoint(checkpoint, estimator, "param", {}, step=0)
-    monkeypatch.setattr(sys, "argv", ["fit_residual.py", "--model", str(checkpoint), "--music-root",
-                                      str(tmp_path / "music"), "--draws", "1", "--seconds", "2"])
-    with torch.enable_grad():  # the script turns gradients off for its process; give them back on exit
-        runpy.run_path(str(RECIPES / "fit_residual.py"), run_name="__main__")
+    run_recipe(monkeypatch, "fit_residual.py", "--model", str(checkpoint), "--music-root", str(tmp_path / "music"),
+               "--draws", "1", "--seconds", "2")
     printed = capsys.readouterr().out
     assert "cross-validated RMS error" in printed and "held-out train MR-STFT (3 excerpts)" in printed
     sidecar = tmp_path / "param.residual.json"
@@ -56,10 +61,8 @@ def test_fit_strength_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypa
     tiny_corpus(tmp_path / "music", train=4, val=1)
     checkpoint = tmp_path / "param.pt"
     save_checkpoint(checkpoint, estimator, "param", {}, step=0)
-    monkeypatch.setattr(sys, "argv", ["fit_strength.py", "--model", str(checkpoint), "--music-root",
-                                      str(tmp_path / "music"), "--draws", "1", "--val-draws", "1", "--seconds", "2"])
-    with torch.enable_grad():
-        runpy.run_path(str(RECIPES / "fit_strength.py"), run_name="__main__")
+    run_recipe(monkeypatch, "fit_strength.py", "--model", str(checkpoint), "--music-root", str(tmp_path / "music"),
+               "--draws", "1", "--val-draws", "1", "--seconds", "2")
     printed = capsys.readouterr().out
     assert "4 train excerpts, every effect at strength 1" in printed and "compressor at 0: " in printed
     sidecar = tmp_path / "param.strength.json"
@@ -69,9 +72,8 @@ def test_fit_strength_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypa
         strength = load_strength(sidecar)
         assert set(strength) == set(estimator.chain.effect_names) and set(strength.values()) <= {0.0, 0.5, 1.0}
     save_checkpoint(tmp_path / "unet.pt", unet, "unet", {}, step=0)
-    monkeypatch.setattr(sys, "argv", ["fit_strength.py", "--model", str(tmp_path / "unet.pt")])
-    with pytest.raises(SystemExit), torch.enable_grad():
-        runpy.run_path(str(RECIPES / "fit_strength.py"), run_name="__main__")
+    with pytest.raises(SystemExit):
+        run_recipe(monkeypatch, "fit_strength.py", "--model", str(tmp_path / "unet.pt"))
     assert "not a parameter model" in capsys.readouterr().err
 
 
