@@ -109,14 +109,20 @@ def resolve_model(model: ModelChoice) -> nn.Module:
     return _load(str(_checkpoint_path(model)))
 
 
-def resolve_residual(model: ModelChoice) -> ResidualCorrection | None:
-    """The residual correction fitted for ``model`` (a file next to its checkpoint), or ``None``:
-    for a module, or a checkpoint without one."""
+def _sidecar(model: ModelChoice, suffix: str) -> Path | None:
+    """The file next to ``model``'s checkpoint named with ``suffix``, if there is one; ``None`` for a module."""
     if isinstance(model, nn.Module):
         return None
     path = _checkpoint_path(model)
-    sidecar = path.with_name(path.stem + RESIDUAL_SUFFIX)
-    return _load_residual(str(sidecar), sidecar.stat().st_mtime_ns) if sidecar.is_file() else None
+    sidecar = path.with_name(path.stem + suffix)
+    return sidecar if sidecar.is_file() else None
+
+
+def resolve_residual(model: ModelChoice) -> ResidualCorrection | None:
+    """The residual correction fitted for ``model`` (a file next to its checkpoint), or ``None``:
+    for a module, or a checkpoint without one."""
+    sidecar = _sidecar(model, RESIDUAL_SUFFIX)
+    return None if sidecar is None else _load_residual(str(sidecar), sidecar.stat().st_mtime_ns)
 
 
 @lru_cache(maxsize=4)
@@ -128,11 +134,8 @@ def _load_residual(path: str, modified_ns: int) -> ResidualCorrection:
 def resolve_strength(model: ModelChoice) -> dict[str, float]:
     """Per-effect inverse strengths in [0, 1] for ``model`` (a file next to its checkpoint); ``{}``
     (every effect at full strength) for a module, the U-Net or a checkpoint without one."""
-    if isinstance(model, nn.Module):
-        return {}
-    path = _checkpoint_path(model)
-    sidecar = path.with_name(path.stem + STRENGTH_SUFFIX)
-    return load_strength(sidecar) if sidecar.is_file() else {}
+    sidecar = _sidecar(model, STRENGTH_SUFFIX)
+    return {} if sidecar is None else load_strength(sidecar)
 
 
 def load_strength(path: Path) -> dict[str, float]:
@@ -145,12 +148,18 @@ def load_strength(path: Path) -> dict[str, float]:
     return _checked_strength(strength, str(path))
 
 
-def _checked_strength(strength: dict[str, float], source: str) -> dict[str, float]:
-    """``strength`` after checking that it names effects of the chain with values in [0, 1]."""
+def _check_effect_names(names: Iterable[str], source: str) -> None:
+    """Raise ``ValueError`` naming ``source`` and the first of ``names`` that is not an effect of the chain."""
     effects = [spec.name for spec in SPECS]
-    for name, value in strength.items():
+    for name in names:
         if name not in effects:
             raise ValueError(f"{source}: unknown effect {name!r}; effects are {', '.join(effects)}")
+
+
+def _checked_strength(strength: dict[str, float], source: str) -> dict[str, float]:
+    """``strength`` after checking that it names effects of the chain with values in [0, 1]."""
+    _check_effect_names(strength, source)
+    for name, value in strength.items():
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{source}: strength of {name} must lie in [0, 1], got {value}")
     return strength
@@ -452,10 +461,7 @@ def check_settings(target_lufs: float | None, peak_ceiling_db: float) -> None:
 def check_keep(keep: Iterable[str], model: nn.Module) -> tuple[str, ...]:
     """``keep`` as a tuple after checking it names effects of the chain and that ``model`` estimates them."""
     keep = tuple(keep)
-    effects = [spec.name for spec in SPECS]
-    unknown = [name for name in keep if name not in effects]
-    if unknown:
-        raise ValueError(f"keep: unknown effect {unknown[0]!r}; effects are {', '.join(effects)}")
+    _check_effect_names(keep, "keep")
     if keep and not isinstance(model, ParamEstimator):
         raise ValueError("keep needs the parameter model: the U-Net restores everything at once")
     return keep
