@@ -44,8 +44,9 @@ def band_centres_hz() -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _band_matrix(sample_rate: int) -> Tensor:
-    """``(bins, 40)`` float32: column ``k`` averages the STFT bins of band ``k`` (empty above Nyquist)."""
+def band_matrix(sample_rate: int) -> Tensor:
+    """``(bins, 40)`` float32: column ``k`` averages the bins of a :data:`STFT_SIZE`-point STFT at
+    ``sample_rate`` that fall in band ``k`` (empty above Nyquist)."""
     band = np.digitize(np.fft.rfftfreq(STFT_SIZE, 1.0 / sample_rate), BAND_EDGES_HZ) - 1
     matrix = np.zeros((len(band), len(BAND_EDGES_HZ) - 1), dtype=np.float32)
     inside = (band >= 0) & (band < matrix.shape[1])
@@ -62,7 +63,7 @@ def long_term_spectrum(audio: Tensor, sample_rate: int) -> Tensor:
     spectrum = torch.stft(mono, STFT_SIZE, STFT_SIZE // 2, window=torch.hann_window(STFT_SIZE), center=False,
                           return_complex=True)
     power = (spectrum.real.square() + spectrum.imag.square()).mean((0, -1))
-    matrix = _band_matrix(sample_rate)
+    matrix = band_matrix(sample_rate)
     db = 10 * torch.log10((power @ matrix).double() + POWER_FLOOR)
     filled = int((matrix.sum(0) > 0).sum())  # bands fill from the bottom
     return torch.cat([db[:filled], db[filled - 1].expand(len(db) - filled)])

@@ -1,6 +1,7 @@
 """The recipes run end to end on tiny inputs: fitting inverse strengths and residual corrections, collecting
-the Debian music."""
+the Debian music; so does benchmarks/eq_identifiability.py."""
 
+import json
 import runpy
 import sys
 import zipfile
@@ -18,6 +19,7 @@ from dmaster.synth import music_like
 
 SR = 44100
 RECIPES = Path(__file__).parent.parent / "recipes"
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
 def tiny_corpus(root: Path, train: int = 9, val: int = 2) -> None:
@@ -31,11 +33,11 @@ def tiny_corpus(root: Path, train: int = 9, val: int = 2) -> None:
             return
 
 
-def run_recipe(monkeypatch, script: str, *args: str) -> None:
-    """Run ``recipes/<script>`` as ``python recipes/<script> ARGS`` in this process."""
+def run_recipe(monkeypatch, script: str, *args: str, folder: Path = RECIPES) -> None:
+    """Run ``<folder>/<script>`` as ``python <folder>/<script> ARGS`` in this process."""
     monkeypatch.setattr(sys, "argv", [script, *args])
     with torch.enable_grad():  # the script turns gradients off for its process; give them back on exit
-        runpy.run_path(str(RECIPES / script), run_name="__main__")
+        runpy.run_path(str(folder / script), run_name="__main__")
 
 
 def test_fit_residual_recipe_runs_end_to_end(tmp_path, estimator, monkeypatch, capsys):
@@ -75,6 +77,21 @@ def test_fit_strength_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypa
     with pytest.raises(SystemExit):
         run_recipe(monkeypatch, "fit_strength.py", "--model", str(tmp_path / "unet.pt"))
     assert "not a parameter model" in capsys.readouterr().err
+
+
+def test_eq_identifiability_benchmark_runs_end_to_end(tmp_path, monkeypatch):
+    (tmp_path / "music").mkdir()
+    tiny_corpus(tmp_path / "music", train=3, val=1)
+    out = tmp_path / "out"
+    run_recipe(monkeypatch, "eq_identifiability.py", "--music-root", str(tmp_path / "music"), "--split", "val",
+               "--excerpts", "2", "--seconds", "1", "--out", str(out), folder=BENCHMARKS)
+    report = json.loads((out / "eq_identifiability.json").read_text())
+    assert report["spread"]["train_excerpts"] == 6 and len(report["rows"]) == 2
+    for system in ("identity", "LMMSE estimate from the long-term spectrum", "param model (master() path)"):
+        assert system in (out / "eq_identifiability.md").read_text()
+        assert report["summary"][system]["spectrum_error_db"] >= 0
+    identity = report["summary"]["identity"]["spectrum_error_db"]
+    assert identity > 0.5  # the EQ (always on here) moved the spectrum
 
 
 def test_prepare_debian_music_collects_every_package(tmp_path):

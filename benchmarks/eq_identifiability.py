@@ -1,0 +1,154 @@
+"""How well can the EQ be known from the degraded audio alone? The music's own tonal balance against the EQ prior.
+
+The EQ degradation and the music's own tonal balance add up in the long-term spectrum (dB), so a blind
+estimate can only tell them apart as far as the music's spectrum is predictable. This measures:
+
+- the spread (standard deviation over draws, averaged over the 40 bands of ``dmaster.residual``) of the
+  EQ prior's band response and of the train music's long-term spectrum, both relative to their mean over
+  bands (the level is a separate effect);
+- on held-out excerpts degraded by the EQ alone, the long-term-spectrum error (RMS over bands, dB) and the
+  MR-STFT distance (outputs scaled to the original's RMS, so the level plays no part) of
+  identity; the shipped parameter model (``master()``'s path, and its EQ inverse alone); the linear
+  minimum-mean-square-error (LMMSE) estimate of the EQ from the long-term spectrum, with the EQ prior's and
+  the train music's mean and covariance (the best any estimate from the long-term spectrum alone can do
+  if both were Gaussian); matching the train music's mean spectrum; and matching the spectrum of the same
+  song's other excerpts (a reference that no blind estimate has), fully and half way.
+
+    python benchmarks/eq_identifiability.py --music-root data/raw/debian_music --out experiments/eq_identifiability
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
+from dmaster.data.generate import track_params
+from dmaster.data.splits import find_tracks, split_of
+from dmaster.effects import Chain, eq
+from dmaster.mastering import filter_with, resolve_model, resolve_residual, resolve_strength, restore
+from dmaster.metrics import mrstft_distance
+from dmaster.residual import STFT_SIZE, band_matrix, extra_response, long_term_spectrum
+
+PRIOR_DRAWS = 20000
+SPLITS = {"test": ("test",), "val": ("val",), "val+test": ("val", "test")}
+
+
+def relative(spectrum_db: torch.Tensor) -> torch.Tensor:
+    """Band levels relative to their mean over bands (the tonal balance without the level)."""
+    return spectrum_db - spectrum_db.mean(-1, keepdim=True)
+
+
+def excerpts(audio: torch.Tensor, count: int, samples: int) -> list[torch.Tensor]:
+    """``count`` excerpts of ``samples`` (or the whole track) spread evenly over ``audio`` ``(channels, samples)``."""
+    length = min(samples, audio.shape[-1])
+    starts = [(audio.shape[-1] - length) * (k + 1) // (count + 1) for k in range(count)]
+    return [audio[:, start : start + length] for start in starts]
+
+
+def eq_prior_bands(chain: Chain, draws: int, seed: int) -> torch.Tensor:
+    """Band responses ``(draws, 40)`` (dB relative to their mean) of EQs drawn from the prior (absent ones flat)."""
+    params = chain.sample_params(draws, torch.Generator().manual_seed(seed))["eq"]
+    values = {name: value.double() for name, value in params.items() if name != "present"}
+    power = eq.transfer(STFT_SIZE, chain.sample_rate, 1, **values)[:, 0].abs().square().float()
+    bands_db = 10 * torch.log10(power @ band_matrix(chain.sample_rate)).double()
+    return relative(bands_db * params["present"].double()[:, None])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
+    parser.add_argument("--split", choices=tuple(SPLITS), default="val+test", help="held-out tracks to degrade")
+    parser.add_argument("--excerpts", type=int, default=4, help="excerpts per track (at least 2)")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--out", type=Path, default=Path("experiments/eq_identifiability"))
+    args = parser.parse_args()
+    if args.excerpts < 2:
+        parser.error("--excerpts must be at least 2 (the other excerpts of a song are its reference)")
+
+    model, strength, residual = resolve_model(None), resolve_strength(None), resolve_residual(None)
+    sample_rate = model.sample_rate
+    chain = Chain(sample_rate)
+    samples = int(args.seconds * sample_rate)
+    tracks = find_tracks(args.music_root)
+
+    eq_bands = eq_prior_bands(chain, PRIOR_DRAWS, args.seed)
+    music = []
+    for track in (t for t in tracks if split_of(t.id) == "train"):
+        audio = load_audio(track.path, sample_rate)
+        if float(audio.abs().max()) > 0:
+            music += [relative(long_term_spectrum(clip[None], sample_rate)) for clip in excerpts(audio, args.excerpts, samples)]
+    music = torch.stack(music)
+    eq_mean, eq_cov, music_mean, music_cov = eq_bands.mean(0), torch.cov(eq_bands.T), music.mean(0), torch.cov(music.T)
+    lmmse_gain = eq_cov @ torch.linalg.inv(eq_cov + music_cov)
+    posterior_std = (eq_cov - lmmse_gain @ eq_cov).diag().clamp(min=0).sqrt().mean()
+    spread = {"eq_prior_std_db": float(eq_cov.diag().sqrt().mean()), "music_std_db": float(music_cov.diag().sqrt().mean()),
+              "lmmse_posterior_std_db": float(posterior_std), "train_excerpts": len(music)}
+
+    eq_only = {name: 0.0 for name in chain.effect_names} | {"eq": 1.0}
+    rows = []
+    for track in (t for t in tracks if split_of(t.id) in SPLITS[args.split]):
+        clips = excerpts(load_audio(track.path, sample_rate), args.excerpts, samples)
+        for k, clean in enumerate(clips):
+            params = track_params(chain, args.seed + k, [track.id])
+            for effect, values in params.items():
+                values["present"] = torch.full_like(values["present"], float(effect == "eq"))
+            degraded = chain(clean[None], params)[0]
+            observed = relative(long_term_spectrum(degraded[None], sample_rate))
+            same_song = relative(long_term_spectrum(torch.stack([c for j, c in enumerate(clips) if j != k]), sample_rate))
+            lmmse = eq_mean + lmmse_gain @ (observed - music_mean - eq_mean)
+
+            def matched(towards: torch.Tensor, fraction: float = 1.0) -> torch.Tensor:
+                bands = (fraction * (towards - observed)).clamp(-12.0, 12.0)
+                return filter_with(degraded, extra_response(bands, 0.0, sample_rate), sample_rate)
+
+            outputs = {
+                "identity": degraded,
+                "param model (master() path)": restore(model, degraded, residual, strength).audio,
+                "param model, its EQ inverse alone": restore(model, degraded, residual, eq_only).audio,
+                "LMMSE estimate from the long-term spectrum": matched(observed - lmmse),
+                "match the train music's mean spectrum": matched(music_mean),
+                "match the same song's other excerpts (reference)": matched(same_song),
+                "… half way": matched(same_song, 0.5),
+            }
+            target = relative(long_term_spectrum(clean[None], sample_rate))
+            row = {"track": track.id, "excerpt": k}
+            for name, output in outputs.items():
+                output = output[:, : clean.shape[-1]]
+                output = output * (clean.square().mean().sqrt() / output.square().mean().sqrt())
+                error = relative(long_term_spectrum(output[None], sample_rate)) - target
+                row[name] = {"spectrum_error_db": float(error.square().mean().sqrt()),
+                             "mrstft": float(mrstft_distance(output[None], clean[None]))}
+            rows.append(row)
+        print(f"{track.id}: {len(clips)} excerpts", flush=True)
+
+    systems = [name for name in rows[0] if name not in ("track", "excerpt")]
+    summary = {name: {"spectrum_error_db": float(np.mean([r[name]["spectrum_error_db"] for r in rows])),
+                      "mrstft": float(np.mean([r[name]["mrstft"] for r in rows])),
+                      "mrstft_median": float(np.median([r[name]["mrstft"] for r in rows]))} for name in systems}
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__}
+    lines = [f"EQ prior band response: {spread['eq_prior_std_db']:.2f} dB standard deviation (mean over 40 bands, "
+             f"{PRIOR_DRAWS} draws); the train music's own long-term spectrum: {spread['music_std_db']:.2f} dB "
+             f"({spread['train_excerpts']} excerpts of {args.seconds:g} s); LMMSE posterior if both were Gaussian: "
+             f"{spread['lmmse_posterior_std_db']:.2f} dB.", "",
+             f"{len(rows)} {args.split} excerpts of {args.seconds:g} s degraded by the EQ alone (seeds {args.seed}–"
+             f"{args.seed + args.excerpts - 1}), outputs scaled to the original's RMS; machine: {machine}.", "",
+             "| system | spectrum error dB ↓ | MR-STFT ↓ | MR-STFT median ↓ |", "|---|---|---|---|",
+             *[f"| {name} | {s['spectrum_error_db']:.2f} | {s['mrstft']:.3f} | {s['mrstft_median']:.3f} |"
+               for name, s in summary.items()]]
+    markdown = "\n".join(lines)
+    print(markdown)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out / "eq_identifiability.md", markdown + "\n")
+    write_json_atomic(args.out / "eq_identifiability.json",
+                      {"machine": machine, "spread": spread, "summary": summary, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
