@@ -5,7 +5,8 @@ inverse weighted by the presence probability and yes/no presence
 thresholds; the same with ``master()``'s level step (peak kept under −1 dBFS); weighted also by
 the model's inverse strengths; with its residual correction (what ``master()`` does, when the
 model has them); which effect's estimate costs
-most (the estimate with that one effect replaced by the truth); and what the level alone is worth
+most (the estimate with that one effect replaced by the truth) and which one alone keeps the
+restoration from the oracle's (the truth with that one effect estimated); and what the level alone is worth
 (output loudness set to the original's, ITU-R BS.1770).
 
     python benchmarks/inverse_policy.py --model models/param_ft/best.pt
@@ -80,6 +81,11 @@ def main() -> None:
                 score("weighted × strengths, residual correction, peak under −1 dBFS (master)", out=finish(corrected, sample_rate, None, -1.0)[0])
             for effect in chain.effect_names:
                 score(f"weighted, true {effect}", correction_weights({**estimated, effect: truth[effect]}))
+            score("oracle, peak under −1 dBFS", truth, peak=True)
+            for effect in chain.effect_names:
+                score(f"true, but {effect} estimated (weighted × strength), peak under −1 dBFS",
+                      correction_weights({**truth, effect: estimated[effect]}, {effect: strength.get(effect, 1.0)}),
+                      peak=True)
             score("degraded, true level", level_of=clean)
             score("weighted, true level", correction_weights(estimated), level_of=clean)
         print(track.id, flush=True)
