@@ -14,7 +14,7 @@ strengths (``<checkpoint>.strength.json``): each effect's weight is scaled by it
 chosen on the train tracks for what the model's estimate of that effect is worth (0 for an
 effect the model cannot hear). Last, the level: the restored level
 (the model's gain estimate) is kept under a peak ceiling; or the loudness is normalised
-(ITU-R BS.1770 via pyloudnorm) under the ceiling; or the peak is set to the ceiling.
+(ITU-R BS.1770 via pyloudnorm) with the peaks limited to the ceiling; or the peak is set to it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .data.audio import fold_to_stereo, write_json_atomic
 from .effects import SPECS, Chain, ChainParams, ExtraResponse, reverb
 from .effects.lti import apply_response, convolution_size
 from .effects.spec import all_finite
+from .limiter import limit_peaks
 from .models import ParamEstimator, SpectrogramUNet
 from .residual import ResidualCorrection, band_centres_hz, extra_response
 
@@ -61,9 +62,13 @@ ONE_PASS_SECONDS = 480.0
 longer ones in chunks of at most :data:`CHUNK_SECONDS`, so that an hour-long mix fits in ~5 GB."""
 CHUNK_SECONDS = 360.0
 CHUNK_MARGIN_SECONDS = 30.0
-"""Audio each chunk is inverted with on either side and then cut off: more than the longest
-echo-inverse tail (27 s at 800 ms and −3 dB), reverb (4 s) or compressor release (2 s), so the
-chunks join without seams."""
+"""Audio each chunk is inverted (or limited) with on either side and then cut off: more than the
+longest echo-inverse tail (27 s at 800 ms and −3 dB), reverb (4 s), compressor release (2 s) or
+limiter ramp (at 0.05 dB/ms, 1500 dB), so the chunks join without seams."""
+LOUDNESS_PASSES = 4
+LOUDNESS_TOLERANCE_LU = 0.1
+MAX_LIMITING_DB = 12.0
+"""The most the limiter may take off a peak to reach a loudness target; louder targets are missed."""
 
 
 @dataclass
@@ -425,23 +430,63 @@ def _unet_pairs(model: SpectrogramUNet, audio: Tensor) -> Tensor:
     return restored[:channels]
 
 
+def integrated_loudness(audio: Tensor, sample_rate: int) -> float:
+    """ITU-R BS.1770 integrated loudness (LUFS) of ``audio`` ``(channels, samples)``; clips under one
+    400 ms gating block are measured repeated; ``-inf`` for (near) silence."""
+    data = audio.T.double().numpy()
+    if data.shape[0] < int(0.4 * sample_rate):
+        data = np.tile(data, (math.ceil(0.4 * sample_rate / data.shape[0]), 1))
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
+
+
+def _to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: float,
+                 peak_ceiling_db: float) -> tuple[Tensor, float, float]:
+    """``audio`` at ``target_lufs``, its peaks limited to the ceiling (:mod:`dmaster.limiter`). Limiting
+    lowers the loudness, so the gain is raised (secant steps on loudness against gain) until the output
+    is within :data:`LOUDNESS_TOLERANCE_LU` of the target, in at most :data:`LOUDNESS_PASSES` passes,
+    and never so far that the limiter takes more than :data:`MAX_LIMITING_DB` off a peak (the target is
+    then missed). Returns the output, its loudness and the limiter's largest gain reduction (dB, ≤ 0)."""
+    peak_db = 20 * math.log10(float(audio.abs().max()))
+    max_gain_db = peak_ceiling_db + MAX_LIMITING_DB - peak_db
+    gain_db, previous, slope = min(target_lufs - loudness, max_gain_db), None, 1.0
+    for _ in range(LOUDNESS_PASSES):
+        scaled = audio * 10 ** (gain_db / 20)
+        limiting_db = min(0.0, peak_ceiling_db - peak_db - gain_db)
+        if limiting_db == 0.0:
+            return scaled, target_lufs, 0.0
+        limited = in_chunks(scaled, lambda piece: limit_peaks(piece[None], sample_rate, peak_ceiling_db)[0],
+                            sample_rate)
+        reached = integrated_loudness(limited, sample_rate)
+        if abs(reached - target_lufs) <= LOUDNESS_TOLERANCE_LU or gain_db >= max_gain_db:
+            break
+        if previous is not None:  # limiting harder gains less loudness per dB of gain
+            slope = min(1.0, max(0.1, (reached - previous[1]) / (gain_db - previous[0])))
+        previous = gain_db, reached
+        gain_db = min(gain_db + (target_lufs - reached) / slope, max_gain_db)
+    return limited, reached, limiting_db
+
+
 def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceiling_db: float,
            normalise_peak: bool = False) -> tuple[Tensor, dict]:
-    """The output level: loudness normalisation to ``target_lufs`` under the ceiling, else the peak
-    set to ``peak_ceiling_db`` (``normalise_peak``), else only a gain that keeps the peak under it."""
+    """The output level of ``audio`` ``(channels, samples)``: the loudness normalised to ``target_lufs``
+    with the peaks limited to ``peak_ceiling_db`` (:func:`_to_loudness`), else the peak set to the
+    ceiling (``normalise_peak``), else a gain that keeps the peak under it. (Without a loudness
+    target the whole track is turned down rather than limited: the restored level is an estimate, and
+    a master that peaks over the ceiling is more often too loud than too peaky — on 36 validation
+    excerpts the limiter instead of the gain raised the MR-STFT from 0.994 to 1.070.)"""
     report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db}
     if target_lufs is not None:
-        meter = pyloudnorm.Meter(sample_rate)
-        data = audio.T.double().numpy()
-        if data.shape[0] < int(0.4 * sample_rate):  # BS.1770 gates on 400 ms blocks
-            data = np.tile(data, (math.ceil(0.4 * sample_rate / data.shape[0]), 1))
-        loudness = meter.integrated_loudness(data)
+        loudness = integrated_loudness(audio, sample_rate)
         if math.isfinite(loudness):
-            audio = audio * 10 ** ((target_lufs - loudness) / 20)
-            report.update(loudness_before_lufs=round(loudness, 2), target_lufs=target_lufs)
+            audio, reached, limiting_db = _to_loudness(audio, sample_rate, loudness, target_lufs, peak_ceiling_db)
+            report.update(loudness_before_lufs=round(loudness, 2), target_lufs=target_lufs,
+                          loudness_lufs=round(reached, 2))
+            if limiting_db < 0:
+                report["peak_limiting_db"] = round(limiting_db, 2)
+            return audio, report
     peak = float(audio.abs().max())
     ceiling = 10 ** (peak_ceiling_db / 20)
-    if target_lufs is None and normalise_peak and peak > 0:
+    if normalise_peak and peak > 0:
         audio = audio * (ceiling / peak)
         report["peak_normalisation_db"] = round(20 * math.log10(ceiling / peak), 2)
     elif peak > ceiling:
@@ -513,7 +558,9 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
     checkpoint path or a loaded model. ``target_lufs``: integrated loudness (LUFS) to normalise
-    to. Without it the restored level is kept, or, with ``normalise_peak``, the output's peak is
+    to, the peaks limited to the ceiling (a lookahead limiter, :mod:`dmaster.limiter`; the report
+    gives the loudness reached and the limiter's largest gain reduction). Without it the restored
+    level is kept, or, with ``normalise_peak``, the output's peak is
     set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling. ``correct_residual``: apply the
     model's residual correction (tonal balance and level; :mod:`dmaster.residual`), read from next to
     its checkpoint (a loaded module has none). The model's per-effect inverse strengths, when its

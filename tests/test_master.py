@@ -12,8 +12,8 @@ from dmaster import Chain, mastering
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
 from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, STRENGTH_SUFFIX, MasterResult, aggregate,
-                               analysis_windows, correction_weights, filter_with, invert, master, restore,
-                               save_strength)
+                               analysis_windows, correction_weights, filter_with, finish, integrated_loudness, invert,
+                               master, restore, save_strength)
 from dmaster.residual import ResidualCorrection, extra_response
 from dmaster.synth import music_like
 
@@ -60,11 +60,30 @@ def test_restored_level_is_kept_unless_the_peak_is_normalised(estimator):
 
 
 def test_loudness_normalisation_reaches_the_target(estimator):
-    import pyloudnorm
-
     result = master(CLIP * 0.1, SR, model=estimator, target_lufs=-23.0, peak_ceiling_db=0.0)
-    measured = pyloudnorm.Meter(SR).integrated_loudness(result.audio.T.double().numpy())
-    assert measured == pytest.approx(-23.0, abs=0.5) or result.params["output"].get("peak_reduction_db")
+    assert integrated_loudness(result.audio, SR) == pytest.approx(-23.0, abs=0.1)
+    assert result.params["output"]["loudness_lufs"] == pytest.approx(-23.0, abs=0.1)
+
+
+@pytest.mark.parametrize("ceiling_db", [-1.0, -3.0])
+def test_the_loudness_target_is_reached_with_the_peaks_limited(ceiling_db):
+    audio = music_like(4.0, SR, 2, seed=11)
+    audio[:, SR::SR] = 0.9  # clicks: normalising to -14 LUFS puts them over the ceiling
+    limited, report = finish(audio, SR, -14.0, ceiling_db)
+    assert float(limited.abs().max()) <= 10 ** (ceiling_db / 20)
+    assert report["peak_limiting_db"] < 0 and "peak_reduction_db" not in report
+    assert integrated_loudness(limited, SR) == pytest.approx(-14.0, abs=0.1) == report["loudness_lufs"]
+    turned_down, _ = finish(audio, SR, None, ceiling_db)  # without a target the level is kept, under the ceiling
+    assert float(turned_down.abs().max()) <= 10 ** (ceiling_db / 20)
+    assert torch.allclose(turned_down / turned_down.abs().max(), audio / audio.abs().max())
+
+
+def test_the_limiter_stops_short_of_crushing_the_audio():
+    audio = music_like(4.0, SR, 2, seed=11)
+    limited, report = finish(audio, SR, -6.0, -6.0)  # a peak-to-loudness ratio of 0 dB: unreachable
+    assert report["peak_limiting_db"] == pytest.approx(-mastering.MAX_LIMITING_DB)
+    assert report["loudness_lufs"] == pytest.approx(integrated_loudness(limited, SR), abs=0.01)
+    assert report["loudness_lufs"] < -6.5
 
 
 def test_short_and_long_inputs(estimator, unet):
@@ -268,6 +287,17 @@ def test_master_command_end_to_end(tmp_path, checkpoints):
     assert sf.info(out / "song_mastered.wav").frames == CLIP.shape[-1]
     assert (source / "song.wav").read_bytes() == before
     assert main(["master", str(source / "song.wav"), "-o", str(out), "--model", str(checkpoints / "unet.pt")]) == 0
+
+
+def test_master_command_notes_a_loudness_target_it_missed(tmp_path, checkpoints, capsys):
+    sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
+    model = ["--model", str(checkpoints / "param.pt")]
+    assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--target-lufs", "-1", *model]) == 0
+    assert "LUFS, not -1.0: the limiter takes at most 12 dB off a peak" in capsys.readouterr().err
+    assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out2"), "--target-lufs", "-20", *model]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "out2" / "song_mastered.json").read_text())["output"]["loudness_lufs"] == \
+        pytest.approx(-20.0, abs=0.1)
 
 
 def test_master_command_refuses_bad_settings_before_any_file(tmp_path, capsys):

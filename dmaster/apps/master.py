@@ -12,8 +12,10 @@ from tqdm import tqdm
 from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, write_text_atomic
 from ..data.plots import save_spectrograms
 from ..effects import SPECS
-from ..mastering import check_keep, check_settings, master, read_report, resolve_model
+from ..mastering import MAX_LIMITING_DB, check_keep, check_settings, master, read_report, resolve_model
 
+MISSED_TARGET_LU = 0.5
+"""A loudness this far from ``--target-lufs`` gets a note."""
 
 
 def find_inputs(inputs: list[Path]) -> list[Path]:
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     parser.add_argument("--model", default=None,
                         help="'param' (default, shipped), 'unet' (shipped baseline) or a checkpoint path")
-    parser.add_argument("--target-lufs", type=float, default=None, help="normalise integrated loudness to this")
+    parser.add_argument("--target-lufs", type=float, default=None, help="normalise integrated loudness (LUFS) to this, the peaks limited to the ceiling")
     parser.add_argument("--peak-ceiling-db", type=float, default=-1.0, help="output peak ceiling, dBFS (default -1)")
     parser.add_argument("--normalise-peak", action="store_true",
                         help="set the output peak to the ceiling (default: keep the restored level under it)")
@@ -85,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"cannot master {path}: {error}", file=sys.stderr)
             failures += 1
             continue
+        reached = result.params["output"].get("loudness_lufs")
+        if reached is not None and abs(reached - args.target_lufs) > MISSED_TARGET_LU:
+            print(f"note: {path} reached {reached} LUFS, not {args.target_lufs}: the limiter takes at most "
+                  f"{MAX_LIMITING_DB:g} dB off a peak", file=sys.stderr)
         save_audio(wav, result.audio, result.sample_rate)
         if args.plot:
             save_spectrograms(stem.with_suffix(".png"), audio, torch.as_tensor(result.audio), result.sample_rate,

@@ -1,0 +1,78 @@
+"""The lookahead peak limiter: ceiling, identity under it, ramps (no jumps), recovery, batch independence."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmaster.limiter import ATTACK_DB_PER_MS, RELEASE_DB_PER_MS, limit_peaks, limiter_gain_db
+
+SR = 44100
+
+
+def peak_db(x: torch.Tensor) -> float:
+    return 20 * math.log10(float(x.abs().max()))
+
+
+def noise(seed: int, batch: int = 2, channels: int = 2, samples: int = 4000, scale: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    # a heavy-tailed signal: most samples quiet, a few peaks far over them
+    return scale * torch.randn(batch, channels, samples, generator=generator) ** 3
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), ceiling_db=st.floats(-20.0, 0.0), samples=st.integers(1, 5000),
+       scale=st.floats(0.01, 10.0), sample_rate=st.sampled_from([8000, 44100, 96000]))
+def test_never_over_the_ceiling_and_the_loudest_peak_reaches_it(seed, ceiling_db, samples, scale, sample_rate):
+    x = noise(seed, samples=samples, scale=scale)
+    y = limit_peaks(x, sample_rate, ceiling_db)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    for item_in, item_out in zip(x, y):
+        assert peak_db(item_out) <= ceiling_db + 1e-6
+        if peak_db(item_in) > ceiling_db:  # no more limiting than the loudest peak needs
+            assert peak_db(item_out) == pytest.approx(ceiling_db, abs=1e-3)
+        else:
+            assert torch.equal(item_out, item_in)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), attack=st.floats(0.1, 5.0), release=st.floats(0.01, 1.0))
+def test_gain_moves_no_faster_than_its_ramps(seed, attack, release):
+    x = noise(seed, samples=3000, scale=2.0)
+    gain = limiter_gain_db(x, SR, -1.0, attack, release)
+    assert gain.shape == (2, 1, 3000) and (gain <= 0).all()
+    steps = gain.diff(dim=-1)
+    per_sample = 1000.0 / SR
+    assert (steps >= -attack * per_sample - 1e-4).all() and (steps <= release * per_sample + 1e-4).all()
+
+
+def test_one_peak_only_touches_its_surroundings():
+    tone = 0.25 * torch.sin(2 * math.pi * 220 * torch.arange(SR) / SR).expand(1, 2, -1).clone()
+    tone[..., SR // 2] = 2.0  # one click 7 dB over a −1 dBFS ceiling
+    gain = limiter_gain_db(tone, SR, -1.0)[0, 0]
+    reduction = 20 * math.log10(2.0) + 1.0
+    attack_samples = reduction / ATTACK_DB_PER_MS * SR / 1000
+    release_samples = reduction / RELEASE_DB_PER_MS * SR / 1000
+    assert float(gain[SR // 2]) == pytest.approx(-reduction, abs=1e-3)
+    touched = torch.nonzero(gain < 0).flatten()
+    margin = 2 * 32  # the gain is computed on blocks of 32 samples
+    assert SR // 2 - attack_samples - margin <= int(touched[0]) <= SR // 2 - attack_samples + margin
+    assert SR // 2 + release_samples - margin <= int(touched[-1]) <= SR // 2 + release_samples + margin
+
+
+def test_batch_items_are_limited_independently():
+    x = noise(3, batch=3, samples=2000, scale=3.0)
+    together = limit_peaks(x, SR, -3.0)
+    for k in range(3):
+        assert torch.allclose(together[k : k + 1], limit_peaks(x[k : k + 1], SR, -3.0))
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="attack_db_per_ms and release_db_per_ms must be > 0"):
+        limit_peaks(torch.ones(1, 1, 10), SR, -1.0, release_db_per_ms=0.0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        limit_peaks(torch.full((1, 1, 10), math.nan), SR, -1.0)
+    with pytest.raises(ValueError, match=r"\(batch, channels, samples\)"):
+        limit_peaks(torch.ones(10), SR, -1.0)
