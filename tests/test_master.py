@@ -388,6 +388,18 @@ def test_long_tracks_are_inverted_in_chunks_without_seams(monkeypatch):
     assert float((chunked - whole).abs().max()) <= 1e-4 * float(whole.abs().max())  # seams under -80 dB
 
 
+def test_long_tracks_are_limited_in_chunks_without_seams(monkeypatch):
+    audio = music_like(40.0, SR, 2, seed=10)
+    audio[:, :: SR // 20] = 0.95  # a click every 50 ms: the limiter's ramps cross every seam
+    whole, report = finish(audio, SR, -12.0, -1.0)
+    monkeypatch.setattr(mastering, "ONE_PASS_SECONDS", 20.0)
+    monkeypatch.setattr(mastering, "CHUNK_SECONDS", 15.0)
+    monkeypatch.setattr(mastering, "CHUNK_MARGIN_SECONDS", 2.0)
+    chunked, chunked_report = finish(audio, SR, -12.0, -1.0)
+    assert report["peak_limiting_db"] < -1 and chunked_report == report
+    assert torch.allclose(chunked, whole, atol=1e-6)
+
+
 def test_long_tracks_are_filtered_with_the_unet_correction_in_chunks_without_seams(monkeypatch):
     audio = music_like(40.0, SR, 2, seed=9)
     extra = extra_response(6 * torch.linspace(0, 3 * np.pi, 40, dtype=torch.float64).sin(), 3.0, SR)
