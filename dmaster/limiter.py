@@ -6,13 +6,16 @@ stereo image stays), is spread to the samples around it by ramps that are linear
 ``release_db_per_ms`` after it. Each ramp is a min-plus convolution with a linear function, which
 is a cumulative minimum — no loop. The gain never exceeds what any sample needs, so
 the output never exceeds the ceiling, while between peaks the level recovers at the release rate:
-unlike turning the whole track down, only the peaks lose level.
+unlike turning the whole track down, only the peaks lose level. With ``true_peak`` the ceiling
+holds for the signal between the samples too (ITU-R BS.1770-4 true peak, 4× oversampled), where a
+converter or a lossy codec would otherwise clip.
 """
 
 from __future__ import annotations
 
 import math
 
+import soxr
 import torch
 
 from .effects.spec import check_audio
@@ -25,12 +28,36 @@ RELEASE_DB_PER_MS = 0.05
 """Default release ramp: a 3 dB reduction is undone over 60 ms."""
 BLOCK = 32
 """Samples per block of the gain computation (0.7 ms at 44.1 kHz)."""
+TRUE_PEAK_OVERSAMPLING = 4
+"""ITU-R BS.1770-4 (Annex 2) measures the true peak on the signal oversampled four times."""
+
+
+def peak_envelope(x: Tensor, true_peak: bool = False) -> Tensor:
+    """``(batch, samples)`` float32: at each sample the loudest channel's magnitude; with ``true_peak``
+    also the loudest value of the :data:`TRUE_PEAK_OVERSAMPLING` × oversampled signal (soxr) from this
+    sample to the next."""
+    magnitude = x.detach().abs().amax(1).float()
+    if not true_peak:
+        return magnitude
+    samples = x.shape[-1]
+    between = []
+    for item in x.detach().cpu().float():
+        oversampled = torch.from_numpy(soxr.resample(item.T.numpy(), 1, TRUE_PEAK_OVERSAMPLING, quality="HQ"))
+        oversampled = oversampled.abs().amax(1)[: samples * TRUE_PEAK_OVERSAMPLING]
+        oversampled = torch.nn.functional.pad(oversampled, (0, samples * TRUE_PEAK_OVERSAMPLING - len(oversampled)))
+        between.append(oversampled.view(samples, TRUE_PEAK_OVERSAMPLING).amax(1))
+    return torch.maximum(magnitude, torch.stack(between).to(magnitude.device))
+
+
+def peak_db(x: Tensor, true_peak: bool = False) -> float:
+    """The peak (dBFS; with ``true_peak``, dBTP) of ``x`` ``(channels, samples)``."""
+    return 20 * math.log10(float(peak_envelope(x[None], true_peak).max()))
 
 
 def limiter_gain_db(x: Tensor, sample_rate: float, ceiling_db: float, attack_db_per_ms: float = ATTACK_DB_PER_MS,
-                    release_db_per_ms: float = RELEASE_DB_PER_MS) -> Tensor:
+                    release_db_per_ms: float = RELEASE_DB_PER_MS, true_peak: bool = False) -> Tensor:
     """Gain in dB (≤ 0) ``(batch, 1, samples)`` float32 that keeps ``x`` ``(batch, channels, samples)``
-    under ``ceiling_db`` dBFS.
+    under ``ceiling_db`` dBFS (dBTP with ``true_peak``: :func:`peak_envelope`).
 
     The ramps run on blocks of :data:`BLOCK` samples, each needing what the loudest of itself and its
     two neighbours needs, and are interpolated linearly between block centres: every sample then lies
@@ -41,7 +68,7 @@ def limiter_gain_db(x: Tensor, sample_rate: float, ceiling_db: float, attack_db_
                          f"{release_db_per_ms}")
     batch, _, samples = x.shape
     blocks = -(-samples // BLOCK)
-    peak = torch.nn.functional.pad(x.detach().abs().amax(1), (0, blocks * BLOCK - samples))
+    peak = torch.nn.functional.pad(peak_envelope(x, true_peak), (0, blocks * BLOCK - samples))
     peak = peak.view(batch, 1, blocks, BLOCK).amax(-1)
     peak = torch.nn.functional.max_pool1d(peak, 3, 1, padding=1).double()
     needed = (ceiling_db - 20 * torch.log10(peak)).clamp(max=0.0)  # silence: +inf, clamped to 0
@@ -54,9 +81,10 @@ def limiter_gain_db(x: Tensor, sample_rate: float, ceiling_db: float, attack_db_
 
 
 def limit_peaks(x: Tensor, sample_rate: float, ceiling_db: float, attack_db_per_ms: float = ATTACK_DB_PER_MS,
-                release_db_per_ms: float = RELEASE_DB_PER_MS) -> Tensor:
-    """``x`` ``(batch, channels, samples)`` with its peaks limited to ``ceiling_db`` dBFS (same dtype)."""
-    gain_db = limiter_gain_db(x, sample_rate, ceiling_db, attack_db_per_ms, release_db_per_ms)
+                release_db_per_ms: float = RELEASE_DB_PER_MS, true_peak: bool = False) -> Tensor:
+    """``x`` ``(batch, channels, samples)`` with its peaks limited to ``ceiling_db`` dBFS (dBTP with
+    ``true_peak``), same dtype."""
+    gain_db = limiter_gain_db(x, sample_rate, ceiling_db, attack_db_per_ms, release_db_per_ms, true_peak)
     # the gain is exact to float32 rounding; a clamp at the ceiling (rounded down to x's dtype) takes the rest
     ceiling = torch.tensor(10 ** (ceiling_db / 20), dtype=x.dtype, device=x.device)
     if float(ceiling) > 10 ** (ceiling_db / 20):

@@ -38,7 +38,7 @@ from .data.audio import fold_to_stereo, write_json_atomic
 from .effects import SPECS, Chain, ChainParams, ExtraResponse, reverb
 from .effects.lti import apply_response, convolution_size
 from .effects.spec import all_finite
-from .limiter import limit_peaks
+from .limiter import limit_peaks, peak_db
 from .models import ParamEstimator, SpectrogramUNet
 from .residual import ResidualCorrection, band_centres_hz, extra_response
 
@@ -439,23 +439,23 @@ def integrated_loudness(audio: Tensor, sample_rate: int) -> float:
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
 
 
-def _to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: float,
-                 peak_ceiling_db: float) -> tuple[Tensor, float, float]:
+def _to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: float, peak_ceiling_db: float,
+                 true_peak: bool) -> tuple[Tensor, float, float]:
     """``audio`` at ``target_lufs``, its peaks limited to the ceiling (:mod:`dmaster.limiter`). Limiting
     lowers the loudness, so the gain is raised (secant steps on loudness against gain) until the output
     is within :data:`LOUDNESS_TOLERANCE_LU` of the target, in at most :data:`LOUDNESS_PASSES` passes,
     and never so far that the limiter takes more than :data:`MAX_LIMITING_DB` off a peak (the target is
     then missed). Returns the output, its loudness and the limiter's largest gain reduction (dB, ≤ 0)."""
-    peak_db = 20 * math.log10(float(audio.abs().max()))
-    max_gain_db = peak_ceiling_db + MAX_LIMITING_DB - peak_db
+    peak = peak_db(audio, true_peak)
+    max_gain_db = peak_ceiling_db + MAX_LIMITING_DB - peak
     gain_db, previous, slope = min(target_lufs - loudness, max_gain_db), None, 1.0
     for _ in range(LOUDNESS_PASSES):
         scaled = audio * 10 ** (gain_db / 20)
-        limiting_db = min(0.0, peak_ceiling_db - peak_db - gain_db)
+        limiting_db = min(0.0, peak_ceiling_db - peak - gain_db)
         if limiting_db == 0.0:
             return scaled, target_lufs, 0.0
-        limited = in_chunks(scaled, lambda piece: limit_peaks(piece[None], sample_rate, peak_ceiling_db)[0],
-                            sample_rate)
+        limited = in_chunks(scaled, lambda piece: limit_peaks(piece[None], sample_rate, peak_ceiling_db,
+                                                              true_peak=true_peak)[0], sample_rate)
         reached = integrated_loudness(limited, sample_rate)
         if abs(reached - target_lufs) <= LOUDNESS_TOLERANCE_LU or gain_db >= max_gain_db:
             break
@@ -467,24 +467,26 @@ def _to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: 
 
 
 def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceiling_db: float,
-           normalise_peak: bool = False) -> tuple[Tensor, dict]:
+           normalise_peak: bool = False, true_peak: bool = False) -> tuple[Tensor, dict]:
     """The output level of ``audio`` ``(channels, samples)``: the loudness normalised to ``target_lufs``
     with the peaks limited to ``peak_ceiling_db`` (:func:`_to_loudness`), else the peak set to the
-    ceiling (``normalise_peak``), else a gain that keeps the peak under it. (Without a loudness
+    ceiling (``normalise_peak``), else a gain that keeps the peak under it. The ceiling is in dBFS
+    (sample peak), or with ``true_peak`` in dBTP (:func:`dmaster.limiter.peak_envelope`). (Without a loudness
     target the whole track is turned down rather than limited: the restored level is an estimate, and
     a master that peaks over the ceiling is more often too loud than too peaky — on 36 validation
     excerpts the limiter instead of the gain raised the MR-STFT from 0.994 to 1.070.)"""
-    report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db}
+    report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db, "true_peak": true_peak}
     if target_lufs is not None:
         loudness = integrated_loudness(audio, sample_rate)
         if math.isfinite(loudness):
-            audio, reached, limiting_db = _to_loudness(audio, sample_rate, loudness, target_lufs, peak_ceiling_db)
+            audio, reached, limiting_db = _to_loudness(audio, sample_rate, loudness, target_lufs, peak_ceiling_db,
+                                                       true_peak)
             report.update(loudness_before_lufs=round(loudness, 2), target_lufs=target_lufs,
                           loudness_lufs=round(reached, 2))
             if limiting_db < 0:
                 report["peak_limiting_db"] = round(limiting_db, 2)
             return audio, report
-    peak = float(audio.abs().max())
+    peak = 10 ** (peak_db(audio, true_peak) / 20) if audio.abs().max() > 0 else 0.0
     ceiling = 10 ** (peak_ceiling_db / 20)
     if normalise_peak and peak > 0:
         audio = audio * (ceiling / peak)
@@ -553,7 +555,8 @@ def read_report(report: Mapping[str, Any] | str | Path, model: nn.Module) -> tup
 
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
            peak_ceiling_db: float = -1.0, normalise_peak: bool = False, correct_residual: bool = True,
-           keep: Iterable[str] = (), params: Mapping[str, Any] | str | Path | None = None) -> MasterResult:
+           keep: Iterable[str] = (), params: Mapping[str, Any] | str | Path | None = None,
+           true_peak: bool = False) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
@@ -561,7 +564,9 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     to, the peaks limited to the ceiling (a lookahead limiter, :mod:`dmaster.limiter`; the report
     gives the loudness reached and the limiter's largest gain reduction). Without it the restored
     level is kept, or, with ``normalise_peak``, the output's peak is
-    set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling. ``correct_residual``: apply the
+    set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling; with ``true_peak`` the ceiling is
+    in dBTP, the peaks between the samples included (4× oversampled, ITU-R BS.1770-4), as streaming
+    services and lossy codecs want it. ``correct_residual``: apply the
     model's residual correction (tonal balance and level; :mod:`dmaster.residual`), read from next to
     its checkpoint (a loaded module has none). The model's per-effect inverse strengths, when its
     checkpoint has them next to it, scale each effect's inverse (:func:`resolve_strength`). ``keep``:
@@ -597,6 +602,6 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     if residual is not None:
         report["residual_correction"] = _describe_residual(*residual)
     restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]
-    restored, loudness = finish(restored, int(sample_rate), target_lufs, peak_ceiling_db, normalise_peak)
+    restored, loudness = finish(restored, int(sample_rate), target_lufs, peak_ceiling_db, normalise_peak, true_peak)
     report["output"] = loudness
     return MasterResult(_like_input(restored, audio, mono), int(sample_rate), report)

@@ -1,4 +1,5 @@
-"""The lookahead peak limiter: ceiling, identity under it, ramps (no jumps), recovery, batch independence."""
+"""The lookahead peak limiter: ceiling (sample and true peak), identity under it, ramps (no jumps), recovery,
+batch independence."""
 
 import math
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmaster.limiter import ATTACK_DB_PER_MS, RELEASE_DB_PER_MS, limit_peaks, limiter_gain_db
+from dmaster.limiter import peak_db as measured_peak_db
 
 SR = 44100
 
@@ -60,6 +62,29 @@ def test_one_peak_only_touches_its_surroundings():
     margin = 2 * 32  # the gain is computed on blocks of 32 samples
     assert SR // 2 - attack_samples - margin <= int(touched[0]) <= SR // 2 - attack_samples + margin
     assert SR // 2 + release_samples - margin <= int(touched[-1]) <= SR // 2 + release_samples + margin
+
+
+def test_true_peaks_between_the_samples_are_limited_too():
+    # a sine at a quarter of the sample rate, sampled 45° off its crests: its samples stay 3 dB under its peaks
+    sine = (0.9 * math.sqrt(0.5) * torch.tensor([1.0, 1.0, -1.0, -1.0])).repeat(SR // 4)
+    fade = torch.hann_window(4000)  # faded in and out: abrupt ends would ring over 0.9 when oversampled
+    sine[:2000] *= fade[:2000]
+    sine[-2000:] *= fade[2000:]
+    sine = sine.expand(1, 2, -1).clone()
+    assert measured_peak_db(sine[0]) == pytest.approx(20 * math.log10(0.9) - 3.01, abs=0.01)
+    assert measured_peak_db(sine[0], true_peak=True) == pytest.approx(20 * math.log10(0.9), abs=0.01)
+    assert torch.equal(limit_peaks(sine, SR, -1.0), sine)  # its samples are under -1 dBFS
+    limited = limit_peaks(sine, SR, -1.0, true_peak=True)[0]
+    assert measured_peak_db(limited, true_peak=True) == pytest.approx(-1.0, abs=0.02)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), ceiling_db=st.floats(-12.0, 0.0))
+def test_the_true_peak_ceiling_holds_on_noise(seed, ceiling_db):
+    x = noise(seed, batch=1, samples=6000, scale=2.0)
+    limited = limit_peaks(x, SR, ceiling_db, true_peak=True)[0]
+    assert measured_peak_db(limited, true_peak=True) <= ceiling_db + 0.05
+    assert measured_peak_db(limited) <= ceiling_db + 1e-6
 
 
 def test_batch_items_are_limited_independently():

@@ -14,6 +14,7 @@ from dmaster.cli import main
 from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, STRENGTH_SUFFIX, MasterResult, aggregate,
                                analysis_windows, correction_weights, filter_with, finish, integrated_loudness, invert,
                                master, restore, save_strength)
+from dmaster.limiter import peak_db as true_peak_db
 from dmaster.residual import ResidualCorrection, extra_response
 from dmaster.synth import music_like
 
@@ -76,6 +77,13 @@ def test_the_loudness_target_is_reached_with_the_peaks_limited(ceiling_db):
     turned_down, _ = finish(audio, SR, None, ceiling_db)  # without a target the level is kept, under the ceiling
     assert float(turned_down.abs().max()) <= 10 ** (ceiling_db / 20)
     assert torch.allclose(turned_down / turned_down.abs().max(), audio / audio.abs().max())
+
+
+def test_a_true_peak_ceiling_counts_the_peaks_between_samples():
+    audio = music_like(4.0, SR, 2, seed=12)
+    for target_lufs in (None, -12.0):
+        out, report = finish(audio, SR, target_lufs, -1.0, true_peak=True)
+        assert report["true_peak"] and true_peak_db(out, true_peak=True) <= -1.0 + 0.05
 
 
 def test_the_limiter_stops_short_of_crushing_the_audio():
@@ -294,10 +302,11 @@ def test_master_command_notes_a_loudness_target_it_missed(tmp_path, checkpoints,
     model = ["--model", str(checkpoints / "param.pt")]
     assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--target-lufs", "-1", *model]) == 0
     assert "LUFS, not -1.0: the limiter takes at most 12 dB off a peak" in capsys.readouterr().err
-    assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out2"), "--target-lufs", "-20", *model]) == 0
+    assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out2"), "--target-lufs", "-20",
+                 "--true-peak", *model]) == 0
     assert "note:" not in capsys.readouterr().err
-    assert json.loads((tmp_path / "out2" / "song_mastered.json").read_text())["output"]["loudness_lufs"] == \
-        pytest.approx(-20.0, abs=0.1)
+    output = json.loads((tmp_path / "out2" / "song_mastered.json").read_text())["output"]
+    assert output["loudness_lufs"] == pytest.approx(-20.0, abs=0.1) and output["true_peak"]
 
 
 def test_master_command_refuses_bad_settings_before_any_file(tmp_path, capsys):

@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'param' (default, shipped), 'unet' (shipped baseline) or a checkpoint path")
     parser.add_argument("--target-lufs", type=float, default=None, help="normalise integrated loudness (LUFS) to this, the peaks limited to the ceiling")
     parser.add_argument("--peak-ceiling-db", type=float, default=-1.0, help="output peak ceiling, dBFS (default -1)")
+    parser.add_argument("--true-peak", action="store_true",
+                        help="the ceiling in dBTP: peaks between the samples count too (4x oversampled, BS.1770-4)")
     parser.add_argument("--normalise-peak", action="store_true",
                         help="set the output peak to the ceiling (default: keep the restored level under it)")
     parser.add_argument("--no-residual-correction", action="store_true",
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             result = master(audio, model.sample_rate, model=args.model, target_lufs=args.target_lufs,
                             peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
                             correct_residual=not args.no_residual_correction, keep=args.keep,
-                            params=args.params)
+                            params=args.params, true_peak=args.true_peak)
         except (AudioError, ValueError) as error:
             print(f"cannot master {path}: {error}", file=sys.stderr)
             failures += 1
