@@ -38,7 +38,7 @@ from .data.audio import fold_to_stereo, write_json_atomic
 from .effects import SPECS, Chain, ChainParams, ExtraResponse, reverb
 from .effects.lti import apply_response, convolution_size
 from .effects.spec import all_finite
-from .limiter import limit_peaks, peak_db
+from .limiter import limit_peaks, peak_db, peak_envelope
 from .models import ParamEstimator, SpectrogramUNet
 from .residual import ResidualCorrection, band_centres_hz, extra_response
 
@@ -471,10 +471,12 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
     """The output level of ``audio`` ``(channels, samples)``: the loudness normalised to ``target_lufs``
     with the peaks limited to ``peak_ceiling_db`` (:func:`_to_loudness`), else the peak set to the
     ceiling (``normalise_peak``), else a gain that keeps the peak under it. The ceiling is in dBFS
-    (sample peak), or with ``true_peak`` in dBTP (:func:`dmaster.limiter.peak_envelope`). (Without a loudness
-    target the whole track is turned down rather than limited: the restored level is an estimate, and
-    a master that peaks over the ceiling is more often too loud than too peaky — on 36 validation
-    excerpts the limiter instead of the gain raised the MR-STFT from 0.994 to 1.070.)"""
+    (sample peak), or with ``true_peak`` in dBTP (:func:`dmaster.limiter.peak_envelope`).
+
+    Without a loudness target the whole track is turned down rather than limited: the restored level
+    is an estimate, and a restoration that peaks over the ceiling is more often too loud than too
+    peaky (on 36 validation excerpts the limiter instead of the gain raised the MR-STFT from 0.994
+    to 1.070)."""
     report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db, "true_peak": true_peak}
     if target_lufs is not None:
         loudness = integrated_loudness(audio, sample_rate)
@@ -486,7 +488,7 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
             if limiting_db < 0:
                 report["peak_limiting_db"] = round(limiting_db, 2)
             return audio, report
-    peak = 10 ** (peak_db(audio, true_peak) / 20) if audio.abs().max() > 0 else 0.0
+    peak = float(peak_envelope(audio[None], true_peak).max())
     ceiling = 10 ** (peak_ceiling_db / 20)
     if normalise_peak and peak > 0:
         audio = audio * (ceiling / peak)
@@ -563,12 +565,11 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     checkpoint path or a loaded model. ``target_lufs``: integrated loudness (LUFS) to normalise
     to, the peaks limited to the ceiling (a lookahead limiter, :mod:`dmaster.limiter`; the report
     gives the loudness reached and the limiter's largest gain reduction). Without it the restored
-    level is kept, or, with ``normalise_peak``, the output's peak is
-    set to ``peak_ceiling_db`` dBFS. The peak never exceeds the ceiling; with ``true_peak`` the ceiling is
-    in dBTP, the peaks between the samples included (4× oversampled, ITU-R BS.1770-4), as streaming
-    services and lossy codecs want it. ``correct_residual``: apply the
-    model's residual correction (tonal balance and level; :mod:`dmaster.residual`), read from next to
-    its checkpoint (a loaded module has none). The model's per-effect inverse strengths, when its
+    level is kept, or, with ``normalise_peak``, the output's peak is set to ``peak_ceiling_db`` dBFS.
+    The peak never exceeds the ceiling; with ``true_peak`` the ceiling is in dBTP, the peaks between
+    the samples included (4× oversampled, ITU-R BS.1770-4), as streaming services and lossy codecs
+    want it. ``correct_residual``: apply the model's residual correction (tonal balance and level;
+    :mod:`dmaster.residual`), read from next to its checkpoint (a loaded module has none). The model's per-effect inverse strengths, when its
     checkpoint has them next to it, scale each effect's inverse (:func:`resolve_strength`). ``keep``:
     effects to leave in, e.g. ``("reverb",)`` when the room is wanted (their inverses are not applied;
     the estimate is still reported). ``params``: a report of an earlier ``master()`` (its ``.params``

@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     parser.add_argument("--model", default=None,
                         help="'param' (default, shipped), 'unet' (shipped baseline) or a checkpoint path")
-    parser.add_argument("--target-lufs", type=float, default=None, help="normalise integrated loudness (LUFS) to this, the peaks limited to the ceiling")
+    parser.add_argument("--target-lufs", type=float, default=None,
+                        help="normalise integrated loudness (LUFS) to this, the peaks limited to the ceiling")
     parser.add_argument("--peak-ceiling-db", type=float, default=-1.0, help="output peak ceiling, dBFS (default -1)")
     parser.add_argument("--true-peak", action="store_true",
                         help="the ceiling in dBTP: peaks between the samples count too (4x oversampled, BS.1770-4)")
