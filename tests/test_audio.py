@@ -89,6 +89,32 @@ def test_float_wav_round_trip_is_exact_and_does_not_clip(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "x.wav"]
 
 
+@pytest.mark.parametrize("output_format, suffix, subtype, bits", [
+    ("wav24", ".wav", "PCM_24", 24), ("wav16", ".wav", "PCM_16", 16), ("flac", ".flac", "PCM_24", 24)])
+def test_pcm_formats_are_dithered_clipped_and_reproducible(tmp_path, output_format, suffix, subtype, bits):
+    audio = torch.from_numpy(tone(0.5, RATE).T.copy())
+    audio[0, 100], audio[1, 200] = 1.7, -1.7  # over full scale: clipped, not wrapped around
+    path = tmp_path / f"x{suffix}"
+    save_audio(path, audio, RATE, output_format)
+    assert sf.info(str(path)).subtype == subtype
+    read = torch.from_numpy(sf.read(str(path), dtype="float64")[0].T.copy()).float()
+    step = 2.0 ** (1 - bits)
+    inside = audio.abs() < 0.99
+    assert float((read - audio)[inside].abs().max()) <= 1.5 * step  # rounding plus at most 1 LSB of dither
+    assert float(read[0, 100]) == pytest.approx(1 - step) and float(read[1, 200]) == -1.0
+    first = path.read_bytes()
+    save_audio(path, audio, RATE, output_format)
+    assert path.read_bytes() == first
+    if bits == 16:  # the dither decorrelates the error from the signal: it is not just rounding
+        assert not torch.equal(read, torch.round(audio * 2**15).clamp(-(2**15), 2**15 - 1) / 2**15)
+
+
+def test_an_unknown_output_format_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="output_format must be one of"):
+        save_audio(tmp_path / "x.mp3", torch.zeros(2, 10), RATE, "mp3")
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "record.json"
     write_json_atomic(target, {"version": 1})

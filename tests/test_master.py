@@ -295,6 +295,12 @@ def test_master_command_end_to_end(tmp_path, checkpoints):
     assert sf.info(out / "song_mastered.wav").frames == CLIP.shape[-1]
     assert (source / "song.wav").read_bytes() == before
     assert main(["master", str(source / "song.wav"), "-o", str(out), "--model", str(checkpoints / "unet.pt")]) == 0
+    for output_format, name, subtype in (("wav16", "song_mastered.wav", "PCM_16"),
+                                         ("flac", "song_mastered.flac", "PCM_24")):
+        folder = tmp_path / output_format
+        assert main(["master", str(source / "song.wav"), "-o", str(folder), "--model", str(checkpoints / "param.pt"),
+                     "--format", output_format]) == 0
+        assert sf.info(folder / name).subtype == subtype and sf.info(folder / name).frames == CLIP.shape[-1]
 
 
 def test_master_command_notes_a_loudness_target_it_missed(tmp_path, checkpoints, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.audio import AUDIO_EXTENSIONS, AudioError, load_audio, save_audio, write_text_atomic
+from ..data.audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError, load_audio, save_audio, write_text_atomic
 from ..data.plots import save_spectrograms
 from ..effects import SPECS
 from ..mastering import MAX_LIMITING_DB, check_keep, check_settings, master, read_report, resolve_model
@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None, metavar="JSON",
                         help="apply the estimate in this report of an earlier 'dmaster master' (edited or not) "
                              "instead of estimating anew: the same correction for every input")
+    parser.add_argument("--format", choices=tuple(OUTPUT_FORMATS), default="wav",
+                        help="mastered audio as wav (32-bit float, default), wav24 or wav16 (PCM, TPDF-dithered) "
+                             "or flac (24-bit)")
     parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
 
@@ -73,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     for path in tqdm(paths, desc="mastering", unit="file"):
         stem = args.output / f"{path.stem}_mastered"
-        wav, report = stem.with_suffix(".wav"), stem.with_suffix(".json")
-        if wav.resolve() == path:
+        mastered, report = stem.with_suffix(OUTPUT_FORMATS[args.format].suffix), stem.with_suffix(".json")
+        if mastered.resolve() == path:
             print(f"skipping {path}: its output would overwrite it", file=sys.stderr)
             failures += 1
             continue
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if reached is not None and abs(reached - args.target_lufs) > MISSED_TARGET_LU:
             print(f"note: {path} reached {reached} LUFS, not {args.target_lufs}: the limiter takes at most "
                   f"{MAX_LIMITING_DB:g} dB off a peak", file=sys.stderr)
-        save_audio(wav, result.audio, result.sample_rate)
+        save_audio(mastered, result.audio, result.sample_rate, args.format)
         if args.plot:
             save_spectrograms(stem.with_suffix(".png"), audio, torch.as_tensor(result.audio), result.sample_rate,
                               title=f"{path.name}: input (top) and mastered (bottom)",

@@ -15,11 +15,14 @@ Files that cannot be used raise :class:`AudioError` naming the file:
 unreadable or corrupt, empty (0 frames), containing NaN or inf, or silent
 (peak below −90 dBFS).
 
-Writing policy (:func:`save_audio`): 32-bit float WAV. The chain's output is
+Writing policy (:func:`save_audio`): 32-bit float WAV by default. The chain's output is
 float32 and degraded audio may exceed ±1 (gain, EQ boosts, makeup gain); float
 WAV stores it bit for bit, without clipping, and reads back to the same tensor.
 It is written by ``scipy.io.wavfile`` rather than libsndfile, whose float WAVs
 carry a PEAK chunk with a time stamp: equal audio gives byte-identical files.
+For delivery, :data:`OUTPUT_FORMATS` also has 24- and 16-bit WAV and 24-bit FLAC:
+quantised here with TPDF dither (±1 LSB, seeded: equal audio, equal files) and
+clipped to the integer range, then written by libsndfile.
 Every write goes to a temporary file in the destination folder (``.NAME.PID-RANDOM.tmp``),
 is flushed to disk and then renamed over the final name with :func:`os.replace`,
 so a crash or kill at any moment leaves either the complete file or none.
@@ -35,7 +38,7 @@ import secrets
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -163,17 +166,49 @@ def remove_stale_temporaries(folder: str | os.PathLike, older_than_s: float = 60
     return stale
 
 
-def save_audio(path: str | os.PathLike, audio: Tensor | np.ndarray, sample_rate: int) -> None:
-    """Write ``audio`` ``(channels, samples)`` as a 32-bit float WAV, atomically.
+class OutputFormat(NamedTuple):
+    suffix: str
+    container: str  # libsndfile's name
+    bits: int | None
+    """PCM bits; ``None``: 32-bit float."""
 
-    Values beyond ±1 are stored as they are (nothing clips)."""
+
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    "wav": OutputFormat(".wav", "WAV", None),
+    "wav24": OutputFormat(".wav", "WAV", 24),
+    "wav16": OutputFormat(".wav", "WAV", 16),
+    "flac": OutputFormat(".flac", "FLAC", 24),
+}
+"""``save_audio``'s formats: 32-bit float WAV (nothing clips), 24- or 16-bit PCM WAV, 24-bit FLAC."""
+
+
+def _dithered(data: np.ndarray, bits: int) -> np.ndarray:
+    """``data`` (float, full scale ±1) as integers of ``bits`` (int16, or int32 with 24 bits in the top),
+    with TPDF dither of ±1 LSB, clipped to the integer range."""
+    scale = 2.0 ** (bits - 1)
+    noise = np.random.default_rng(0).triangular(-1.0, 0.0, 1.0, data.shape)
+    levels = np.clip(np.round(data * scale + noise), -scale, scale - 1)
+    return levels.astype(np.int16) if bits == 16 else (levels.astype(np.int32) << (32 - bits))
+
+
+def save_audio(path: str | os.PathLike, audio: Tensor | np.ndarray, sample_rate: int,
+               output_format: str = "wav") -> None:
+    """Write ``audio`` ``(channels, samples)`` atomically in one of :data:`OUTPUT_FORMATS`: by default a
+    32-bit float WAV (values beyond ±1 stored as they are); PCM formats are dithered and clip at ±1."""
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format must be one of {sorted(OUTPUT_FORMATS)}, got {output_format!r}")
     data = audio.detach().cpu().numpy() if isinstance(audio, Tensor) else np.asarray(audio)
     if data.ndim != 2 or data.shape[1] == 0:
         raise ValueError(f"{path}: audio must be shaped (channels, samples), got {data.shape}")
     if not np.isfinite(data).all():
         raise ValueError(f"{path}: refusing to write audio that contains NaN or inf")
+    chosen = OUTPUT_FORMATS[output_format]
     with atomic_path(path) as temporary:
-        wavfile.write(temporary, sample_rate, np.ascontiguousarray(data.T, dtype=np.float32))
+        if chosen.bits is None:
+            wavfile.write(temporary, sample_rate, np.ascontiguousarray(data.T, dtype=np.float32))
+        else:
+            sf.write(temporary, _dithered(data.T.astype(np.float64), chosen.bits), sample_rate,
+                     format=chosen.container, subtype=f"PCM_{chosen.bits}")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
