@@ -65,6 +65,8 @@ CHUNK_MARGIN_SECONDS = 30.0
 """Audio each chunk is inverted (or limited) with on either side and then cut off: more than the
 longest echo-inverse tail (27 s at 800 ms and −3 dB), reverb (4 s), compressor release (2 s) or
 limiter ramp (at 0.05 dB/ms, 1500 dB), so the chunks join without seams."""
+MIN_RATE, MAX_RATE = 8000, 384000
+"""Sample rates (Hz) ``master()`` takes."""
 LOUDNESS_PASSES = 4
 LOUDNESS_TOLERANCE_LU = 0.1
 MAX_LIMITING_DB = 12.0
@@ -576,8 +578,8 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     or the path of its JSON) whose estimate, strengths and residual correction are applied instead of
     estimating anew — the same correction for another mix of a song, or an estimate edited by hand.
     """
-    if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 384000):
-        raise ValueError(f"sample_rate must be an integer number of Hz in [8000, 384000], got {sample_rate!r}")
+    if not (isinstance(sample_rate, (int, np.integer)) and MIN_RATE <= sample_rate <= MAX_RATE):
+        raise ValueError(f"sample_rate must be an integer number of Hz in [{MIN_RATE}, {MAX_RATE}], got {sample_rate!r}")
     check_settings(target_lufs, peak_ceiling_db)
     tensor, mono = _as_channels_first(audio)
     if float(tensor.abs().max()) == 0.0:

@@ -303,6 +303,20 @@ def test_master_command_end_to_end(tmp_path, checkpoints):
         assert sf.info(folder / name).subtype == subtype and sf.info(folder / name).frames == CLIP.shape[-1]
 
 
+def test_master_command_keeps_the_files_rate_and_channels(tmp_path, checkpoints):
+    model = ["--model", str(checkpoints / "param.pt")]
+    files = {"mono48k.flac": (music_like(2.0, 48000, 1, seed=3), 48000),
+             "quad22k.wav": (music_like(2.0, 22050, 4, seed=4), 22050),
+             "tiny_rate.wav": (music_like(2.0, 6000, 2, seed=5), 6000)}  # under master()'s 8 kHz: resampled
+    for name, (audio, rate) in files.items():
+        sf.write(tmp_path / name, audio.T.numpy(), rate)
+    assert main(["master", *(str(tmp_path / name) for name in files), "-o", str(tmp_path / "out"), *model]) == 0
+    for name, channels, rate, frames in (("mono48k", 1, 48000, 96000), ("quad22k", 4, 22050, 44100),
+                                         ("tiny_rate", 2, SR, 2 * SR)):
+        info = sf.info(tmp_path / "out" / f"{name}_mastered.wav")
+        assert (info.channels, info.samplerate, info.frames) == (channels, rate, frames)
+
+
 def test_master_command_notes_a_loudness_target_it_missed(tmp_path, checkpoints, capsys):
     sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
     model = ["--model", str(checkpoints / "param.pt")]

@@ -9,10 +9,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError, load_audio, save_audio, write_text_atomic
+from ..data.audio import (AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError, load_audio, read_audio, save_audio,
+                          write_text_atomic)
 from ..data.plots import save_spectrograms
 from ..effects import SPECS
-from ..mastering import MAX_LIMITING_DB, check_keep, check_settings, master, read_report, resolve_model
+from ..mastering import (MAX_LIMITING_DB, MAX_RATE, MIN_RATE, check_keep, check_settings, master, read_report,
+                         resolve_model)
 
 MISSED_TARGET_LU = 0.5
 """A loudness this far from ``--target-lufs`` gets a note."""
@@ -84,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
         if report.exists() and not args.overwrite:
             continue
         try:
-            audio = load_audio(path, model.sample_rate, max_seconds=None)
-            result = master(audio, model.sample_rate, model=args.model, target_lufs=args.target_lufs,
+            audio, sample_rate = read_audio(path)
+            if not MIN_RATE <= sample_rate <= MAX_RATE:  # master() keeps the file's rate where it can
+                audio, sample_rate = load_audio(path, model.sample_rate), model.sample_rate
+            result = master(audio, sample_rate, model=args.model, target_lufs=args.target_lufs,
                             peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
                             correct_residual=not args.no_residual_correction, keep=args.keep,
                             params=args.params, true_peak=args.true_peak)

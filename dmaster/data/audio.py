@@ -1,5 +1,8 @@
 """Audio files in and out; atomic file writes and durable JSON-lines appends.
 
+:func:`read_audio` decodes a file as it is (its rate and channels), with the checks below;
+``dmaster master`` uses it, so that every output keeps its input's rate and layout.
+
 Loading policy (:func:`load_audio`): any format libsndfile reads (WAV, FLAC,
 OGG, MP3, ...) is decoded to float32, resampled with soxr (``"HQ"``) to the
 working rate and returned as **stereo** ``(2, samples)``:
@@ -90,8 +93,8 @@ def _read(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = 44100, max_seconds: float | None = None) -> Tensor:
-    """Decode ``path`` to a stereo float32 tensor ``(2, samples)`` at ``sample_rate`` Hz.
+def read_audio(path: str | os.PathLike, max_seconds: float | None = None) -> tuple[Tensor, int]:
+    """Decode ``path`` as it is: ``(channels, samples)`` float32 at its own rate, and the rate.
 
     ``max_seconds`` (> 0) keeps only the beginning of long files (and decodes only that).
     Raises :class:`AudioError` for unreadable, empty, non-finite or silent files.
@@ -108,6 +111,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 44100, max_seconds: f
     if peak < 10 ** (SILENCE_DBFS / 20):
         peak_db = 20 * math.log10(peak) if peak > 0 else -math.inf
         raise AudioError(f"{path}: silent (peak {peak_db:.1f} dBFS is below {SILENCE_DBFS:g} dBFS)")
+    return torch.from_numpy(np.ascontiguousarray(data.T)), rate
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 44100, max_seconds: float | None = None) -> Tensor:
+    """Decode ``path`` to a stereo float32 tensor ``(2, samples)`` at ``sample_rate`` Hz
+    (:func:`read_audio`, then folded to stereo and resampled)."""
+    audio, rate = read_audio(path, max_seconds)
+    data = audio.numpy().T
     data = data if data.shape[1] <= 2 else fold_to_stereo(data)
     if rate != sample_rate:
         data = soxr.resample(data, rate, sample_rate, quality=RESAMPLER_QUALITY)
