@@ -30,6 +30,10 @@ BLOCK = 32
 """Samples per block of the gain computation (0.7 ms at 44.1 kHz)."""
 TRUE_PEAK_OVERSAMPLING = 4
 """ITU-R BS.1770-4 (Annex 2) measures the true peak on the signal oversampled four times."""
+TRUE_PEAK_CHUNK = 1 << 21
+"""Samples oversampled at a time (47 s at 44.1 kHz) …"""
+TRUE_PEAK_MARGIN = 4096
+"""… with this many samples either side, then cut off (more than the resampler's filter reaches)."""
 
 
 def peak_envelope(x: Tensor, true_peak: bool = False) -> Tensor:
@@ -39,14 +43,17 @@ def peak_envelope(x: Tensor, true_peak: bool = False) -> Tensor:
     magnitude = x.detach().abs().amax(1).float()
     if not true_peak:
         return magnitude
-    samples = x.shape[-1]
-    between = []
-    for item in x.detach().cpu().float():
-        oversampled = torch.from_numpy(soxr.resample(item.T.numpy(), 1, TRUE_PEAK_OVERSAMPLING, quality="HQ"))
-        oversampled = oversampled.abs().amax(1)[: samples * TRUE_PEAK_OVERSAMPLING]
-        oversampled = torch.nn.functional.pad(oversampled, (0, samples * TRUE_PEAK_OVERSAMPLING - len(oversampled)))
-        between.append(oversampled.view(samples, TRUE_PEAK_OVERSAMPLING).amax(1))
-    return torch.maximum(magnitude, torch.stack(between).to(magnitude.device))
+    samples, factor = x.shape[-1], TRUE_PEAK_OVERSAMPLING
+    between = torch.empty(x.shape[0], samples)
+    for item, envelope in zip(x.detach().cpu().float(), between):
+        for start in range(0, samples, TRUE_PEAK_CHUNK):  # in chunks: an hour oversampled would take 5 GB
+            first, last = max(0, start - TRUE_PEAK_MARGIN), min(samples, start + TRUE_PEAK_CHUNK + TRUE_PEAK_MARGIN)
+            oversampled = torch.from_numpy(soxr.resample(item[:, first:last].T.numpy(), 1, factor, quality="HQ"))
+            oversampled = oversampled.abs().amax(1)[: (last - first) * factor]
+            oversampled = torch.nn.functional.pad(oversampled, (0, (last - first) * factor - len(oversampled)))
+            core = oversampled.view(last - first, factor).amax(1)[start - first : start - first + TRUE_PEAK_CHUNK]
+            envelope[start : start + len(core)] = core
+    return torch.maximum(magnitude, between.to(magnitude.device))
 
 
 def peak_db(x: Tensor, true_peak: bool = False) -> float:

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dmaster import limiter
 from dmaster.limiter import ATTACK_DB_PER_MS, RELEASE_DB_PER_MS, limit_peaks, limiter_gain_db
 from dmaster.limiter import peak_db as measured_peak_db
 
@@ -85,6 +86,16 @@ def test_the_true_peak_ceiling_holds_on_noise(seed, ceiling_db):
     limited = limit_peaks(x, SR, ceiling_db, true_peak=True)[0]
     assert measured_peak_db(limited, true_peak=True) <= ceiling_db + 0.05
     assert measured_peak_db(limited) <= ceiling_db + 1e-6
+
+
+def test_true_peaks_are_measured_in_chunks_without_seams(monkeypatch):
+    x = noise(5, batch=2, samples=9000, scale=0.3)
+    whole = limiter.peak_envelope(x, true_peak=True)
+    monkeypatch.setattr(limiter, "TRUE_PEAK_CHUNK", 1000)
+    chunked = limiter.peak_envelope(x, true_peak=True)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    monkeypatch.setattr(limiter, "TRUE_PEAK_MARGIN", 0)  # without margins the cuts ring: the test can fail
+    assert not torch.allclose(limiter.peak_envelope(x, true_peak=True), whole, atol=1e-5)
 
 
 def test_batch_items_are_limited_independently():
