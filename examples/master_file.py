@@ -1,4 +1,5 @@
-"""Master one file with the shipped model and print what it estimated.
+"""Master one file with the shipped model for streaming (−16 LUFS, peaks under −1 dBTP) and print
+what it estimated and the level it reached.
 
     python examples/master_file.py [SONG] [OUTPUT.wav]
 
@@ -23,7 +24,9 @@ else:
                             sample_rate, delay_ms=250.0, level_db=-8.0)
     audio = degraded[0].numpy()
 
-result = dmaster.master(audio, sample_rate, target_lufs=-16.0)
+result = dmaster.master(audio, sample_rate, target_lufs=-16.0, true_peak=True)
 print(result.to_json())
+output = result.params["output"]
+print(f"loudness {output['loudness_lufs']} LUFS, limiter {output.get('peak_limiting_db', 0.0)} dB on the loudest peak")
 if len(sys.argv) > 2:
-    sf.write(sys.argv[2], result.audio.T, result.sample_rate)
+    sf.write(sys.argv[2], result.audio.T, result.sample_rate, subtype="PCM_24")

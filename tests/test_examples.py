@@ -22,9 +22,11 @@ def test_demaster_folder():
 
 
 def test_master_file_prints_the_estimate():
-    printed = run("master_file.py")
-    report = json.loads(printed)
+    *report, level = run("master_file.py").strip().splitlines()
+    report = json.loads("\n".join(report))
     assert report["model"] == "param" and "echo" in report["effects"]
+    assert report["output"]["true_peak"] and abs(report["output"]["loudness_lufs"] + 16.0) <= 0.1
+    assert level.startswith(f"loudness {report['output']['loudness_lufs']} LUFS, limiter")
 
 
 def test_another_mix_gets_the_same_correction():
