@@ -51,9 +51,12 @@ from dmaster.mastering import finish, master, resolve_model, resolve_residual, r
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
 
-SYSTEMS = ("identity", "oracle", "param", "unet", "param, no residual correction", "unet, no residual correction",
-           "param, no residual correction, full strength", "identity, peak at −1 dBFS", "param, peak at −1 dBFS",
-           "oracle, peak under −1 dBFS")
+COLOURS = {"identity": "grey", "oracle": "black", "param": "tab:blue", "unet": "tab:orange",
+           "param, no residual correction": "lightblue", "unet, no residual correction": "navajowhite",
+           "param, no residual correction, full strength": "silver", "identity, peak at −1 dBFS": "lightgrey",
+           "param, peak at −1 dBFS": "lightsteelblue", "oracle, peak under −1 dBFS": "dimgrey"}
+"""Every system measured, in table order, with its colour in the plot."""
+SYSTEMS = tuple(COLOURS)
 PEAK_CEILING_DB = -1.0  # master()'s default
 
 
@@ -223,7 +226,7 @@ def main() -> None:
         "parameter_error": parameter_error, "rows": rows})
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"), ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
-        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=["grey", "black", "tab:blue", "tab:orange", "lightblue", "navajowhite", "silver", "lightsteelblue", "dimgrey"])
+        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=[COLOURS[s] for s in SYSTEMS])
         ax.set_title(label)
         ax.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
