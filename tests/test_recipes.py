@@ -1,5 +1,5 @@
 """The recipes run end to end on tiny inputs: fitting inverse strengths and residual corrections, collecting
-the Debian music; so does benchmarks/eq_identifiability.py."""
+the Debian music; so do benchmarks/eq_identifiability.py and loudness_targets.py."""
 
 import json
 import runpy
@@ -92,6 +92,20 @@ def test_eq_identifiability_benchmark_runs_end_to_end(tmp_path, monkeypatch):
         assert report["summary"][system]["spectrum_error_db"] >= 0
     identity = report["summary"]["identity"]["spectrum_error_db"]
     assert identity > 0.5  # the EQ (always on here) moved the spectrum
+
+
+def test_loudness_targets_benchmark_runs_end_to_end(tmp_path, monkeypatch):
+    (tmp_path / "music").mkdir()
+    tiny_corpus(tmp_path / "music", train=0, val=2)
+    out = tmp_path / "out"
+    run_recipe(monkeypatch, "loudness_targets.py", "--music-root", str(tmp_path / "music"), "--targets", "-14", "-6",
+               "--out", str(out), folder=BENCHMARKS)
+    rows = json.loads((out / "loudness_targets.json").read_text())["rows"]
+    assert len(rows) == 4 and "| -6 |" in (out / "loudness_targets.md").read_text()
+    for row in rows:
+        assert row["true_peak"]["output_true_peak_dbtp"] <= -1.0 + 0.05
+        assert abs(row["sample_peak"]["loudness_lufs"] - row["target_lufs"]) <= \
+            abs(row["turned_down_lufs"] - row["target_lufs"]) + 0.1
 
 
 def test_prepare_debian_music_collects_every_package(tmp_path):
