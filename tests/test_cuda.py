@@ -1,9 +1,10 @@
-"""The chain and training on CUDA agree with the CPU (run where a GPU is present)."""
+"""The chain, the limiter and training on CUDA agree with the CPU (run where a GPU is present)."""
 
 import pytest
 import torch
 
 from dmaster import Chain
+from dmaster.limiter import limit_peaks
 from dmaster.synth import music_like
 from dmaster.train import TrainConfig, train
 
@@ -48,3 +49,12 @@ def test_training_runs_on_cuda(tmp_path):
                                models_dir=str(tmp_path / "models"), logs_dir=str(tmp_path / "logs")))
     assert next(result.model.parameters()).is_cuda
     assert torch.isfinite(torch.tensor(result.metrics["mrstft"]))
+
+
+@pytest.mark.parametrize("true_peak", [False, True])
+def test_the_limiter_on_cuda_matches_the_cpu(batch, true_peak):
+    _, clean, _ = batch
+    loud = 4 * clean
+    on_cpu = limit_peaks(loud, SR, -1.0, true_peak=true_peak)
+    on_cuda = limit_peaks(loud.cuda(), SR, -1.0, true_peak=true_peak)
+    assert on_cuda.device.type == "cuda" and torch.allclose(on_cuda.cpu(), on_cpu, atol=1e-5)
