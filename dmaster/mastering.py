@@ -334,22 +334,33 @@ class Restoration(NamedTuple):
 
 @torch.no_grad()
 def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None,
-            strength: dict[str, float] | None = None) -> Restoration:
+            strength: dict[str, float] | None = None, amount: float = 1.0) -> Restoration:
     """Restore ``audio`` ``(channels, samples)`` at the model's rate. Each effect's inverse is
     weighted by its presence probability times its ``strength`` (default 1); ``residual`` adds its
-    correction to the inverse (the U-Net's output is filtered with it)."""
+    correction to the inverse (the U-Net's output is filtered with it), scaled (in dB) by ``amount``.
+    The U-Net's output is mixed with the input by ``amount`` (the parameter model's inverses take
+    theirs through ``strength``: :func:`scaled_strength`)."""
     if isinstance(model, SpectrogramUNet):
         restored = _restore_with_unet(model, audio)
-        if residual is None:
-            return Restoration(restored, None)
-        bands, level = residual.correct(model_windows(model, audio), model.sample_rate)
-        corrected = filter_with(restored, extra_response(bands, level, model.sample_rate), model.sample_rate)
-        return Restoration(corrected, None, (bands, level))
+        correction = None
+        if residual is not None:
+            correction = _scaled(residual.correct(model_windows(model, audio), model.sample_rate), amount)
+            restored = filter_with(restored, extra_response(*correction, model.sample_rate), model.sample_rate)
+        return Restoration(amount * restored + (1 - amount) * audio, None, correction)
     windows = model_windows(model, audio)
     params = aggregate(model.chain, model.estimate(windows))
-    correction = None if residual is None else residual.correct(windows, model.sample_rate,
-                                                                 *model.chain.to_vectors(params))
+    correction = None if residual is None else _scaled(
+        residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params)), amount)
     return Restoration(apply_estimate(model.chain, audio, params, strength, correction), params, correction)
+
+
+def _scaled(correction: tuple[Tensor, float], amount: float) -> tuple[Tensor, float]:
+    return correction[0] * amount, correction[1] * amount
+
+
+def scaled_strength(chain: Chain, strength: dict[str, float], amount: float) -> dict[str, float]:
+    """Every effect's inverse strength (missing ones at 1) times ``amount``."""
+    return {name: strength.get(name, 1.0) * amount for name in chain.effect_names}
 
 
 def apply_estimate(chain: Chain, audio: Tensor, params: ChainParams, strength: dict[str, float] | None = None,
@@ -501,8 +512,10 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
     return audio, report
 
 
-def check_settings(target_lufs: float | None, peak_ceiling_db: float) -> None:
-    """Raise ``ValueError`` naming the first of :func:`master`'s level settings out of its range."""
+def check_settings(target_lufs: float | None, peak_ceiling_db: float, amount: float = 1.0) -> None:
+    """Raise ``ValueError`` naming the first of :func:`master`'s settings out of its range."""
+    if not 0.0 <= amount <= 1.0:
+        raise ValueError(f"amount must lie in [0, 1], got {amount}")
     if target_lufs is not None and not -70.0 <= target_lufs <= 0.0:
         raise ValueError(f"target_lufs must lie in [-70, 0] LUFS, got {target_lufs}")
     if not -60.0 <= peak_ceiling_db <= 0.0:
@@ -560,7 +573,7 @@ def read_report(report: Mapping[str, Any] | str | Path, model: nn.Module) -> tup
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
            peak_ceiling_db: float = -1.0, normalise_peak: bool = False, correct_residual: bool = True,
            keep: Iterable[str] = (), params: Mapping[str, Any] | str | Path | None = None,
-           true_peak: bool = False) -> MasterResult:
+           true_peak: bool = False, amount: float = 1.0) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
@@ -577,10 +590,13 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     the estimate is still reported). ``params``: a report of an earlier ``master()`` (its ``.params``
     or the path of its JSON) whose estimate, strengths and residual correction are applied instead of
     estimating anew — the same correction for another mix of a song, or an estimate edited by hand.
+    ``amount`` (0–1): how much of the correction to apply — every inverse's weight and the residual
+    correction (dB) scaled by it (the U-Net's output mixed with the input); 0 leaves the audio as it is
+    but for the level stage.
     """
     if not (isinstance(sample_rate, (int, np.integer)) and MIN_RATE <= sample_rate <= MAX_RATE):
         raise ValueError(f"sample_rate must be an integer number of Hz in [{MIN_RATE}, {MAX_RATE}], got {sample_rate!r}")
-    check_settings(target_lufs, peak_ceiling_db)
+    check_settings(target_lufs, peak_ceiling_db, amount)
     tensor, mono = _as_channels_first(audio)
     if float(tensor.abs().max()) == 0.0:
         raise ValueError("audio is digital silence; there is nothing to master")
@@ -589,12 +605,14 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     working = _resample(tensor, int(sample_rate), network.sample_rate)
     if params is None:
         strength = {**resolve_strength(model), **dict.fromkeys(keep, 0.0)}
+        if isinstance(network, ParamEstimator):
+            strength = scaled_strength(network.chain, strength, amount)
         restored, estimate, residual = restore(network, working, resolve_residual(model) if correct_residual else None,
-                                               strength)
+                                               strength, amount)
     else:
         estimate, strength, residual = read_report(params, network)
-        strength.update(dict.fromkeys(keep, 0.0))
-        residual = residual if correct_residual else None
+        strength = scaled_strength(network.chain, {**strength, **dict.fromkeys(keep, 0.0)}, amount)
+        residual = _scaled(residual, amount) if correct_residual and residual is not None else None
         restored = apply_estimate(network.chain, working, estimate, strength, residual)
     report = {"model": "unet"} if estimate is None else {"model": "param",
                                                           "effects": _describe(network.chain, estimate, strength)}
@@ -602,6 +620,7 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         report["estimate_given"] = True
     if keep:
         report["kept"] = list(keep)
+    report["amount"] = amount
     if residual is not None:
         report["residual_correction"] = _describe_residual(*residual)
     restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]

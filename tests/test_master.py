@@ -180,6 +180,33 @@ def test_kept_effects_are_left_in(tmp_path, estimator, unet, checkpoints, capsys
     assert "invalid choice: 'flanger'" in capsys.readouterr().err
 
 
+def test_amount_scales_the_whole_correction(tmp_path, checkpoints, unet, capsys):
+    checkpoint = tmp_path / "param.pt"
+    checkpoint.write_bytes((checkpoints / "param.pt").read_bytes())
+    n_features = 40 + 1 + 5 + len(mastering.resolve_model(checkpoint).chain.flat_params)
+    level_only_correction(n_features, 3.0).save(tmp_path / f"param{RESIDUAL_SUFFIX}")
+    full, half = (master(CLIP, SR, model=checkpoint, amount=amount, peak_ceiling_db=0.0) for amount in (1.0, 0.5))
+    assert half.params["amount"] == 0.5 and full.params["amount"] == 1.0
+    for name, effect in half.params["effects"].items():
+        assert effect["inverse_strength"] == 0.5 * full.params["effects"][name]["inverse_strength"]
+    assert half.params["residual_correction"]["level_db"] == pytest.approx(
+        0.5 * full.params["residual_correction"]["level_db"])
+    for model in (checkpoint, unet):  # nothing applied: the input comes back (through the unit filter)
+        untouched = master(CLIP, SR, model=model, amount=0.0, peak_ceiling_db=0.0).audio
+        assert torch.allclose(untouched, CLIP, atol=1e-5)
+    again = master(CLIP, SR, model=checkpoint, params=half.params, amount=0.5, peak_ceiling_db=0.0)
+    assert again.params["residual_correction"]["level_db"] == pytest.approx(
+        0.25 * full.params["residual_correction"]["level_db"])  # a report's correction is scaled again
+    with pytest.raises(ValueError, match=r"amount must lie in \[0, 1\], got 1.5"):
+        master(CLIP, SR, model=checkpoint, amount=1.5)
+    sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
+    assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--model", str(checkpoint),
+                 "--amount", "0.3"]) == 0
+    assert json.loads((tmp_path / "out" / "song_mastered.json").read_text())["amount"] == 0.3
+    assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out2"), "--amount", "-1"]) == 2
+    assert "amount must lie in [0, 1]" in capsys.readouterr().err
+
+
 def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys):
     checkpoint = tmp_path / "param.pt"
     checkpoint.write_bytes((checkpoints / "param.pt").read_bytes())

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-residual-correction", action="store_true",
                         help="leave out the model's residual correction of tonal balance and level")
     effects = [spec.name for spec in SPECS]
+    parser.add_argument("--amount", type=float, default=1.0,
+                        help="how much of the correction to apply, 0-1 (default 1): every inverse and the residual "
+                             "correction scaled by it")
     parser.add_argument("--keep", action="append", default=[], choices=effects, metavar="EFFECT",
                         help=f"leave this effect in ({', '.join(effects)}; repeatable), e.g. --keep reverb when "
                              "the room is wanted")
@@ -65,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        check_settings(args.target_lufs, args.peak_ceiling_db)
+        check_settings(args.target_lufs, args.peak_ceiling_db, args.amount)
         paths = find_inputs(args.inputs)
         model = resolve_model(args.model)
         check_keep(args.keep, model)
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             result = master(audio, sample_rate, model=args.model, target_lufs=args.target_lufs,
                             peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
                             correct_residual=not args.no_residual_correction, keep=args.keep,
-                            params=args.params, true_peak=args.true_peak)
+                            params=args.params, true_peak=args.true_peak, amount=args.amount)
         except (AudioError, ValueError) as error:
             print(f"cannot master {path}: {error}", file=sys.stderr)
             failures += 1
