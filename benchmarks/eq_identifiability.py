@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
-from dmaster.data.generate import track_params
+from dmaster.data.generate import evenly_spaced_excerpts, track_params
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain, eq
 from dmaster.mastering import filter_with, resolve_model, resolve_residual, resolve_strength, restore
@@ -42,13 +42,6 @@ SPLITS = {"test": ("test",), "val": ("val",), "val+test": ("val", "test")}
 def relative(spectrum_db: torch.Tensor) -> torch.Tensor:
     """Band levels relative to their mean over bands (the tonal balance without the level)."""
     return spectrum_db - spectrum_db.mean(-1, keepdim=True)
-
-
-def excerpts(audio: torch.Tensor, count: int, samples: int) -> list[torch.Tensor]:
-    """``count`` excerpts of ``samples`` (or the whole track) spread evenly over ``audio`` ``(channels, samples)``."""
-    length = min(samples, audio.shape[-1])
-    starts = [(audio.shape[-1] - length) * (k + 1) // (count + 1) for k in range(count)]
-    return [audio[:, start : start + length] for start in starts]
 
 
 def eq_prior_bands(chain: Chain, draws: int, seed: int) -> torch.Tensor:
@@ -83,7 +76,8 @@ def main() -> None:
     for track in (t for t in tracks if split_of(t.id) == "train"):
         audio = load_audio(track.path, sample_rate)
         if float(audio.abs().max()) > 0:
-            music += [relative(long_term_spectrum(clip[None], sample_rate)) for clip in excerpts(audio, args.excerpts, samples)]
+            clips = evenly_spaced_excerpts(audio, args.excerpts, samples)
+            music += [relative(long_term_spectrum(clip[None], sample_rate)) for clip in clips]
     music = torch.stack(music)
     eq_mean, eq_cov, music_mean, music_cov = eq_bands.mean(0), torch.cov(eq_bands.T), music.mean(0), torch.cov(music.T)
     lmmse_gain = eq_cov @ torch.linalg.inv(eq_cov + music_cov)
@@ -94,7 +88,7 @@ def main() -> None:
     eq_only = {name: 0.0 for name in chain.effect_names} | {"eq": 1.0}
     rows = []
     for track in (t for t in tracks if split_of(t.id) in SPLITS[args.split]):
-        clips = excerpts(load_audio(track.path, sample_rate), args.excerpts, samples)
+        clips = evenly_spaced_excerpts(load_audio(track.path, sample_rate), args.excerpts, samples)
         for k, clean in enumerate(clips):
             params = track_params(chain, args.seed + k, [track.id])
             for effect, values in params.items():

@@ -181,10 +181,7 @@ def test_kept_effects_are_left_in(tmp_path, estimator, unet, checkpoints, capsys
 
 
 def test_amount_scales_the_whole_correction(tmp_path, checkpoints, unet, capsys):
-    checkpoint = tmp_path / "param.pt"
-    checkpoint.write_bytes((checkpoints / "param.pt").read_bytes())
-    n_features = 40 + 1 + 5 + len(mastering.resolve_model(checkpoint).chain.flat_params)
-    level_only_correction(n_features, 3.0).save(tmp_path / f"param{RESIDUAL_SUFFIX}")
+    checkpoint = param_with_a_level_correction(tmp_path, checkpoints, 3.0)
     full, half = (master(CLIP, SR, model=checkpoint, amount=amount, peak_ceiling_db=0.0) for amount in (1.0, 0.5))
     assert half.params["amount"] == 0.5 and full.params["amount"] == 1.0
     for name, effect in half.params["effects"].items():
@@ -208,10 +205,7 @@ def test_amount_scales_the_whole_correction(tmp_path, checkpoints, unet, capsys)
 
 
 def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys):
-    checkpoint = tmp_path / "param.pt"
-    checkpoint.write_bytes((checkpoints / "param.pt").read_bytes())
-    n_features = 40 + 1 + 5 + len(mastering.resolve_model(checkpoint).chain.flat_params)
-    level_only_correction(n_features, 3.0).save(tmp_path / f"param{RESIDUAL_SUFFIX}")
+    checkpoint = param_with_a_level_correction(tmp_path, checkpoints, 3.0)
     save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {"reverb": 0.5}, "test")
     first = master(CLIP, SR, model=checkpoint)
     again = master(CLIP, SR, model=checkpoint, params=json.loads(first.to_json()))
@@ -394,6 +388,15 @@ def test_demo_on_a_synthesised_clip_and_a_missing_file(tmp_path, checkpoints, ca
         assert main(["demo", "-o", str(tmp_path / "y"), "--seconds", seconds, *model]) == 2
         assert "--seconds must be positive" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
+
+
+def param_with_a_level_correction(folder, checkpoints, level_db: float):
+    """A copy of the test parameter model in ``folder`` with a residual correction of ``level_db`` next to it."""
+    checkpoint = folder / "param.pt"
+    checkpoint.write_bytes((checkpoints / "param.pt").read_bytes())
+    n_features = 40 + 1 + 5 + len(mastering.resolve_model(checkpoint).chain.flat_params)
+    level_only_correction(n_features, level_db).save(folder / f"param{RESIDUAL_SUFFIX}")
+    return checkpoint
 
 
 def level_only_correction(n_features: int, level_db: float) -> ResidualCorrection:

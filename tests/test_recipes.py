@@ -33,6 +33,15 @@ def tiny_corpus(root: Path, train: int = 9, val: int = 2) -> None:
             return
 
 
+def corpus_and_model(folder: Path, estimator, train: int = 9, val: int = 2) -> Path:
+    """A :func:`tiny_corpus` in ``folder / "music"`` and ``estimator`` saved as ``folder / "param.pt"`` (returned)."""
+    (folder / "music").mkdir()
+    tiny_corpus(folder / "music", train, val)
+    checkpoint = folder / "param.pt"
+    save_checkpoint(checkpoint, estimator, "param", {}, step=0)
+    return checkpoint
+
+
 def run_recipe(monkeypatch, script: str, *args: str, folder: Path = RECIPES) -> None:
     """Run ``<folder>/<script>`` as ``python <folder>/<script> ARGS`` in this process."""
     monkeypatch.setattr(sys, "argv", [script, *args])
@@ -41,10 +50,7 @@ def run_recipe(monkeypatch, script: str, *args: str, folder: Path = RECIPES) -> 
 
 
 def test_fit_residual_recipe_runs_end_to_end(tmp_path, estimator, monkeypatch, capsys):
-    (tmp_path / "music").mkdir()
-    tiny_corpus(tmp_path / "music")
-    checkpoint = tmp_path / "param.pt"
-    save_checkpoint(checkpoint, estimator, "param", {}, step=0)
+    checkpoint = corpus_and_model(tmp_path, estimator)
     run_recipe(monkeypatch, "fit_residual.py", "--model", str(checkpoint), "--music-root", str(tmp_path / "music"),
                "--draws", "1", "--seconds", "2")
     printed = capsys.readouterr().out
@@ -59,10 +65,7 @@ def test_fit_residual_recipe_runs_end_to_end(tmp_path, estimator, monkeypatch, c
 
 
 def test_fit_strength_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatch, capsys):
-    (tmp_path / "music").mkdir()
-    tiny_corpus(tmp_path / "music", train=4, val=1)
-    checkpoint = tmp_path / "param.pt"
-    save_checkpoint(checkpoint, estimator, "param", {}, step=0)
+    checkpoint = corpus_and_model(tmp_path, estimator, train=4, val=1)
     run_recipe(monkeypatch, "fit_strength.py", "--model", str(checkpoint), "--music-root", str(tmp_path / "music"),
                "--draws", "1", "--val-draws", "1", "--seconds", "2")
     printed = capsys.readouterr().out

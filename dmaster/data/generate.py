@@ -112,15 +112,19 @@ def track_params(chain: Chain, seed: int, tracks: Sequence[str]) -> ChainParams:
             for effect, values in items[0].items()}
 
 
+def evenly_spaced_excerpts(audio: Tensor, count: int, samples: int) -> list[Tensor]:
+    """``count`` excerpts of ``samples`` (or the whole track, if shorter) spread evenly over ``audio``
+    ``(channels, samples)``, none at its very start or end."""
+    length = min(samples, audio.shape[-1])
+    starts = [(audio.shape[-1] - length) * (k + 1) // (count + 1) for k in range(count)]
+    return [audio[:, start : start + length] for start in starts]
+
+
 def degraded_excerpts(chain: Chain, audio: Tensor, track: str, draws: int, seconds: float,
                       first_seed: int) -> Iterator[tuple[Tensor, ChainParams, Tensor]]:
-    """``draws`` excerpts of ``seconds`` (or the whole track, if shorter) spread evenly over ``audio``
-    ``(channels, samples)``, excerpt ``k`` degraded with the parameters :func:`track_params` draws for
-    ``track`` with seed ``first_seed + k``: ``(clean, params, degraded)`` per excerpt."""
-    length = min(int(seconds * chain.sample_rate), audio.shape[-1])
-    for draw in range(draws):
-        start = (audio.shape[-1] - length) * (draw + 1) // (draws + 1)
-        clean = audio[:, start : start + length]
+    """:func:`evenly_spaced_excerpts` of ``seconds``, excerpt ``k`` degraded with the parameters
+    :func:`track_params` draws for ``track`` with seed ``first_seed + k``: ``(clean, params, degraded)``."""
+    for draw, clean in enumerate(evenly_spaced_excerpts(audio, draws, int(seconds * chain.sample_rate))):
         params = track_params(chain, first_seed + draw, [track])
         yield clean, params, chain(clean[None], params)[0]
 
