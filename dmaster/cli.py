@@ -8,7 +8,8 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("dmaster.apps.demo", "degrade a synthesised clip, master it with the shipped model, print what it found"),
+    "demo": ("dmaster.apps.demo",
+             "degrade a bundled clip of real music, master it with the shipped model, print what it found"),
     "master": ("dmaster.apps.master", "master audio files or folders: estimate what degraded them and undo it"),
     "demaster": ("dmaster.data.generate",
                  "degrade a folder of mastered music into (original, degraded) pairs with known parameters"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -28,19 +29,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Union
 
 import numpy as np
-import pyloudnorm
 import soxr
 import torch
 from torch import nn
 
 from .checkpoint import load_model
-from .data.audio import fold_to_stereo, write_json_atomic
+from .data.audio import fold_to_stereo, to_pcm, write_json_atomic
 from .effects import SPECS, Chain, ChainParams, ExtraResponse, reverb
 from .effects.lti import apply_response, convolution_size
 from .effects.spec import all_finite
 from .limiter import limit_peaks, peak_db, peak_envelope
+from .loudness import ABSOLUTE_GATE_LUFS, integrated_loudness
 from .models import ParamEstimator, SpectrogramUNet
-from .residual import ResidualCorrection, band_centres_hz, extra_response
+from .residual import MAX_BAND_DB, MAX_LEVEL_DB, ResidualCorrection, band_centres_hz, extra_response
 
 Tensor = torch.Tensor
 Audio = Union[np.ndarray, Tensor]
@@ -67,6 +68,8 @@ longest echo-inverse tail (27 s at 800 ms and −3 dB), reverb (4 s), compressor
 limiter ramp (at 0.05 dB/ms, 1500 dB), so the chunks join without seams."""
 MIN_RATE, MAX_RATE = 8000, 384000
 """Sample rates (Hz) ``master()`` takes."""
+MAX_CHANNELS = 64
+PCM_DTYPES = (torch.int16, torch.int32)
 LOUDNESS_PASSES = 4
 LOUDNESS_TOLERANCE_LU = 0.1
 MAX_LIMITING_DB = 12.0
@@ -90,7 +93,11 @@ class MasterResult:
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> nn.Module:
-    model, _ = load_model(path, map_location="cpu")
+    try:
+        model, _ = load_model(path, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path} is not a dmaster model checkpoint: torch cannot load it "
+                         f"({type(error).__name__})") from None
     return model.eval()
 
 
@@ -180,23 +187,27 @@ def save_strength(path: Path, strength: dict[str, float], description: str) -> N
 def _as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
     """``(channels, samples)`` float32 tensor and whether the input was 1-D."""
     if isinstance(audio, np.ndarray):
-        tensor = torch.from_numpy(np.ascontiguousarray(audio))
+        if not (np.issubdtype(audio.dtype, np.floating) or audio.dtype in (np.int16, np.int32)):
+            raise TypeError(f"audio must be float (or int16/int32 PCM), got {audio.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32 if audio.dtype == np.float16 else None))
     elif isinstance(audio, Tensor):
         tensor = audio.detach().cpu()
     else:
         raise TypeError(f"audio must be a numpy array or a torch tensor, got {type(audio).__name__}")
     if tensor.ndim not in (1, 2):
         raise ValueError(f"audio must be shaped (samples,) or (channels, samples), got {tuple(tensor.shape)}")
-    if not (tensor.is_floating_point() or tensor.dtype in (torch.int16, torch.int32)):
+    if not (tensor.is_floating_point() or tensor.dtype in PCM_DTYPES):
         raise TypeError(f"audio must be float (or int16/int32 PCM), got {tensor.dtype}")
     mono = tensor.ndim == 1
     tensor = tensor[None] if mono else tensor
-    if tensor.shape[0] > 64:
-        raise ValueError(f"audio has {tensor.shape[0]} channels; pass (channels, samples), not (samples, channels)")
-    if tensor.shape[-1] == 0:
-        raise ValueError("audio is empty")
-    if tensor.dtype in (torch.int16, torch.int32):
-        tensor = tensor.float() / float(torch.iinfo(tensor.dtype).max)
+    channels, samples = tensor.shape
+    if channels == 0 or samples == 0:
+        raise ValueError(f"audio is empty: shape {tuple(tensor.shape)}")
+    if channels > MAX_CHANNELS or (channels > 8 and channels > samples):
+        raise ValueError(f"audio shaped {tuple(tensor.shape)} reads as {channels} channels of {samples} samples; "
+                         "pass (channels, samples), not (samples, channels): audio.T for what soundfile reads")
+    if tensor.dtype in PCM_DTYPES:
+        tensor = tensor.float() / -float(torch.iinfo(tensor.dtype).min)  # full scale 2^(bits-1), as soundfile
     tensor = tensor.float()
     if not all_finite(tensor):
         raise ValueError("audio contains NaN or inf")
@@ -204,18 +215,36 @@ def _as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
 
 
 def _like_input(audio: Tensor, template: Audio, mono: bool) -> Audio:
+    """``audio`` ``(channels, samples)`` float32 in the type, dtype and layout of ``template``;
+    int16/int32 PCM rounded back to integers (int16 with TPDF dither), clipped to their range."""
     out = audio[0] if mono else audio
     if isinstance(template, np.ndarray):
-        dtype = template.dtype if np.issubdtype(template.dtype, np.floating) else np.float32
-        return out.numpy().astype(dtype, copy=False)
-    dtype = template.dtype if template.is_floating_point() else torch.float32
-    return out.to(device=template.device, dtype=dtype)
+        if template.dtype in (np.int16, np.int32):
+            return to_pcm(out.numpy(), template.dtype)
+        return out.numpy().astype(template.dtype, copy=False)
+    if template.dtype in PCM_DTYPES:
+        pcm = to_pcm(out.numpy(), np.int16 if template.dtype == torch.int16 else np.int32)
+        return torch.from_numpy(pcm).to(template.device)
+    return out.to(device=template.device, dtype=template.dtype)
 
 
-def _resample(audio: Tensor, from_rate: int, to_rate: int) -> Tensor:
+def _resample(audio: Tensor, from_rate: int, to_rate: int, length: int) -> Tensor:
+    """``audio`` ``(channels, samples)`` resampled with soxr to exactly ``length`` samples (soxr rounds its
+    output length, so a round trip can come back a few samples short: then the end is padded with
+    its last value before resampling)."""
     if from_rate == to_rate:
-        return audio
-    return torch.from_numpy(soxr.resample(audio.T.numpy(), from_rate, to_rate, quality="HQ").T.copy())
+        return audio[:, :length]
+    out = soxr.resample(audio.T.numpy(), from_rate, to_rate, quality="HQ")
+    if out.shape[0] < length:
+        spare = math.ceil((length - out.shape[0] + 2) * from_rate / to_rate)
+        padded = torch.cat([audio, audio[:, -1:].expand(-1, spare)], dim=1)
+        out = soxr.resample(padded.T.numpy(), from_rate, to_rate, quality="HQ")
+    return torch.from_numpy(out[:length].T.copy())
+
+
+def resampled_length(samples: int, from_rate: int, to_rate: int) -> int:
+    """Samples that ``samples`` at ``from_rate`` become at ``to_rate`` (at least one)."""
+    return max(1, round(samples * to_rate / from_rate))
 
 
 def _stereo(audio: Tensor) -> Tensor:
@@ -443,15 +472,6 @@ def _unet_pairs(model: SpectrogramUNet, audio: Tensor) -> Tensor:
     return restored[:channels]
 
 
-def integrated_loudness(audio: Tensor, sample_rate: int) -> float:
-    """ITU-R BS.1770 integrated loudness (LUFS) of ``audio`` ``(channels, samples)``; clips under one
-    400 ms gating block are measured repeated; ``-inf`` for (near) silence."""
-    data = audio.T.double().numpy()
-    if data.shape[0] < int(0.4 * sample_rate):
-        data = np.tile(data, (math.ceil(0.4 * sample_rate / data.shape[0]), 1))
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
-
-
 def _to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: float, peak_ceiling_db: float,
                  true_peak: bool) -> tuple[Tensor, float, float]:
     """``audio`` at ``target_lufs``, its peaks limited to the ceiling (:mod:`dmaster.limiter`). Limiting
@@ -463,12 +483,12 @@ def _to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: 
     max_gain_db = peak_ceiling_db + MAX_LIMITING_DB - peak
     gain_db, previous, slope = min(target_lufs - loudness, max_gain_db), None, 1.0
     for _ in range(LOUDNESS_PASSES):
-        scaled = audio * 10 ** (gain_db / 20)
+        limited = audio * 10 ** (gain_db / 20)
         limiting_db = min(0.0, peak_ceiling_db - peak - gain_db)
-        if limiting_db == 0.0:
-            return scaled, target_lufs, 0.0
-        limited = in_chunks(scaled, lambda piece: limit_peaks(piece[None], sample_rate, peak_ceiling_db,
-                                                              true_peak=true_peak)[0], sample_rate)
+        if limiting_db < 0.0:
+            limited = in_chunks(limited, lambda piece: limit_peaks(piece[None], sample_rate, peak_ceiling_db,
+                                                                   true_peak=true_peak)[0], sample_rate)
+        # measured, not assumed: gating makes loudness not quite scale with the gain (very quiet input)
         reached = integrated_loudness(limited, sample_rate)
         if abs(reached - target_lufs) <= LOUDNESS_TOLERANCE_LU or gain_db >= max_gain_db:
             break
@@ -493,14 +513,19 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
     report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db, "true_peak": true_peak}
     if target_lufs is not None:
         loudness = integrated_loudness(audio, sample_rate)
-        if math.isfinite(loudness):
-            audio, reached, limiting_db = _to_loudness(audio, sample_rate, loudness, target_lufs, peak_ceiling_db,
-                                                       true_peak)
-            report.update(loudness_before_lufs=round(loudness, 2), target_lufs=target_lufs,
-                          loudness_lufs=round(reached, 2))
-            if limiting_db < 0:
-                report["peak_limiting_db"] = round(limiting_db, 2)
+        if not math.isfinite(loudness):  # below BS.1770's absolute gate: measure it at the ceiling
+            audio = audio * (10 ** (peak_ceiling_db / 20) / float(peak_envelope(audio[None], true_peak).max()))
+            loudness = integrated_loudness(audio, sample_rate)
+        if not math.isfinite(loudness):
+            report["target_missed"] = (f"the loudness cannot be measured: even at the peak ceiling every block is "
+                                       f"below BS.1770's absolute gate ({ABSOLUTE_GATE_LUFS:g} LUFS)")
             return audio, report
+        audio, reached, limiting_db = _to_loudness(audio, sample_rate, loudness, target_lufs, peak_ceiling_db,
+                                                   true_peak)
+        report.update(loudness_before_lufs=round(loudness, 2), target_lufs=target_lufs, loudness_lufs=round(reached, 2))
+        if limiting_db < 0:
+            report["peak_limiting_db"] = round(limiting_db, 2)
+        return audio, report
     peak = float(peak_envelope(audio[None], true_peak).max())
     ceiling = 10 ** (peak_ceiling_db / 20)
     if normalise_peak and peak > 0:
@@ -512,8 +537,16 @@ def finish(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceil
     return audio, report
 
 
-def check_settings(target_lufs: float | None, peak_ceiling_db: float, amount: float = 1.0) -> None:
-    """Raise ``ValueError`` naming the first of :func:`master`'s settings out of its range."""
+def check_settings(target_lufs: float | None, peak_ceiling_db: float, amount: float = 1.0,
+                   normalise_peak: bool = False) -> None:
+    """Raise ``ValueError`` naming the first of :func:`master`'s settings that is not a number in its
+    range, or that contradicts another."""
+    for name, value in (("target_lufs", target_lufs), ("peak_ceiling_db", peak_ceiling_db), ("amount", amount)):
+        if not (value is None and name == "target_lufs") and (
+                isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+    if normalise_peak and target_lufs is not None:
+        raise ValueError("normalise_peak and target_lufs each set the output level; choose one")
     if not 0.0 <= amount <= 1.0:
         raise ValueError(f"amount must lie in [0, 1], got {amount}")
     if target_lufs is not None and not -70.0 <= target_lufs <= 0.0:
@@ -523,8 +556,9 @@ def check_settings(target_lufs: float | None, peak_ceiling_db: float, amount: fl
 
 
 def check_keep(keep: Iterable[str], model: nn.Module) -> tuple[str, ...]:
-    """``keep`` as a tuple after checking it names effects of the chain and that ``model`` estimates them."""
-    keep = tuple(keep)
+    """``keep`` (one effect's name or several) as a tuple after checking it names effects of the chain and
+    that ``model`` estimates them."""
+    keep = (keep,) if isinstance(keep, str) else tuple(keep)
     _check_effect_names(keep, "keep")
     if keep and not isinstance(model, ParamEstimator):
         raise ValueError("keep needs the parameter model: the U-Net restores everything at once")
@@ -563,6 +597,12 @@ def read_report(report: Mapping[str, Any] | str | Path, model: nn.Module) -> tup
                                    or not all_finite(correction[0]) or not math.isfinite(correction[1])):
         raise ValueError(f"{source}: residual_correction must hold {len(band_centres_hz())} finite band values "
                          "and a finite level")
+    if correction is not None and float(correction[0].abs().max()) > MAX_BAND_DB:
+        raise ValueError(f"{source}: residual_correction bands_db must lie in [-{MAX_BAND_DB:g}, {MAX_BAND_DB:g}] dB, "
+                         f"got {float(correction[0].abs().max()):g}")
+    if correction is not None and abs(correction[1]) > MAX_LEVEL_DB:
+        raise ValueError(f"{source}: residual_correction level_db must lie in [-{MAX_LEVEL_DB:g}, {MAX_LEVEL_DB:g}] "
+                         f"dB, got {correction[1]:g}")
     try:
         params = model.chain.from_json(items)
     except ValueError as error:
@@ -573,7 +613,8 @@ def read_report(report: Mapping[str, Any] | str | Path, model: nn.Module) -> tup
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
            peak_ceiling_db: float = -1.0, normalise_peak: bool = False, correct_residual: bool = True,
            keep: Iterable[str] = (), params: Mapping[str, Any] | str | Path | None = None,
-           true_peak: bool = False, amount: float = 1.0) -> MasterResult:
+           true_peak: bool = False, amount: float = 1.0,
+           progress: Callable[[str], None] | None = None) -> MasterResult:
     """Master ``audio`` — numpy or torch, ``(channels, samples)`` or ``(samples,)`` — at ``sample_rate`` Hz.
 
     ``model``: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a
@@ -584,25 +625,30 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     The peak never exceeds the ceiling; with ``true_peak`` the ceiling is in dBTP, the peaks between
     the samples included (4× oversampled, ITU-R BS.1770-4), as streaming services and lossy codecs
     want it. ``correct_residual``: apply the model's residual correction (tonal balance and level;
-    :mod:`dmaster.residual`), read from next to its checkpoint (a loaded module has none). The model's per-effect inverse strengths, when its
-    checkpoint has them next to it, scale each effect's inverse (:func:`resolve_strength`). ``keep``:
+    :mod:`dmaster.residual`), read from next to its checkpoint (a loaded module has none). The model's
+    per-effect inverse strengths, when its checkpoint has them next to it, scale each effect's inverse (:func:`resolve_strength`). ``keep``:
     effects to leave in, e.g. ``("reverb",)`` when the room is wanted (their inverses are not applied;
     the estimate is still reported). ``params``: a report of an earlier ``master()`` (its ``.params``
     or the path of its JSON) whose estimate, strengths and residual correction are applied instead of
     estimating anew — the same correction for another mix of a song, or an estimate edited by hand.
     ``amount`` (0–1): how much of the correction to apply — every inverse's weight and the residual
     correction (dB) scaled by it (the U-Net's output mixed with the input); 0 leaves the audio as it is
-    but for the level stage.
+    but for the level stage. ``progress``: called with the name of each stage as it starts.
     """
+    progress = progress or (lambda stage: None)
     if not (isinstance(sample_rate, (int, np.integer)) and MIN_RATE <= sample_rate <= MAX_RATE):
-        raise ValueError(f"sample_rate must be an integer number of Hz in [{MIN_RATE}, {MAX_RATE}], got {sample_rate!r}")
-    check_settings(target_lufs, peak_ceiling_db, amount)
+        raise ValueError(f"sample_rate must be an integer number of Hz in [{MIN_RATE}, {MAX_RATE}], "
+                         f"got {sample_rate!r}")
+    check_settings(target_lufs, peak_ceiling_db, amount, normalise_peak)
     tensor, mono = _as_channels_first(audio)
     if float(tensor.abs().max()) == 0.0:
         raise ValueError("audio is digital silence; there is nothing to master")
     network = resolve_model(model)
     keep = check_keep(keep, network)
-    working = _resample(tensor, int(sample_rate), network.sample_rate)
+    samples = tensor.shape[-1]
+    progress("estimating and restoring" if params is None else "restoring")
+    working = _resample(tensor, int(sample_rate), network.sample_rate,
+                        resampled_length(samples, int(sample_rate), network.sample_rate))
     if params is None:
         strength = {**resolve_strength(model), **dict.fromkeys(keep, 0.0)}
         if isinstance(network, ParamEstimator):
@@ -623,7 +669,8 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     report["amount"] = amount
     if residual is not None:
         report["residual_correction"] = _describe_residual(*residual)
-    restored = _resample(restored, network.sample_rate, int(sample_rate))[:, : tensor.shape[-1]]
+    restored = _resample(restored, network.sample_rate, int(sample_rate), samples)
+    progress("setting the level")
     restored, loudness = finish(restored, int(sample_rate), target_lufs, peak_ceiling_db, normalise_peak, true_peak)
     report["output"] = loudness
     return MasterResult(_like_input(restored, audio, mono), int(sample_rate), report)

@@ -3,36 +3,123 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
 
-from ..data.audio import (AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError, load_audio, read_audio, save_audio,
-                          write_text_atomic)
+from ..data.audio import (
+    AUDIO_EXTENSIONS,
+    OUTPUT_FORMATS,
+    ShortAudioWarning,
+    load_audio,
+    read_audio,
+    save_audio,
+    write_text_atomic,
+)
 from ..data.plots import save_spectrograms
 from ..effects import SPECS
-from ..mastering import (MAX_LIMITING_DB, MAX_RATE, MIN_RATE, check_keep, check_settings, master, read_report,
-                         resolve_model)
+from ..mastering import (
+    MAX_LIMITING_DB,
+    MAX_RATE,
+    MIN_RATE,
+    check_keep,
+    check_settings,
+    master,
+    read_report,
+    resolve_model,
+)
 
 MISSED_TARGET_LU = 0.5
 """A loudness this far from ``--target-lufs`` gets a note."""
 
 
-def find_inputs(inputs: list[Path]) -> list[Path]:
-    """Audio files named, or found recursively in the folders named, in order, without repeats."""
+SUFFIX = "_mastered"
+"""Every output is named ``<input name><SUFFIX>``: audio, report (``.json``) and plot (``.png``)."""
+
+
+def report_owner(report: Path) -> str | None:
+    """The input that the ``dmaster master`` report ``report`` was written for, or ``None`` when there is no
+    such report there (no file, or one this command did not write)."""
+    try:
+        owner = json.loads(report.read_text(encoding="utf-8"))["files"]["input"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    return owner if isinstance(owner, str) else None
+
+
+def _claimed_outputs(folder: Path) -> set[Path]:
+    """Files in ``folder`` that ``dmaster master`` reports there list as their outputs."""
+    claimed = set()
+    for report in folder.glob(f"*{SUFFIX}*.json"):
+        try:
+            files = json.loads(report.read_text(encoding="utf-8"))["files"]
+            claimed.update(folder / files[key] for key in ("mastered", "report", "plot") if files.get(key))
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            continue
+    return claimed
+
+
+def find_inputs(inputs: list[Path], output: Path | None = None) -> tuple[list[Path], list[str]]:
+    """Audio files named, or found recursively in the folders named, in order, without repeats, and notes on
+    what was passed over. In folders, the outputs of earlier runs (files a ``dmaster master`` report next to
+    them lists) and everything under ``output``, when it lies inside a folder named, are never inputs."""
     found: dict[Path, None] = {}
+    output = None if output is None else output.resolve()
+    notes = []
     for item in inputs:
         if item.is_dir():
-            for path in sorted(item.rglob("*")):
-                if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
-                    found[path.resolve()] = None
+            passed_over: dict[str, int] = {}
+            claimed: dict[Path, set[Path]] = {}
+            folder = item.resolve()
+            inner = output if output is not None and folder in output.parents else None  # -o inside the folder
+            for path in sorted(folder.rglob("*")):
+                if not path.is_file() or (inner is not None and inner in path.parents):
+                    continue
+                if path in claimed.setdefault(path.parent, _claimed_outputs(path.parent)):
+                    continue
+                if path.suffix.lower() in AUDIO_EXTENSIONS:
+                    found[path] = None
+                else:
+                    passed_over[path.suffix.lower() or "(no extension)"] = passed_over.get(path.suffix.lower(), 0) + 1
+            if passed_over:
+                kinds = ", ".join(f"{count} {suffix}" for suffix, count in sorted(passed_over.items()))
+                notes.append(f"{item}: passed over {sum(passed_over.values())} files not named as audio ({kinds}); "
+                             f"audio is {' '.join(AUDIO_EXTENSIONS)}")
         elif item.is_file():
             found[item.resolve()] = None
         else:
             raise FileNotFoundError(f"no such file or folder: {item}")
-    return list(found)
+    return list(found), notes
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """``<stem><SUFFIX>`` for each input; inputs that would share a name are told apart by their extension
+    (``song_flac_mastered``) and then by as many of their folders as it takes (``live_song_wav_mastered``)."""
+    def name(path: Path, level: int) -> str:
+        parts = [path.stem] if level == 0 else [path.stem, path.suffix.lstrip(".")]
+        parts[:0] = [folder.name for folder in reversed(path.parents[: max(level - 1, 0)])]
+        return "_".join(part for part in parts if part) + SUFFIX
+
+    levels = dict.fromkeys(paths, 0)
+    for _ in range(max((len(path.parents) for path in paths), default=0) + 2):
+        names = {path: name(path, level) for path, level in levels.items()}
+        sharing: dict[str, list[Path]] = {}
+        for path, chosen in names.items():
+            sharing.setdefault(chosen, []).append(path)
+        clashes = [path for group in sharing.values() if len(group) > 1 for path in group]
+        if not clashes:
+            return names
+        for path in clashes:
+            levels[path] += 1
+    counted = {path: f"{chosen}_{index}" for group in sharing.values() if len(group) > 1   # folder names with "_"
+               for index, path in enumerate(group, start=1) for chosen in [names[path]]}
+    return {**names, **counted}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,55 +150,104 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mastered audio as wav (32-bit float, default), wav24 or wav16 (PCM, TPDF-dithered) "
                              "or flac (24-bit)")
     parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
-    parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo files that an earlier run mastered (never replaces files it did not write)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        check_settings(args.target_lufs, args.peak_ceiling_db, args.amount)
-        paths = find_inputs(args.inputs)
+        check_settings(args.target_lufs, args.peak_ceiling_db, args.amount, args.normalise_peak)
+        if args.output.exists() and not args.output.is_dir():
+            raise ValueError(f"-o {args.output} is a file; name a folder for the mastered files")
+        paths, notes = find_inputs(args.inputs, args.output)
         model = resolve_model(args.model)
         check_keep(args.keep, model)
         if args.params is not None:
             read_report(args.params, model)  # a bad report fails here, before any file
-    except (FileNotFoundError, ValueError) as error:
-        print(f"dmaster master: error: {error}", file=sys.stderr)
+        args.output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.output):  # a folder we cannot write into fails here, not per file
+            pass
+    except (OSError, ValueError) as error:
+        print(f"dmaster master: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    args.output.mkdir(parents=True, exist_ok=True)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    names = output_names(paths)
+    inputs = set(paths)
     failures = 0
-    for path in tqdm(paths, desc="mastering", unit="file"):
-        stem = args.output / f"{path.stem}_mastered"
-        mastered, report = stem.with_suffix(OUTPUT_FORMATS[args.format].suffix), stem.with_suffix(".json")
-        if mastered.resolve() == path:
-            print(f"skipping {path}: its output would overwrite it", file=sys.stderr)
-            failures += 1
-            continue
-        if report.exists() and not args.overwrite:
-            continue
-        try:
-            audio, sample_rate = read_audio(path)
-            if not MIN_RATE <= sample_rate <= MAX_RATE:  # master() keeps the file's rate where it can
-                audio, sample_rate = load_audio(path, model.sample_rate), model.sample_rate
-            result = master(audio, sample_rate, model=args.model, target_lufs=args.target_lufs,
-                            peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
-                            correct_residual=not args.no_residual_correction, keep=args.keep,
-                            params=args.params, true_peak=args.true_peak, amount=args.amount)
-        except (AudioError, ValueError) as error:
-            print(f"cannot master {path}: {error}", file=sys.stderr)
-            failures += 1
-            continue
-        reached = result.params["output"].get("loudness_lufs")
-        if reached is not None and abs(reached - args.target_lufs) > MISSED_TARGET_LU:
-            print(f"note: {path} reached {reached} LUFS, not {args.target_lufs}: the limiter takes at most "
-                  f"{MAX_LIMITING_DB:g} dB off a peak", file=sys.stderr)
-        save_audio(mastered, result.audio, result.sample_rate, args.format)
-        if args.plot:
-            save_spectrograms(stem.with_suffix(".png"), audio, torch.as_tensor(result.audio), result.sample_rate,
-                              title=f"{path.name}: input (top) and mastered (bottom)",
-                              notes=_notes(result.params), labels=("input", "mastered"))
-        write_text_atomic(report, result.to_json() + "\n")  # last: marks the file done
+    with tqdm(paths, desc="mastering", unit="file", dynamic_ncols=True) as bar:
+        for path in bar:
+            def stage(text: str, name: str = path.name) -> None:
+                bar.set_postfix_str(f"{name}: {text}")
+            try:
+                done = _master_file(path, args.output / names[path], args, model, inputs, stage)
+            except Exception as error:  # noqa: BLE001 — one file's failure is reported; the batch goes on
+                failures += 1
+                message = _one_line(error)
+                bar.write(message if message.startswith(str(path)) else f"{path}: {message}", file=sys.stderr)
+                continue
+            for line in done:
+                bar.write(f"{path}: {line}", file=sys.stderr)
     print(f"{len(paths) - failures} of {len(paths)} files mastered into {args.output}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _one_line(error: BaseException) -> str:
+    """An error as one line: its message (or its type, when it has none)."""
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError) and error.filename is not None:
+        text = f"{error.filename}: {error.strerror or text}"
+    return text or type(error).__name__
+
+
+def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.nn.Module, inputs: set[Path],
+                 stage: Callable[[str], None]) -> list[str]:
+    """Master one file into ``stem`` + the format's suffix, ``.json`` (and ``.png``); returns lines worth telling
+    the user (warnings, a missed target). Raises with the reason when the file cannot be mastered."""
+    mastered, report = stem.with_suffix(OUTPUT_FORMATS[args.format].suffix), stem.with_suffix(".json")
+    plot = stem.with_suffix(".png") if args.plot else None
+    outputs = [out for out in (mastered, report, plot) if out is not None]
+    owner = report_owner(report)
+    if owner == str(path) and all(out.exists() for out in outputs) and not args.overwrite:
+        return []  # done by an earlier run
+    for out in outputs:
+        if out.exists() and owner != str(path):
+            raise ValueError(f"not mastered: {out} exists and was not written by dmaster master for this file; "
+                             "move it away or choose another -o")
+        if out.resolve() in inputs:
+            raise ValueError(f"not mastered: its output {out} would overwrite an input of this run")
+    stage("reading")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ShortAudioWarning)
+        audio, sample_rate = read_audio(path)
+    told = [f"warning: {warning.message}".replace(f"{path}: ", "") for warning in caught
+            if issubclass(warning.category, ShortAudioWarning)]
+    if not MIN_RATE <= sample_rate <= MAX_RATE:  # master() keeps the file's rate where it can
+        audio, sample_rate = load_audio(path, model.sample_rate), model.sample_rate
+    result = master(audio, sample_rate, model=args.model, target_lufs=args.target_lufs,
+                    peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
+                    correct_residual=not args.no_residual_correction, keep=args.keep, params=args.params,
+                    true_peak=args.true_peak, amount=args.amount, progress=stage)
+    level = result.params["output"]
+    reached = level.get("loudness_lufs")
+    if "target_missed" in level:
+        told.append(f"note: loudness target {args.target_lufs} LUFS missed: {level['target_missed']}")
+    elif reached is not None and abs(reached - args.target_lufs) > MISSED_TARGET_LU:
+        told.append(f"note: reached {reached} LUFS, not {args.target_lufs}: the limiter takes at most "
+                    f"{MAX_LIMITING_DB:g} dB off a peak")
+    stage("writing")
+    result.params["files"] = {"input": str(path), "mastered": mastered.name, "report": report.name,
+                              "plot": None if plot is None else plot.name}
+    if told:
+        result.params["files"]["warnings"] = told
+    if plot is not None:
+        save_spectrograms(plot, audio, torch.as_tensor(result.audio), result.sample_rate,
+                          title=f"{path.name}: input (top) and mastered (bottom)",
+                          notes=_notes(result.params), labels=("input", "mastered"))
+    # the report first: it marks the outputs as this file's, and the file as done once the audio is there
+    write_text_atomic(report, result.to_json() + "\n")
+    save_audio(mastered, result.audio, result.sample_rate, args.format)
+    return told
 
 
 def _notes(params: dict) -> list[str]:

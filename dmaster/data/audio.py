@@ -37,6 +37,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 import time
 import warnings
@@ -51,7 +52,7 @@ from scipy.io import wavfile
 
 Tensor = torch.Tensor
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 """File name endings (compared case-insensitively) that count as audio inputs."""
 SILENCE_DBFS = -90.0
 """Inputs whose peak is below this level are rejected as silent."""
@@ -61,6 +62,10 @@ TEMPORARY_SUFFIX = ".tmp"
 
 class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and the reason."""
+
+
+class ShortAudioWarning(UserWarning):
+    """A file decoded to fewer frames than its header declares (truncated or damaged)."""
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -84,13 +89,27 @@ def _read(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: empty file (0 bytes)")
     try:
         with sf.SoundFile(path) as file:
-            rate = file.samplerate
+            rate, declared = file.samplerate, _declared_frames(file)
             frames = -1 if max_seconds is None else math.ceil(max_seconds * rate)
             data = file.read(frames, dtype="float32", always_2d=True)
-    except (sf.SoundFileError, OSError) as error:
+    except (sf.SoundFileError, OSError, RuntimeError) as error:
         raise AudioError(f"{path}: cannot decode: not a readable audio file or a corrupt one "
                          f"(libsndfile says: {error})") from None
+    expected = declared if frames < 0 else min(frames, declared)
+    if 0 < data.shape[0] < expected:
+        warnings.warn(f"{path}: decoded {data.shape[0]} of the {expected} frames its header declares "
+                      f"({(expected - data.shape[0]) / rate:.2f} s missing): truncated or damaged?",
+                      ShortAudioWarning, stacklevel=3)
     return data, rate
+
+
+def _declared_frames(file: sf.SoundFile) -> int:
+    """Frames the file's header declares. libsndfile counts a truncated WAV's frames from the file size and only
+    logs that the header's data size "should be" smaller; that log is read here."""
+    found = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", file.extra_info, re.MULTILINE)
+    if found is None or int(found[2]) == 0:
+        return file.frames
+    return max(file.frames, round(file.frames * int(found[1]) / int(found[2])))
 
 
 def read_audio(path: str | os.PathLike, max_seconds: float | None = None) -> tuple[Tensor, int]:
@@ -163,7 +182,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.close(descriptor)
         os.replace(temporary, path)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. a read-only folder: the write's own error is the one to see
+            temporary.unlink(missing_ok=True)
         raise
 
 
@@ -200,6 +220,15 @@ def _dithered(data: np.ndarray, bits: int) -> np.ndarray:
     noise = np.random.default_rng(0).triangular(-1.0, 0.0, 1.0, data.shape)
     levels = np.clip(np.round(data * scale + noise), -scale, scale - 1)
     return levels.astype(np.int16) if bits == 16 else (levels.astype(np.int32) << (32 - bits))
+
+
+def to_pcm(data: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
+    """Float audio (full scale ±1) as ``int16`` (TPDF-dithered, as :func:`save_audio`'s 16-bit WAV) or
+    ``int32`` (rounded) PCM, clipped to the integer range; any shape."""
+    if np.dtype(dtype) == np.int16:
+        return _dithered(np.asarray(data, np.float64), 16)
+    scale = 2.0**31
+    return np.clip(np.round(np.asarray(data, np.float64) * scale), -scale, scale - 1).astype(np.int32)
 
 
 def save_audio(path: str | os.PathLike, audio: Tensor | np.ndarray, sample_rate: int,

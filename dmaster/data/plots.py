@@ -33,6 +33,8 @@ def log_frequency_spectrogram(audio: Tensor, sample_rate: int) -> tuple[np.ndarr
     Returns ``(db (rows, frames), frequencies_hz (rows,))``.
     """
     mono = audio.detach().float().cpu().mean(0)
+    if mono.shape[-1] < STFT_SIZE:  # a clip shorter than one frame: zero-padded to it
+        mono = torch.nn.functional.pad(mono, (0, STFT_SIZE - mono.shape[-1]))
     hop = max(512, -(-mono.shape[-1] // MAX_COLUMNS))
     spectrum = torch.stft(mono, STFT_SIZE, hop, window=torch.hann_window(STFT_SIZE), return_complex=True)
     db = (10 * torch.log10(spectrum.abs().square() + 1e-12)).numpy()  # (bins, frames)
