@@ -31,7 +31,8 @@ from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.generate import evenly_spaced_excerpts, track_params
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain, eq
-from dmaster.mastering import filter_with, resolve_model, resolve_residual, resolve_strength, restore
+from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength
+from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
 from dmaster.residual import STFT_SIZE, band_matrix, extra_response, long_term_spectrum
 

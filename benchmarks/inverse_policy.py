@@ -24,8 +24,10 @@ import torch
 from dmaster.data.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
-from dmaster.mastering import (correction_weights, estimate, finish, resolve_model, resolve_residual, resolve_strength,
-                               restore)
+from dmaster.mastering.estimation import estimate
+from dmaster.mastering.level import set_level
+from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength
+from dmaster.mastering.restoration import correction_strengths, restore
 from dmaster.metrics import mrstft_distance
 
 THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8)
@@ -61,33 +63,33 @@ def main() -> None:
                 if out is None:
                     out = degraded if params is None else chain.inverse(degraded[None], params)[0]
                 if peak:
-                    out = finish(out, sample_rate, None, -1.0)[0]
+                    out = set_level(out, sample_rate, None, -1.0)[0]
                 if level_of is not None:
                     out = out * 10 ** ((loudness(level_of) - loudness(out)) / 20)
                 results.setdefault(name, []).append(float(mrstft_distance(out[None], clean[None])))
 
             score("degraded")
             score("oracle", truth)
-            score("weighted by presence", correction_weights(estimated))
+            score("weighted by presence", correction_strengths(estimated))
             for threshold in THRESHOLDS:
                 hard = {n: {**e, "present": (e["present"] >= threshold).float()} for n, e in estimated.items()}
                 score(f"yes/no at p ≥ {threshold}", hard)
             score("degraded, peak under −1 dBFS", peak=True)
-            score("weighted by presence, peak under −1 dBFS", correction_weights(estimated), peak=True)
-            score("weighted × inverse strengths, peak under −1 dBFS", correction_weights(estimated, strength), peak=True)
+            score("weighted by presence, peak under −1 dBFS", correction_strengths(estimated), peak=True)
+            score("weighted × inverse strengths, peak under −1 dBFS", correction_strengths(estimated, strength), peak=True)
             if residual is not None:
                 corrected = restore(model, degraded, residual, strength).audio
                 score("weighted × strengths, residual correction", out=corrected)
-                score("weighted × strengths, residual correction, peak under −1 dBFS (master)", out=finish(corrected, sample_rate, None, -1.0)[0])
+                score("weighted × strengths, residual correction, peak under −1 dBFS (master)", out=set_level(corrected, sample_rate, None, -1.0)[0])
             for effect in chain.effect_names:
-                score(f"weighted, true {effect}", correction_weights({**estimated, effect: truth[effect]}))
+                score(f"weighted, true {effect}", correction_strengths({**estimated, effect: truth[effect]}))
             score("oracle, peak under −1 dBFS", truth, peak=True)
             for effect in chain.effect_names:
                 score(f"true, but {effect} estimated (weighted × strength), peak under −1 dBFS",
-                      correction_weights({**truth, effect: estimated[effect]}, {effect: strength.get(effect, 1.0)}),
+                      correction_strengths({**truth, effect: estimated[effect]}, {effect: strength.get(effect, 1.0)}),
                       peak=True)
             score("degraded, true level", level_of=clean)
-            score("weighted, true level", correction_weights(estimated), level_of=clean)
+            score("weighted, true level", correction_strengths(estimated), level_of=clean)
         print(track.id, flush=True)
 
     print(f"\n{args.split} split: {len(tracks)} tracks × {args.draws} excerpts of 10 s; model {args.model}\n")

@@ -2,7 +2,7 @@
 
 For each track of a split (first ``--seconds``), and each target: the loudness that normalising and then
 turning the whole track down under the ceiling reaches (what ``master()`` did before the limiter), the
-loudness reached by ``finish()`` with the lookahead limiter (sample-peak and true-peak ceilings), the
+loudness reached by ``set_level()`` with the lookahead limiter (sample-peak and true-peak ceilings), the
 limiter's largest gain reduction, the output's true peak, and the time the level stage takes.
 
     python benchmarks/loudness_targets.py --music-root data/raw/debian_music --split val
@@ -22,7 +22,8 @@ import torch
 from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.limiter import peak_db
-from dmaster.mastering import finish, integrated_loudness
+from dmaster.loudness import integrated_loudness
+from dmaster.mastering.level import set_level
 
 SAMPLE_RATE = 44100
 
@@ -49,7 +50,7 @@ def main() -> None:
             row = {"track": track.id, "loudness_lufs": loudness, "target_lufs": target, "turned_down_lufs": turned_down}
             for true_peak in (False, True):
                 started = time.perf_counter()
-                out, report = finish(audio, SAMPLE_RATE, target, args.ceiling, true_peak=true_peak)
+                out, report = set_level(audio, SAMPLE_RATE, target, args.ceiling, true_peak=true_peak)
                 key = "true_peak" if true_peak else "sample_peak"
                 row[key] = {"loudness_lufs": report["loudness_lufs"], "limiting_db": report.get("peak_limiting_db", 0.0),
                             "output_true_peak_dbtp": peak_db(out, true_peak=True),

@@ -47,7 +47,10 @@ from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic 
 from dmaster.data.generate import track_params  # noqa: E402
 from dmaster.data.splits import find_tracks, split_of  # noqa: E402
 from dmaster.effects import Chain  # noqa: E402
-from dmaster.mastering import finish, master, resolve_model, resolve_residual, resolve_strength, restore  # noqa: E402
+from dmaster.mastering import master  # noqa: E402
+from dmaster.mastering.level import set_level  # noqa: E402
+from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength  # noqa: E402
+from dmaster.mastering.restoration import restore  # noqa: E402
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
 
@@ -125,30 +128,30 @@ def main() -> None:
         started = time.perf_counter()
         outputs["oracle"] = chain.inverse(degraded[None], truth)[0]
         seconds_of["oracle"] += time.perf_counter() - started
-        outputs["oracle, peak under −1 dBFS"] = finish(outputs["oracle"], sample_rate, None, PEAK_CEILING_DB)[0]
+        outputs["oracle, peak under −1 dBFS"] = set_level(outputs["oracle"], sample_rate, None, PEAK_CEILING_DB)[0]
         seconds_of["oracle, peak under −1 dBFS"] = seconds_of["oracle"]
         for name in ("param", "unet"):
             started = time.perf_counter()
             # master() without its type conversions and resampling
             restored, estimate, _ = restore(models[name], degraded, residuals[name], strengths[name])
-            outputs[name] = finish(restored, sample_rate, None, PEAK_CEILING_DB)[0]
+            outputs[name] = set_level(restored, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[name] += time.perf_counter() - started
             started = time.perf_counter()
-            uncorrected = restore(models[name], degraded, strength=strengths[name]).audio
-            outputs[f"{name}, no residual correction"] = finish(uncorrected, sample_rate, None, PEAK_CEILING_DB)[0]
+            uncorrected = restore(models[name], degraded, inverse_strength=strengths[name]).audio
+            outputs[f"{name}, no residual correction"] = set_level(uncorrected, sample_rate, None, PEAK_CEILING_DB)[0]
             seconds_of[f"{name}, no residual correction"] += time.perf_counter() - started
             if estimate is not None:
                 started = time.perf_counter()
                 full_strength = restore(models[name], degraded).audio
-                outputs["param, no residual correction, full strength"] = finish(full_strength, sample_rate, None,
+                outputs["param, no residual correction, full strength"] = set_level(full_strength, sample_rate, None,
                                                                                  PEAK_CEILING_DB)[0]
                 seconds_of["param, no residual correction, full strength"] += time.perf_counter() - started
-                outputs["param, peak at −1 dBFS"] = finish(restored, sample_rate, None, PEAK_CEILING_DB, True)[0]
+                outputs["param, peak at −1 dBFS"] = set_level(restored, sample_rate, None, PEAK_CEILING_DB, True)[0]
                 seconds_of["param, peak at −1 dBFS"] = seconds_of["param"]
                 errors.append(parameter_errors(chain, truth, estimate))
                 presence_hits.append({s.name: (float(estimate[s.name]["present"][0]) >= 0.5)
                                       == (float(truth[s.name]["present"][0]) == 1.0) for s in chain.specs})
-        outputs["identity, peak at −1 dBFS"] = finish(degraded, sample_rate, None, PEAK_CEILING_DB, True)[0]
+        outputs["identity, peak at −1 dBFS"] = set_level(degraded, sample_rate, None, PEAK_CEILING_DB, True)[0]
         for name, audio in outputs.items():
             rows.append({"track": track.id, "seed": seed, "system": name, **scores(audio, clean, sample_rate)})
         print(f"{track.id} (seed {seed}): " + ", ".join(f"{r['system']} {r['mrstft']:.3f}" for r in rows[-len(SYSTEMS):]))

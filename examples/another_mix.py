@@ -4,7 +4,7 @@
 
 Without files it uses a synthesised song with an echo and a muffled top, and as its other mix
 the same song with the lead part left out. The second call estimates nothing: it applies the
-first report (``params=``), so both mixes are treated alike; ``keep=`` leaves an effect in.
+first report (``report=``), so both mixes are treated alike; ``keep=`` leaves an effect in.
 """
 
 import sys
@@ -37,9 +37,9 @@ else:
     song, other = degrade(backing + 0.5 * lead, sample_rate), degrade(backing, sample_rate)
 
 first = dmaster.master(song, sample_rate)
-again = dmaster.master(other, sample_rate, params=first.params)
-with_echo = dmaster.master(other, sample_rate, params=first.params, keep=["echo"])
+again = dmaster.master(other, sample_rate, report=first.report)
+with_echo = dmaster.master(other, sample_rate, report=first.report, keep=["echo"])
 for name, result in (("song", first), ("other mix, same correction", again), ("other mix, echo kept", with_echo)):
-    applied = [f"{effect} {report['correction_strength']:.2f}" for effect, report in result.params["effects"].items()
+    applied = [f"{effect} {report['correction_strength']:.2f}" for effect, report in result.report["effects"].items()
                if report["applied"]]
     print(f"{name}: {', '.join(applied) or 'nothing undone'}")

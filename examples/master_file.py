@@ -26,7 +26,7 @@ else:
 
 result = dmaster.master(audio, sample_rate, target_lufs=-16.0, true_peak=True)
 print(result.to_json())
-output = result.params["output"]
+output = result.report["output"]
 print(f"loudness {output['loudness_lufs']} LUFS, limiter {output.get('peak_limiting_db', 0.0)} dB on the loudest peak")
 if len(sys.argv) > 2:
     sf.write(sys.argv[2], result.audio.T, result.sample_rate, subtype="PCM_24")

@@ -29,8 +29,10 @@ from dmaster.data.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain
-from dmaster.mastering import (RESIDUAL_SUFFIX, filter_with, finish, model_windows, resolve_model, resolve_strength,
-                               restore)
+from dmaster.mastering.estimation import model_windows
+from dmaster.mastering.level import set_level
+from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, resolve_model, resolve_strength
+from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
 from dmaster.residual import ResidualCorrection, extra_response, features, long_term_spectrum
 
@@ -53,7 +55,7 @@ def examples(model, strength: dict[str, float], tracks, draws: int, seconds: flo
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
         for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed):
-            restored, params, _ = restore(model, degraded, strength=strength)
+            restored, params, _ = restore(model, degraded, inverse_strength=strength)
             windows = model_windows(model, degraded)
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]
             spectra = [long_term_spectrum(a[None], sample_rate) for a in (clean, restored)]
@@ -102,7 +104,7 @@ def corrected_mrstft(rows, corrections, sample_rate: int) -> float:
         out = row["restored"]
         if correction is not None:
             out = filter_with(out, extra_response(*correction, sample_rate), sample_rate)
-        out = finish(out, sample_rate, None, PEAK_CEILING_DB)[0]
+        out = set_level(out, sample_rate, None, PEAK_CEILING_DB)[0]
         distances.append(float(mrstft_distance(out[None], row["clean"][None])))
     return float(np.mean(distances))
 

@@ -26,7 +26,10 @@ import torch
 from dmaster.data.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
-from dmaster.mastering import STRENGTH_SUFFIX, apply_estimate, estimate, finish, resolve_model, save_strength
+from dmaster.mastering.estimation import estimate
+from dmaster.mastering.level import set_level
+from dmaster.mastering.pretrained import STRENGTH_SUFFIX, resolve_model, save_strength
+from dmaster.mastering.restoration import apply_estimate
 from dmaster.metrics import mrstft_distance
 from dmaster.models import ParamEstimator
 
@@ -52,7 +55,7 @@ def distances(model, rows: list[dict], strength: dict[str, float]) -> np.ndarray
     out = []
     for row in rows:
         restored = apply_estimate(model.chain, row["degraded"], row["estimate"], strength)
-        restored = finish(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
+        restored = set_level(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
         out.append(float(mrstft_distance(restored[None], row["clean"][None])))
     return np.array(out)
 

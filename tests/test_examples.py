@@ -42,7 +42,7 @@ def test_compare_with_unet():
 
 @pytest.mark.parametrize("kind", ["param", "unet"])
 def test_shipped_models_load(kind):
-    from dmaster.mastering import resolve_model, shipped_weights
+    from dmaster.mastering.pretrained import resolve_model, shipped_weights
 
     assert shipped_weights(kind).stat().st_size < 20e6
     assert resolve_model(kind).sample_rate == 44100

@@ -8,13 +8,16 @@ import pytest
 import soundfile as sf
 import torch
 
-from dmaster import Chain, mastering
+from dmaster import Chain
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
-from dmaster.mastering import (MIN_PRESENCE, RESIDUAL_SUFFIX, STRENGTH_SUFFIX, MasterResult, aggregate,
-                               analysis_windows, correction_weights, filter_with, finish, integrated_loudness, invert,
-                               master, restore, save_strength)
 from dmaster.limiter import peak_db
+from dmaster.loudness import integrated_loudness
+from dmaster.mastering import MasterResult, chunks, level, master, pretrained
+from dmaster.mastering.estimation import aggregate, analysis_windows
+from dmaster.mastering.level import set_level
+from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, STRENGTH_SUFFIX, save_strength
+from dmaster.mastering.restoration import MIN_PRESENCE, correction_strengths, filter_with, invert, restore
 from dmaster.residual import ResidualCorrection, extra_response
 from dmaster.synth import music_like
 
@@ -57,24 +60,24 @@ def test_restored_level_is_kept_unless_the_peak_is_normalised(estimator):
     torch.testing.assert_close(kept.audio, restored, rtol=1e-5, atol=1e-7)
     result = master(quiet, SR, model=estimator, peak_ceiling_db=-3.0, normalise_peak=True)
     assert float(result.audio.abs().max()) == pytest.approx(10 ** (-3 / 20), rel=1e-4)
-    assert "peak_normalisation_db" in result.params["output"]
+    assert "peak_normalisation_db" in result.report["output"]
 
 
 def test_loudness_normalisation_reaches_the_target(estimator):
     result = master(CLIP * 0.1, SR, model=estimator, target_lufs=-23.0, peak_ceiling_db=0.0)
     assert integrated_loudness(result.audio, SR) == pytest.approx(-23.0, abs=0.1)
-    assert result.params["output"]["loudness_lufs"] == pytest.approx(-23.0, abs=0.1)
+    assert result.report["output"]["loudness_lufs"] == pytest.approx(-23.0, abs=0.1)
 
 
 @pytest.mark.parametrize("ceiling_db", [-1.0, -3.0])
 def test_the_loudness_target_is_reached_with_the_peaks_limited(ceiling_db):
     audio = music_like(4.0, SR, 2, seed=11)
     audio[:, SR::SR] = 0.9  # clicks: normalising to -14 LUFS puts them over the ceiling
-    limited, report = finish(audio, SR, -14.0, ceiling_db)
+    limited, report = set_level(audio, SR, -14.0, ceiling_db)
     assert float(limited.abs().max()) <= 10 ** (ceiling_db / 20)
     assert report["peak_limiting_db"] < 0 and "peak_reduction_db" not in report
     assert integrated_loudness(limited, SR) == pytest.approx(-14.0, abs=0.1) == report["loudness_lufs"]
-    turned_down, _ = finish(audio, SR, None, ceiling_db)  # without a target the level is kept, under the ceiling
+    turned_down, _ = set_level(audio, SR, None, ceiling_db)  # without a target the level is kept, under the ceiling
     assert float(turned_down.abs().max()) <= 10 ** (ceiling_db / 20)
     assert torch.allclose(turned_down / turned_down.abs().max(), audio / audio.abs().max())
 
@@ -82,14 +85,14 @@ def test_the_loudness_target_is_reached_with_the_peaks_limited(ceiling_db):
 def test_a_true_peak_ceiling_counts_the_peaks_between_samples():
     audio = music_like(4.0, SR, 2, seed=12)
     for target_lufs in (None, -12.0):
-        out, report = finish(audio, SR, target_lufs, -1.0, true_peak=True)
+        out, report = set_level(audio, SR, target_lufs, -1.0, true_peak=True)
         assert report["true_peak"] and peak_db(out, true_peak=True) <= -1.0 + 0.05
 
 
 def test_the_limiter_stops_short_of_crushing_the_audio():
     audio = music_like(4.0, SR, 2, seed=11)
-    limited, report = finish(audio, SR, -6.0, -6.0)  # a peak-to-loudness ratio of 0 dB: unreachable
-    assert report["peak_limiting_db"] == pytest.approx(-mastering.MAX_LIMITING_DB)
+    limited, report = set_level(audio, SR, -6.0, -6.0)  # a peak-to-loudness ratio of 0 dB: unreachable
+    assert report["peak_limiting_db"] == pytest.approx(-level.MAX_LIMITING_DB)
     assert report["loudness_lufs"] == pytest.approx(integrated_loudness(limited, SR), abs=0.01)
     assert report["loudness_lufs"] < -6.5
 
@@ -128,13 +131,13 @@ def test_params_are_readable_json(estimator):
         assert effect["applied"] == (strength > 0) and (effect["correction"] == "none") == (strength == 0)
 
 
-def test_correction_weights_follow_presence():
+def test_correction_strengths_follow_presence():
     params = {"echo": {"present": torch.tensor([0.01, 0.3, 1.0]), "delay_ms": torch.full((3,), 100.0)}}
-    weights = correction_weights(params)["echo"]
+    weights = correction_strengths(params)["echo"]
     assert weights["present"].tolist() == pytest.approx([0.0, 0.3, 1.0])
     assert torch.equal(weights["delay_ms"], params["echo"]["delay_ms"])
-    assert correction_weights(params, {"echo": 0.5})["echo"]["present"].tolist() == pytest.approx([0.0, 0.15, 0.5])
-    assert correction_weights(params, {"reverb": 0.0})["echo"]["present"].tolist() == pytest.approx([0.0, 0.3, 1.0])
+    assert correction_strengths(params, {"echo": 0.5})["echo"]["present"].tolist() == pytest.approx([0.0, 0.15, 0.5])
+    assert correction_strengths(params, {"reverb": 0.0})["echo"]["present"].tolist() == pytest.approx([0.0, 0.3, 1.0])
 
 
 def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimator, capsys):
@@ -143,13 +146,13 @@ def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimato
     full = master(CLIP, SR, model=checkpoint)
     save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {name: 0.0 for name in estimator.chain.effect_names}, "test")
     untouched = master(CLIP, SR, model=str(checkpoint))
-    for name, effect in untouched.params["effects"].items():
+    for name, effect in untouched.report["effects"].items():
         assert effect["inverse_strength"] == 0.0 and not effect["applied"] and effect["correction"] == "none"
-        assert full.params["effects"][name]["inverse_strength"] == 1.0
+        assert full.report["effects"][name]["inverse_strength"] == 1.0
     scale = untouched.audio.abs().max() / CLIP.abs().max()  # no inverse at all: only the peak ceiling's level step
     torch.testing.assert_close(untouched.audio, CLIP * scale, rtol=1e-4, atol=1e-6)
     save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {"compressor": 0.5}, "test")
-    half = master(CLIP, SR, model=checkpoint).params["effects"]
+    half = master(CLIP, SR, model=checkpoint).report["effects"]
     assert half["compressor"]["correction_strength"] == pytest.approx(
         0.5 * half["compressor"]["presence_probability"], abs=1e-4)
     assert half["echo"]["inverse_strength"] == 1.0
@@ -161,8 +164,8 @@ def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimato
 
 def test_kept_effects_are_left_in(tmp_path, estimator, unet, checkpoints, capsys):
     result = master(CLIP, SR, model=estimator, keep=("echo", "reverb"))
-    assert result.params["kept"] == ["echo", "reverb"]
-    for name, effect in result.params["effects"].items():
+    assert result.report["kept"] == ["echo", "reverb"]
+    for name, effect in result.report["effects"].items():
         kept = name in ("echo", "reverb")
         assert (effect["inverse_strength"] == 0.0) == kept and (kept <= (effect["correction"] == "none"))
     with pytest.raises(ValueError, match="keep: unknown effect 'flanger'; effects are eq, gain"):
@@ -183,17 +186,17 @@ def test_kept_effects_are_left_in(tmp_path, estimator, unet, checkpoints, capsys
 def test_amount_scales_the_whole_correction(tmp_path, checkpoints, unet, capsys):
     checkpoint = param_with_a_level_correction(tmp_path, checkpoints, 3.0)
     full, half = (master(CLIP, SR, model=checkpoint, amount=amount, peak_ceiling_db=0.0) for amount in (1.0, 0.5))
-    assert half.params["amount"] == 0.5 and full.params["amount"] == 1.0
-    for name, effect in half.params["effects"].items():
-        assert effect["inverse_strength"] == 0.5 * full.params["effects"][name]["inverse_strength"]
-    assert half.params["residual_correction"]["level_db"] == pytest.approx(
-        0.5 * full.params["residual_correction"]["level_db"])
+    assert half.report["amount"] == 0.5 and full.report["amount"] == 1.0
+    for name, effect in half.report["effects"].items():
+        assert effect["inverse_strength"] == 0.5 * full.report["effects"][name]["inverse_strength"]
+    assert half.report["residual_correction"]["level_db"] == pytest.approx(
+        0.5 * full.report["residual_correction"]["level_db"])
     for model in (checkpoint, unet):  # nothing applied: the input comes back (through the unit filter)
         untouched = master(CLIP, SR, model=model, amount=0.0, peak_ceiling_db=0.0).audio
         assert torch.allclose(untouched, CLIP, atol=1e-5)
-    again = master(CLIP, SR, model=checkpoint, params=half.params, amount=0.5, peak_ceiling_db=0.0)
-    assert again.params["residual_correction"]["level_db"] == pytest.approx(
-        0.25 * full.params["residual_correction"]["level_db"])  # a report's correction is scaled again
+    again = master(CLIP, SR, model=checkpoint, report=half.report, amount=0.5, peak_ceiling_db=0.0)
+    assert again.report["residual_correction"]["level_db"] == pytest.approx(
+        0.25 * full.report["residual_correction"]["level_db"])  # a report's correction is scaled again
     with pytest.raises(ValueError, match=r"amount must lie in \[0, 1\], got 1.5"):
         master(CLIP, SR, model=checkpoint, amount=1.5)
     sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
@@ -208,24 +211,24 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     checkpoint = param_with_a_level_correction(tmp_path, checkpoints, 3.0)
     save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {"reverb": 0.5}, "test")
     first = master(CLIP, SR, model=checkpoint)
-    again = master(CLIP, SR, model=checkpoint, params=json.loads(first.to_json()))
+    again = master(CLIP, SR, model=checkpoint, report=json.loads(first.to_json()))
     torch.testing.assert_close(again.audio, first.audio, rtol=1e-3, atol=1e-4)  # the report rounds to 4 digits
-    assert again.params["estimate_given"] and again.params["effects"] == first.params["effects"]
-    assert again.params["residual_correction"] == first.params["residual_correction"]
+    assert again.report["estimate_given"] and again.report["effects"] == first.report["effects"]
+    assert again.report["residual_correction"] == first.report["residual_correction"]
     other_mix = CLIP.flip(-1)  # the same correction for another mix: not a new estimate
-    reused = master(other_mix, SR, model=checkpoint, params=first.params)
-    assert reused.params["effects"] == first.params["effects"]
+    reused = master(other_mix, SR, model=checkpoint, params=first.params)  # the old names still work
+    assert reused.report["effects"] == first.report["effects"]
 
     edited = json.loads(first.to_json())
     edited["effects"]["gain"].update(presence_probability=1.0, inverse_strength=1.0)
     edited["effects"]["gain"]["estimated"]["gain_db"]["value"] = -6.0
     (tmp_path / "edited.json").write_text(json.dumps(edited))
-    louder = master(CLIP, SR, model=checkpoint, params=tmp_path / "edited.json", peak_ceiling_db=0.0)
-    assert louder.params["effects"]["gain"]["correction"] == "+6.0 dB"
+    louder = master(CLIP, SR, model=checkpoint, report=tmp_path / "edited.json", peak_ceiling_db=0.0)
+    assert louder.report["effects"]["gain"]["correction"] == "+6.0 dB"
 
     edited["effects"]["gain"]["estimated"]["gain_db"]["value"] = 99.0
     with pytest.raises(ValueError, match="gain_db"):
-        master(CLIP, SR, model=checkpoint, params=edited)
+        master(CLIP, SR, model=checkpoint, report=edited)
     not_finite = json.loads(first.to_json())
     not_finite["residual_correction"]["level_db"] = float("nan")
     wrong_strength = json.loads(first.to_json())
@@ -233,11 +236,11 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     for bad, message in (({"model": "unet"}, "no 'effects'"), ({"effects": {"eq": {}}}, "malformed"),
                          (not_finite, "finite level"), (wrong_strength, r"strength of echo must lie in \[0, 1\]")):
         with pytest.raises(ValueError, match=message):
-            master(CLIP, SR, model=checkpoint, params=bad)
+            master(CLIP, SR, model=checkpoint, report=bad)
     with pytest.raises(ValueError, match="U-Net has no parameters"):
-        master(CLIP, SR, model=unet, params=first.params)
+        master(CLIP, SR, model=unet, report=first.report)
     with pytest.raises(ValueError, match="cannot read the report"):
-        master(CLIP, SR, model=checkpoint, params=tmp_path / "missing.json")
+        master(CLIP, SR, model=checkpoint, report=tmp_path / "missing.json")
 
     sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
     song, out = str(tmp_path / "song.wav"), tmp_path / "out"
@@ -247,7 +250,7 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     assert "gain_db" in capsys.readouterr().err and not out.exists()
     (tmp_path / "first.json").write_text(first.to_json())
     assert main([*master_with, str(tmp_path / "first.json")]) == 0
-    assert json.loads((out / "song_mastered.json").read_text())["effects"] == first.params["effects"]
+    assert json.loads((out / "song_mastered.json").read_text())["effects"] == first.report["effects"]
 
 
 @pytest.mark.parametrize("content, message", [
@@ -394,7 +397,7 @@ def param_with_a_level_correction(folder, checkpoints, level_db: float):
     """A copy of the test parameter model in ``folder`` with a residual correction of ``level_db`` next to it."""
     checkpoint = folder / "param.pt"
     checkpoint.write_bytes((checkpoints / "param.pt").read_bytes())
-    n_features = 40 + 1 + 5 + len(mastering.resolve_model(checkpoint).chain.flat_params)
+    n_features = 40 + 1 + 5 + len(pretrained.resolve_model(checkpoint).chain.flat_params)
     level_only_correction(n_features, level_db).save(folder / f"param{RESIDUAL_SUFFIX}")
     return checkpoint
 
@@ -436,9 +439,9 @@ def test_long_tracks_are_inverted_in_chunks_without_seams(monkeypatch):
     params["echo"].update(delay_ms=torch.tensor([300.0]), level_db=torch.tensor([-6.0]))  # inverse tail 5 s
     degraded = chain(music_like(60.0, SR, 2, seed=8)[None], params)[0]
     whole = invert(chain, degraded, params)
-    monkeypatch.setattr(mastering, "ONE_PASS_SECONDS", 20.0)
-    monkeypatch.setattr(mastering, "CHUNK_SECONDS", 15.0)
-    monkeypatch.setattr(mastering, "CHUNK_MARGIN_SECONDS", 10.0)
+    monkeypatch.setattr(chunks, "ONE_PASS_SECONDS", 20.0)
+    monkeypatch.setattr(chunks, "CHUNK_SECONDS", 15.0)
+    monkeypatch.setattr(chunks, "CHUNK_MARGIN_SECONDS", 10.0)
     lengths = []
     monkeypatch.setattr(chain, "inverse", lambda y, *args, **kwargs: lengths.append(y.shape[-1]) or
                         Chain.inverse(chain, y, *args, **kwargs))
@@ -450,11 +453,11 @@ def test_long_tracks_are_inverted_in_chunks_without_seams(monkeypatch):
 def test_long_tracks_are_limited_in_chunks_without_seams(monkeypatch):
     audio = music_like(40.0, SR, 2, seed=10)
     audio[:, :: SR // 20] = 0.95  # a click every 50 ms: the limiter's ramps cross every seam
-    whole, report = finish(audio, SR, -12.0, -1.0)
-    monkeypatch.setattr(mastering, "ONE_PASS_SECONDS", 20.0)
-    monkeypatch.setattr(mastering, "CHUNK_SECONDS", 15.0)
-    monkeypatch.setattr(mastering, "CHUNK_MARGIN_SECONDS", 2.0)
-    chunked, chunked_report = finish(audio, SR, -12.0, -1.0)
+    whole, report = set_level(audio, SR, -12.0, -1.0)
+    monkeypatch.setattr(chunks, "ONE_PASS_SECONDS", 20.0)
+    monkeypatch.setattr(chunks, "CHUNK_SECONDS", 15.0)
+    monkeypatch.setattr(chunks, "CHUNK_MARGIN_SECONDS", 2.0)
+    chunked, chunked_report = set_level(audio, SR, -12.0, -1.0)
     assert report["peak_limiting_db"] < -1 and chunked_report == report
     assert torch.allclose(chunked, whole, atol=1e-6)
 
@@ -463,9 +466,9 @@ def test_long_tracks_are_filtered_with_the_unet_correction_in_chunks_without_sea
     audio = music_like(40.0, SR, 2, seed=9)
     extra = extra_response(6 * torch.linspace(0, 3 * np.pi, 40, dtype=torch.float64).sin(), 3.0, SR)
     whole = filter_with(audio, extra, SR)
-    monkeypatch.setattr(mastering, "ONE_PASS_SECONDS", 20.0)
-    monkeypatch.setattr(mastering, "CHUNK_SECONDS", 10.0)
-    monkeypatch.setattr(mastering, "CHUNK_MARGIN_SECONDS", 1.0)
+    monkeypatch.setattr(chunks, "ONE_PASS_SECONDS", 20.0)
+    monkeypatch.setattr(chunks, "CHUNK_SECONDS", 10.0)
+    monkeypatch.setattr(chunks, "CHUNK_MARGIN_SECONDS", 1.0)
     chunked = filter_with(audio, extra, SR)
     assert not torch.allclose(whole, audio, atol=1e-2)
     assert float((chunked - whole).abs().max()) <= 1e-4 * float(whole.abs().max())

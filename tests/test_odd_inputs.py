@@ -13,13 +13,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmaster import mastering
 from dmaster.apps.master import output_names
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
 from dmaster.data.audio import atomic_path
 from dmaster.loudness import integrated_loudness
-from dmaster.mastering import master
+from dmaster.mastering import inputs, level, master
 from dmaster.synth import music_like
 
 SR = 44100
@@ -102,9 +101,9 @@ def test_resampling_back_gives_exactly_the_input_length(rate):
     lengths = np.random.default_rng(rate).integers(1, 50000, 60).tolist() + [1, 2, 3, 144031]
     for samples in lengths:
         audio = torch.randn(2, samples) * 0.1
-        working = mastering._resample(audio, rate, SR, mastering.resampled_length(samples, rate, SR))
+        working = inputs.resample(audio, rate, SR, inputs.resampled_length(samples, rate, SR))
         assert working.shape[-1] >= 1
-        assert mastering._resample(working, SR, rate, samples).shape == (2, samples)
+        assert inputs.resample(working, SR, rate, samples).shape == (2, samples)
 
 
 def test_master_keeps_the_length_at_48_khz(estimator):
@@ -122,7 +121,7 @@ def test_one_odd_file_never_stops_the_batch(tmp_path, model, monkeypatch, capsys
     write(folder / "good.wav")
     (folder / "text.wav").write_text("not audio")
     write(folder / "crashes.wav", CLIP * 0.123)
-    real = mastering.master
+    real = master
 
     def flaky(audio, sample_rate, **options):
         if float(audio.abs().max()) == pytest.approx(0.123 * float(CLIP.abs().max()), rel=1e-3):
@@ -180,14 +179,14 @@ def test_a_loudness_target_is_reached_with_many_channels(tmp_path, model, channe
 def test_the_reported_loudness_is_measured_even_for_very_quiet_input(estimator, level_db):
     quiet = CLIP / CLIP.abs().max() * 10 ** (level_db / 20)
     result = master(quiet, SR, model=estimator, target_lufs=-14.0)
-    reached = result.params["output"]["loudness_lufs"]
+    reached = result.report["output"]["loudness_lufs"]
     assert reached == pytest.approx(integrated_loudness(result.audio, SR), abs=0.01)
     assert reached == pytest.approx(-14.0, abs=0.1)
 
 
 def test_a_loudness_that_cannot_be_measured_is_said_so():
     drift = torch.linspace(0, 1e-3, 30 * 8000).expand(2, -1)  # K-weighting's high-pass leaves almost nothing
-    audio, report = mastering.finish(drift, 8000, -14.0, -1.0)
+    audio, report = level.set_level(drift, 8000, -14.0, -1.0)
     assert "loudness_lufs" not in report and "absolute gate" in report["target_missed"]
     assert float(audio.abs().max()) == pytest.approx(10 ** (-1 / 20), rel=1e-5)
 
@@ -207,9 +206,9 @@ def test_a_report_with_an_out_of_range_residual_correction_is_refused(tmp_path, 
     path = tmp_path / "edited.json"
     path.write_text(json.dumps({**report, "residual_correction": residual}))
     with pytest.raises(ValueError, match=message):
-        master(CLIP, SR, model=estimator, params=path)
+        master(CLIP, SR, model=estimator, report=path)
     write(tmp_path / "song.wav")
-    assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--params", str(path),
+    assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--report", str(path),
                  *model]) == 2
     assert len(error_lines(capsys)) == 1 and not (tmp_path / "out").exists()
 

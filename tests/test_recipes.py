@@ -13,7 +13,7 @@ import torch
 
 from dmaster.checkpoint import save_checkpoint
 from dmaster.data.splits import split_of
-from dmaster.mastering import load_strength
+from dmaster.mastering.pretrained import load_strength
 from dmaster.residual import ResidualCorrection
 from dmaster.synth import music_like
 

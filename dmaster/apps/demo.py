@@ -77,18 +77,18 @@ def run(args: argparse.Namespace) -> int:
     for name, audio in (("clean", clean), ("degraded", degraded), ("mastered", mastered)):
         save_audio(args.output / f"{name}.wav", audio, SAMPLE_RATE)
     truth = chain.to_json(params)[0]
-    write_json_atomic(args.output / "demo.json", {"degradation": truth, "mastering": result.params})
+    write_json_atomic(args.output / "demo.json", {"degradation": truth, "mastering": result.report})
 
     print(f"{'effect':<11} {'degraded with':<44} estimate")
     for spec in chain.specs:
         true_effect = truth[spec.name]
         told = ", ".join(f"{k} {v:g}" for k, v in DEGRADATION.get(spec.name, {}).items() if k != "present") or "—"
-        found = result.params.get("effects", {}).get(spec.name)
+        found = result.report.get("effects", {}).get(spec.name)
         estimate = f"p={found['presence_probability']:.2f}: {found['correction']}" if found else "(U-Net: no parameters)"
         if found and found["inverse_strength"] < 1:
             estimate += f" (the model's inverse strength for it: {found['inverse_strength']:g})"
         print(f"{spec.name:<11} {told if true_effect['present'] else 'off':<44} {estimate}")
-    residual = result.params.get("residual_correction")
+    residual = result.report.get("residual_correction")
     if residual:
         bands = residual["bands_db"].values()
         print(f"{'residual':<11} {'—':<44} level {residual['level_db']:+.1f} dB, "

@@ -10,7 +10,8 @@ import torch
 from tqdm import tqdm
 
 from ..data.audio import load_audio, read_jsonl, write_json_atomic
-from ..mastering import master, resolve_model
+from ..mastering import master
+from ..mastering.pretrained import resolve_model
 from ..metrics import log_spectral_distance, mrstft_distance, si_sdr
 
 METRICS = {"mrstft": mrstft_distance, "si_sdr_db": si_sdr, "lsd_db": log_spectral_distance}

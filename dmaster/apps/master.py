@@ -24,16 +24,10 @@ from ..data.audio import (
 )
 from ..data.plots import save_spectrograms
 from ..effects import SPECS
-from ..mastering import (
-    MAX_LIMITING_DB,
-    MAX_RATE,
-    MIN_RATE,
-    check_keep,
-    check_settings,
-    master,
-    read_report,
-    resolve_model,
-)
+from ..mastering import MAX_LIMITING_DB, MAX_RATE, MIN_RATE, master
+from ..mastering.inputs import check_keep, check_settings
+from ..mastering.pretrained import resolve_model
+from ..mastering.report import read_report
 
 MISSED_TARGET_LU = 0.5
 """A loudness this far from ``--target-lufs`` gets a note."""
@@ -143,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="append", default=[], choices=effects, metavar="EFFECT",
                         help=f"leave this effect in ({', '.join(effects)}; repeatable), e.g. --keep reverb when "
                              "the room is wanted")
-    parser.add_argument("--params", type=Path, default=None, metavar="JSON",
+    parser.add_argument("--report", "--params", dest="report", type=Path, default=None, metavar="JSON",
                         help="apply the estimate in this report of an earlier 'dmaster master' (edited or not) "
                              "instead of estimating anew: the same correction for every input")
     parser.add_argument("--format", choices=tuple(OUTPUT_FORMATS), default="wav",
@@ -162,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
         paths, notes = find_inputs(args.inputs, args.output)
         model = resolve_model(args.model)
         check_keep(args.keep, model)
-        if args.params is not None:
-            read_report(args.params, model)  # a bad report fails here, before any file
+        if args.report is not None:
+            read_report(args.report, model)  # a bad report fails here, before any file
         args.output.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=args.output):  # a folder we cannot write into fails here, not per file
             pass
@@ -226,9 +220,9 @@ def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.
         audio, sample_rate = load_audio(path, model.sample_rate), model.sample_rate
     result = master(audio, sample_rate, model=args.model, target_lufs=args.target_lufs,
                     peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
-                    correct_residual=not args.no_residual_correction, keep=args.keep, params=args.params,
+                    correct_residual=not args.no_residual_correction, keep=args.keep, report=args.report,
                     true_peak=args.true_peak, amount=args.amount, progress=stage)
-    level = result.params["output"]
+    level = result.report["output"]
     reached = level.get("loudness_lufs")
     if "target_missed" in level:
         told.append(f"note: loudness target {args.target_lufs} LUFS missed: {level['target_missed']}")
@@ -236,14 +230,14 @@ def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.
         told.append(f"note: reached {reached} LUFS, not {args.target_lufs}: the limiter takes at most "
                     f"{MAX_LIMITING_DB:g} dB off a peak")
     stage("writing")
-    result.params["files"] = {"input": str(path), "mastered": mastered.name, "report": report.name,
+    result.report["files"] = {"input": str(path), "mastered": mastered.name, "report": report.name,
                               "plot": None if plot is None else plot.name}
     if told:
-        result.params["files"]["warnings"] = told
+        result.report["files"]["warnings"] = told
     if plot is not None:
         save_spectrograms(plot, audio, torch.as_tensor(result.audio), result.sample_rate,
                           title=f"{path.name}: input (top) and mastered (bottom)",
-                          notes=_notes(result.params), labels=("input", "mastered"))
+                          notes=_notes(result.report), labels=("input", "mastered"))
     # the report first: it marks the outputs as this file's, and the file as done once the audio is there
     write_text_atomic(report, result.to_json() + "\n")
     save_audio(mastered, result.audio, result.sample_rate, args.format)

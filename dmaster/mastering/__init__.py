@@ -1,0 +1,142 @@
+"""``master(audio, sample_rate)``: estimate what degraded a track and undo it, then set its level.
+
+The pipeline, one module a step, data flowing down:
+
+* :mod:`.inputs` checks the audio and settings and converts the audio to the model's rate (and back);
+* :mod:`.pretrained` resolves the model and the files fitted for it (residual correction, inverse strengths);
+* :mod:`.estimation` has the parameter model listen to windows spread over the track and aggregates its
+  estimates (the degradations are track-wide);
+* :mod:`.restoration` runs the chain's inverse over the whole track, each effect weighted by its correction
+  strength, with the residual correction in the same pass (or the U-Net, in cross-faded chunks);
+* :mod:`.level` sets the output level: a loudness target under a peak ceiling, or the peak kept under it;
+* :mod:`.report` writes the JSON report (and reads it back, to apply an earlier estimate again).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from ..models import ParamEstimator
+from .inputs import (
+    MAX_RATE,
+    MIN_RATE,
+    Audio,
+    as_channels_first,
+    check_keep,
+    check_sample_rate,
+    check_settings,
+    like_input,
+    resample,
+    resampled_length,
+)
+from .level import MAX_LIMITING_DB, set_level
+from .pretrained import ModelChoice, resolve_model, resolve_residual, resolve_strength
+from .report import describe_correction, describe_estimate, read_report
+from .restoration import apply_estimate, restore, scaled_strengths
+
+__all__ = ["MAX_LIMITING_DB", "MAX_RATE", "MIN_RATE", "MasterResult", "master"]
+
+
+@dataclass
+class MasterResult:
+    """What :func:`master` returns."""
+
+    audio: Audio
+    """Mastered audio, same type, dtype, layout and length as the input."""
+    sample_rate: int
+    report: dict[str, Any] = field(default_factory=dict)
+    """JSON-ready: per effect, the presence probability, the estimated degradation in physical units and
+    the correction applied; the residual correction; the output level reached."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The report, by its old name."""
+        return self.report
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text."""
+        return json.dumps(self.report, indent=indent)
+
+
+def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
+           peak_ceiling_db: float = -1.0, normalise_peak: bool = False, true_peak: bool = False,
+           correct_residual: bool = True, keep: str | Iterable[str] = (), amount: float = 1.0,
+           report: Mapping[str, Any] | str | Path | None = None, params: Mapping[str, Any] | str | Path | None = None,
+           progress: Callable[[str], None] | None = None) -> MasterResult:
+    """Master ``audio``: estimate what degraded it, undo that, and set the output level.
+
+    Args:
+        audio: numpy or torch, ``(channels, samples)`` or ``(samples,)``, any float dtype or int16/int32 PCM.
+        sample_rate: Hz, in [8000, 384000]; the model works at its own rate, the result comes back at this one.
+        model: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a checkpoint path
+            or a loaded model.
+        target_lufs: integrated loudness (LUFS, ITU-R BS.1770) to normalise to, the peaks limited to the
+            ceiling by a lookahead limiter. Without it the restored level is kept under the ceiling.
+        peak_ceiling_db: the highest peak of the output, dBFS (or dBTP with ``true_peak``).
+        normalise_peak: set the peak to the ceiling (not with ``target_lufs``).
+        true_peak: the ceiling counts the peaks between the samples too (4× oversampled, ITU-R BS.1770-4).
+        correct_residual: apply the model's residual correction of tonal balance and level, read from next
+            to its checkpoint (a loaded module has none).
+        keep: effects to leave in, e.g. ``"reverb"`` when the room is wanted; they are still estimated and
+            reported.
+        amount: how much of the correction to apply, 0–1: every effect's correction strength and the residual
+            correction (dB) scaled by it (the U-Net's output mixed with the input); 0 leaves the audio as it
+            is but for the level.
+        report: an earlier result's ``report`` (or the path of its JSON) whose estimate, inverse strengths
+            and residual correction are applied instead of estimating anew: the same correction for another
+            mix, or an estimate edited by hand. ``params`` is its old name.
+        progress: called with the name of each stage as it starts.
+
+    Returns:
+        The mastered audio in the input's type, dtype, layout and length, and the report.
+
+    Example:
+        >>> import numpy as np
+        >>> from dmaster.synth import music_like
+        >>> clip = music_like(1.0, 44100, 2, seed=0).numpy()
+        >>> result = master(clip, 44100, target_lufs=-14.0)
+        >>> result.audio.shape == clip.shape, round(result.report["output"]["loudness_lufs"])
+        (True, -14)
+    """
+    if report is not None and params is not None:
+        raise ValueError("report and params are the same setting (params is its old name); give one")
+    given = report if report is not None else params
+    progress = progress or (lambda stage: None)
+    check_sample_rate(sample_rate)
+    check_settings(target_lufs, peak_ceiling_db, amount, normalise_peak)
+    tensor, mono = as_channels_first(audio)
+    if float(tensor.abs().max()) == 0.0:
+        raise ValueError("audio is digital silence; there is nothing to master")
+    network = resolve_model(model)
+    keep = check_keep(keep, network)
+    rate, samples = int(sample_rate), tensor.shape[-1]
+    working = resample(tensor, rate, network.sample_rate, resampled_length(samples, rate, network.sample_rate))
+    if given is None:
+        progress("estimating and restoring")
+        inverse_strength = {**resolve_strength(model), **dict.fromkeys(keep, 0.0)}
+        if isinstance(network, ParamEstimator):
+            inverse_strength = scaled_strengths(network.chain, inverse_strength, amount)
+        residual = resolve_residual(model) if correct_residual else None
+        restored, estimate, correction = restore(network, working, residual, inverse_strength, amount)
+    else:
+        progress("restoring")
+        estimate, inverse_strength, correction = read_report(given, network)
+        inverse_strength = scaled_strengths(network.chain, {**inverse_strength, **dict.fromkeys(keep, 0.0)}, amount)
+        correction = correction.scaled(amount) if correct_residual and correction is not None else None
+        restored = apply_estimate(network.chain, working, estimate, inverse_strength, correction)
+    written: dict[str, Any] = {"model": "unet"} if estimate is None else {
+        "model": "param", "effects": describe_estimate(network.chain, estimate, inverse_strength)}
+    if given is not None:
+        written["estimate_given"] = True
+    if keep:
+        written["kept"] = list(keep)
+    written["amount"] = amount
+    if correction is not None:
+        written["residual_correction"] = describe_correction(correction)
+    restored = resample(restored, network.sample_rate, rate, samples)
+    progress("setting the level")
+    restored, written["output"] = set_level(restored, rate, target_lufs, peak_ceiling_db, normalise_peak, true_peak)
+    return MasterResult(like_input(restored, audio, mono), rate, written)

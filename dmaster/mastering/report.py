@@ -1,0 +1,137 @@
+"""The JSON report of ``master()``: written here (the estimate in physical units, the correction applied to
+each effect, the residual correction) and read back here (``master(report=…)`` applies an earlier one)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..effects import Chain, ChainParams
+from ..effects.spec import EffectSpec, all_finite
+from ..models import ParamEstimator
+from ..residual import MAX_BAND_DB, MAX_LEVEL_DB, band_centres_hz
+from .pretrained import check_strength
+from .restoration import Correction, correction_strengths
+
+__all__ = ["correction_text", "describe_correction", "describe_estimate", "read_report"]
+
+GAIN_SUFFIX = "_gain_db"
+QUIET_BAND_DB = 0.5
+"""EQ bands whose correction is smaller than this are not spelled out in the text."""
+
+
+def describe_estimate(chain: Chain, params: ChainParams, inverse_strength: dict[str, float]) -> dict[str, Any]:
+    """The report's ``effects``: per effect, the presence probability, the estimated degradation in physical
+    units, its inverse strength, the correction strength applied (0 = untouched, 1 = fully undone) and the
+    correction in words.
+
+    Args:
+        chain: the model's chain.
+        params: the estimate ``(1,)``, presence as a probability.
+        inverse_strength: per effect, already times the user's amount (missing: 1).
+    """
+    estimate, applied = chain.to_json(params)[0], correction_strengths(params, inverse_strength)
+    effects: dict[str, Any] = {}
+    for spec in chain.specs:
+        values = estimate[spec.name]
+        strength = float(applied[spec.name]["present"][0])
+        estimated = {p.name: values[p.name] for p in spec.params}
+        effects[spec.name] = {
+            "presence_probability": round(float(params[spec.name]["present"][0]), 4),
+            "applied": strength > 0,
+            "inverse_strength": inverse_strength.get(spec.name, 1.0),
+            "correction_strength": round(strength, 4),
+            "estimated": {name: {"value": value, "unit": spec.param(name).unit} for name, value in estimated.items()},
+            "correction": correction_text(spec, estimated) if strength > 0 else "none",
+        }
+    return effects
+
+
+def correction_text(spec: EffectSpec, estimated: dict[str, float]) -> str:
+    """What undoing ``estimated`` (one effect's parameters, physical units) does, in words."""
+    if spec.name == "eq":
+        bands = [p.name[: -len(GAIN_SUFFIX)] for p in spec.params if p.name.endswith(GAIN_SUFFIX)]
+        spelled = [f"{band.replace('_', ' ')} {-estimated[band + GAIN_SUFFIX]:+.1f} dB at "
+                   f"{estimated[f'{band}_hz']:.0f} Hz (Q {estimated[f'{band}_q']:.2f})"
+                   for band in bands if abs(estimated[band + GAIN_SUFFIX]) >= QUIET_BAND_DB]
+        return "; ".join(spelled) or f"all bands within ±{QUIET_BAND_DB} dB"
+    if spec.name == "gain":
+        return f"{-estimated['gain_db']:+.1f} dB"
+    if spec.name == "echo":
+        return f"echo at {estimated['delay_ms']:.1f} ms, {estimated['level_db']:.1f} dB removed by its inverse comb"
+    if spec.name == "reverb":
+        return f"late reverb of T60 {estimated['t60_s']:.2f} s at {100 * estimated['wet']:.0f} % wet suppressed"
+    return (f"decompressed: threshold {estimated['threshold_db']:.1f} dBFS, ratio {estimated['ratio']:.1f}:1, "
+            f"attack {estimated['attack_ms']:.1f} ms, release {estimated['release_ms']:.0f} ms, "
+            f"makeup {-estimated['makeup_db']:+.1f} dB")
+
+
+def describe_correction(correction: Correction) -> dict[str, Any]:
+    """The report's ``residual_correction``: the level and each band's correction (dB, by centre frequency)."""
+    return {"level_db": round(correction.level_db, 2),
+            "bands_db": {f"{hz:.0f} Hz": round(float(db), 2) for hz, db in zip(band_centres_hz(), correction.bands_db)}}
+
+
+def read_report(report: Mapping[str, Any] | str | Path, model: nn.Module
+                ) -> tuple[ChainParams, dict[str, float], Correction | None]:
+    """The estimate, inverse strengths and residual correction that a ``master()`` report records, to apply
+    them again with the parameter ``model``'s chain.
+
+    Args:
+        report: ``MasterResult.report``, or the path of its JSON.
+        model: the parameter estimator.
+
+    Returns:
+        The estimate ``(1,)``, the inverse strengths, and the residual correction (``None`` if none).
+
+    Raises:
+        ValueError: saying what is missing, malformed or out of range.
+    """
+    if not isinstance(model, ParamEstimator):
+        raise ValueError("a report needs the parameter model's chain; the U-Net has no parameters")
+    source = "report"
+    if isinstance(report, (str, Path)):
+        source = str(report)
+        try:
+            report = json.loads(Path(report).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read the report {source}: {error}") from error
+    if not isinstance(report, Mapping) or "effects" not in report:
+        raise ValueError(f"{source} has no 'effects': it is not the report of the parameter model's master()")
+    try:
+        effects = report["effects"]
+        items = [{name: {"present": effect["presence_probability"],
+                         **{key: value["value"] for key, value in effect["estimated"].items()}}
+                  for name, effect in effects.items()}]
+        strength = {name: float(effect.get("inverse_strength", 1.0)) for name, effect in effects.items()}
+        residual = report.get("residual_correction")
+        correction = None if residual is None else Correction(
+            torch.tensor(list(residual["bands_db"].values()), dtype=torch.float64), float(residual["level_db"]))
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{source}: malformed effects or residual correction ({error!r})") from error
+    if correction is not None:
+        _check_correction(correction, source)
+    try:
+        params = model.chain.from_json(items)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from error
+    return params, check_strength(strength, source), correction
+
+
+def _check_correction(correction: Correction, source: str) -> None:
+    bands = len(band_centres_hz())
+    if correction.bands_db.shape != (bands,) or not all_finite(correction.bands_db) or not math.isfinite(
+            correction.level_db):
+        raise ValueError(f"{source}: residual_correction must hold {bands} finite band values and a finite level")
+    largest = float(correction.bands_db.abs().max())
+    if largest > MAX_BAND_DB:
+        raise ValueError(f"{source}: residual_correction bands_db must lie in [-{MAX_BAND_DB:g}, {MAX_BAND_DB:g}] dB, "
+                         f"got {largest:g}")
+    if abs(correction.level_db) > MAX_LEVEL_DB:
+        raise ValueError(f"{source}: residual_correction level_db must lie in [-{MAX_LEVEL_DB:g}, {MAX_LEVEL_DB:g}] "
+                         f"dB, got {correction.level_db:g}")

@@ -1,0 +1,156 @@
+"""Undoing the degradations of a whole track: the chain's inverse with an estimate, each effect weighted
+by its correction strength, plus the residual correction; or the U-Net, in cross-faded chunks.
+
+The words (defined once, in ``docs/mastering.md``): a model's **inverse strength** per effect (fitted,
+next to its checkpoint), the user's **amount** (0–1, scales every correction), and the **correction
+strength** actually applied to an effect's inverse: presence probability × inverse strength × amount,
+0 below :data:`MIN_PRESENCE`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..effects import Chain, ChainParams, ExtraResponse
+from ..effects.lti import apply_response, convolution_size
+from ..models import SpectrogramUNet
+from ..residual import ResidualCorrection, extra_response
+from .chunks import in_chunks
+from .estimation import aggregate, model_windows
+
+__all__ = ["MIN_PRESENCE", "Correction", "Restoration", "apply_estimate", "correction_strengths", "filter_with",
+           "invert", "restore", "scaled_strengths"]
+
+Tensor = torch.Tensor
+MIN_PRESENCE = 0.05
+"""Effects less likely than this are left alone (not inverted at all)."""
+UNET_CHUNK_SECONDS = 20.0
+UNET_OVERLAP_SECONDS = 1.0
+
+
+class Correction(NamedTuple):
+    """A residual correction of tonal balance and level."""
+
+    bands_db: Tensor
+    """``(40,)`` float64: dB per band of :data:`dmaster.residual.BAND_EDGES_HZ`."""
+    level_db: float
+
+    def scaled(self, amount: float) -> Correction:
+        """The correction with both parts (in dB) times ``amount``."""
+        return Correction(self.bands_db * amount, self.level_db * amount)
+
+
+class Restoration(NamedTuple):
+    """What :func:`restore` returns."""
+
+    audio: Tensor
+    """``(channels, samples)`` at the model's sample rate."""
+    params: ChainParams | None
+    """The parameter estimate ``(1,)``; ``None`` for the U-Net."""
+    correction: Correction | None = None
+    """The residual correction applied; ``None`` when none was."""
+
+
+def correction_strengths(params: ChainParams, inverse_strength: dict[str, float] | None = None) -> ChainParams:
+    """``params`` with each effect's presence probability turned into its correction strength: the
+    probability times its ``inverse_strength`` (default 1), or 0 below :data:`MIN_PRESENCE`."""
+    inverse_strength = inverse_strength or {}
+    return {name: {**effect, "present": effect["present"] * (effect["present"] >= MIN_PRESENCE)
+                   * inverse_strength.get(name, 1.0)}
+            for name, effect in params.items()}
+
+
+def scaled_strengths(chain: Chain, inverse_strength: dict[str, float], amount: float) -> dict[str, float]:
+    """Every effect's inverse strength (missing ones at 1) times the user's ``amount``."""
+    return {name: inverse_strength.get(name, 1.0) * amount for name in chain.effect_names}
+
+
+@torch.no_grad()
+def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None,
+            inverse_strength: dict[str, float] | None = None, amount: float = 1.0) -> Restoration:
+    """Estimate what degraded ``audio`` and undo it.
+
+    Args:
+        model: a parameter estimator or the U-Net.
+        audio: ``(channels, samples)`` at the model's rate.
+        residual: the model's fitted residual correction, if it is to be applied (scaled by ``amount``; the
+            U-Net's output is filtered with it).
+        inverse_strength: per effect, for the parameter model (default 1; see :func:`scaled_strengths` for
+            ``amount``).
+        amount: for the U-Net, how much of its output is mixed with the input.
+    """
+    if isinstance(model, SpectrogramUNet):
+        restored = _restore_with_unet(model, audio)
+        correction = None
+        if residual is not None:
+            correction = Correction(*residual.correct(model_windows(model, audio), model.sample_rate)).scaled(amount)
+            restored = filter_with(restored, extra_response(*correction, model.sample_rate), model.sample_rate)
+        return Restoration(amount * restored + (1 - amount) * audio, None, correction)
+    windows = model_windows(model, audio)
+    params = aggregate(model.chain, model.estimate(windows))
+    correction = None if residual is None else Correction(
+        *residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params))).scaled(amount)
+    return Restoration(apply_estimate(model.chain, audio, params, inverse_strength, correction), params, correction)
+
+
+def apply_estimate(chain: Chain, audio: Tensor, params: ChainParams, inverse_strength: dict[str, float] | None = None,
+                   correction: Correction | None = None) -> Tensor:
+    """The chain's inverse of ``audio`` ``(channels, samples)`` with ``params`` ``(1,)`` at their correction
+    strengths (:func:`correction_strengths`), plus a residual ``correction`` when given."""
+    extra = None if correction is None else extra_response(*correction, chain.sample_rate)
+    return invert(chain, audio, correction_strengths(params, inverse_strength), extra)
+
+
+def invert(chain: Chain, audio: Tensor, params: ChainParams, extra: ExtraResponse | None = None) -> Tensor:
+    """The chain's inverse of ``audio`` ``(channels, samples)`` with ``params`` (a batch of one), filtered in
+    float32 (``exact=False``: far below any estimate's error), long tracks in chunks."""
+    return in_chunks(audio, lambda piece: chain.inverse(piece[None], params, extra, exact=False)[0],
+                     chain.sample_rate)
+
+
+def filter_with(audio: Tensor, extra: ExtraResponse, sample_rate: int) -> Tensor:
+    """``audio`` ``(channels, samples)`` filtered with ``extra`` alone, long tracks in chunks."""
+    def apply(piece: Tensor) -> Tensor:
+        n_fft = convolution_size(piece.shape[-1] + extra.tail_samples)
+        return apply_response(piece[None], extra.response(n_fft), n_fft)[0]
+    return in_chunks(audio, apply, sample_rate)
+
+
+@torch.no_grad()
+def _restore_with_unet(model: SpectrogramUNet, audio: Tensor) -> Tensor:
+    """Run the U-Net over ``audio`` in overlapping chunks, cross-faded (no seams). The U-Net is not
+    time-invariant, so it gets its own chunker rather than :func:`in_chunks`."""
+    chunk = int(UNET_CHUNK_SECONDS * model.sample_rate)
+    overlap = int(UNET_OVERLAP_SECONDS * model.sample_rate)
+    samples = audio.shape[-1]
+    if samples <= chunk:
+        return _unet_pairs(model, audio)
+    step = chunk - overlap
+    out = torch.zeros_like(audio)
+    weight = torch.zeros(samples)
+    fade = torch.ones(chunk)
+    ramp = torch.linspace(0, 1, overlap + 2)[1:-1]
+    fade[:overlap], fade[-overlap:] = ramp, ramp.flip(0)
+    for start in range(0, samples - overlap, step):
+        piece = audio[:, start : start + chunk]
+        w = fade[: piece.shape[-1]]
+        out[:, start : start + piece.shape[-1]] += _unet_pairs(model, piece) * w
+        weight[start : start + piece.shape[-1]] += w
+    return out / weight.clamp_min(1e-6)
+
+
+def _unet_pairs(model: SpectrogramUNet, audio: Tensor) -> Tensor:
+    """The U-Net takes stereo; mono is duplicated and more channels go through in pairs; a clip shorter
+    than the U-Net's minimum is zero-padded to it."""
+    samples = audio.shape[-1]
+    if samples < model.min_samples:
+        return _unet_pairs(model, torch.nn.functional.pad(audio, (0, model.min_samples - samples)))[:, :samples]
+    channels = audio.shape[0]
+    if channels == 1:
+        return model(audio.expand(2, -1)[None])[0].mean(0, keepdim=True)
+    padded = torch.cat([audio, audio[-1:]]) if channels % 2 else audio
+    restored = model(padded.reshape(-1, 2, padded.shape[-1]).contiguous()).reshape(padded.shape)
+    return restored[:channels]
