@@ -18,12 +18,17 @@ import pyloudnorm
 import torch
 from scipy.signal import lfilter
 
-__all__ = ["ABSOLUTE_GATE_LUFS", "channel_weights", "integrated_loudness"]
+__all__ = ["ABSOLUTE_GATE_LUFS", "channel_weights", "integrated_loudness", "loudness_range"]
 
 BLOCK_SECONDS = 0.4
 BLOCK_OVERLAP = 0.75
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
+SHORT_TERM_SECONDS = 3.0
+SHORT_TERM_OVERLAP = 29 / 30
+"""Short-term loudness for the loudness range: 3 s blocks every 100 ms."""
+RANGE_GATE_LU = -20.0
+RANGE_PERCENTILES = (10, 95)
 SURROUND_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
 WEIGHTS_5_1 = (1.0, 1.0, 1.0, 0.0, 1.41, 1.41)
 
@@ -50,12 +55,35 @@ def _k_weighted(data: np.ndarray, sample_rate: int) -> np.ndarray:
     return data
 
 
+def _block_loudness(audio: torch.Tensor | np.ndarray, sample_rate: int, block_seconds: float,
+                    overlap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Channel-weighted mean squares ``(blocks,)`` of the K-weighted ``audio`` ``(channels, samples)`` in
+    blocks of ``block_seconds`` overlapping by ``overlap``, and their loudness (LUFS), counted as BS.1770
+    (and pyloudnorm) count them. Audio shorter than one block is measured repeated."""
+    data = audio.detach().cpu().double().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, float)
+    data = data.T
+    block = block_seconds * sample_rate
+    if data.shape[0] < block:
+        data = np.tile(data, (math.ceil(block / data.shape[0]), 1))
+    weighted = _k_weighted(data, sample_rate)
+    step = block_seconds * (1.0 - overlap)
+    count = int(np.round((data.shape[0] / sample_rate - block_seconds) / step)) + 1
+    starts = (block_seconds * (np.arange(count) * (1.0 - overlap)) * sample_rate).astype(int)
+    ends = np.minimum((block_seconds * (np.arange(count) * (1.0 - overlap) + 1) * sample_rate).astype(int),
+                      data.shape[0])
+    energy = np.concatenate([np.zeros((1, data.shape[1])), np.cumsum(weighted**2, axis=0)])
+    power = (energy[ends] - energy[starts]).clip(min=0.0) / block  # (blocks, channels) mean squares
+    weighted_power = power @ channel_weights(data.shape[1])
+    with np.errstate(divide="ignore"):
+        return weighted_power, -0.691 + 10 * np.log10(weighted_power)
+
+
 def integrated_loudness(audio: torch.Tensor | np.ndarray, sample_rate: int) -> float:
     """Gated integrated loudness (LUFS) of ``audio``.
 
     Args:
-        audio: ``(channels, samples)``, full scale ±1. Clips shorter than one 400 ms gating block
-            are measured repeated to fill it.
+        audio: ``(channels, samples)``, full scale ±1. Clips shorter than one 400 ms gating block are
+            measured repeated to fill it.
         sample_rate: Hz.
 
     Returns:
@@ -65,26 +93,28 @@ def integrated_loudness(audio: torch.Tensor | np.ndarray, sample_rate: int) -> f
     >>> round(integrated_loudness(np.sin(2 * np.pi * 997 * t)[None], 48000))  # a full-scale 1 kHz tone
     -3
     """
-    data = audio.detach().cpu().double().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, float)
-    data = data.T
-    block = BLOCK_SECONDS * sample_rate
-    if data.shape[0] < block:
-        data = np.tile(data, (math.ceil(block / data.shape[0]), 1))
-    weighted = _k_weighted(data, sample_rate)
-    # block bounds as BS.1770 (and pyloudnorm) count them: 400 ms blocks every 100 ms
-    step = BLOCK_SECONDS * (1.0 - BLOCK_OVERLAP)
-    count = int(np.round((data.shape[0] / sample_rate - BLOCK_SECONDS) / step)) + 1
-    starts = (BLOCK_SECONDS * (np.arange(count) * (1.0 - BLOCK_OVERLAP)) * sample_rate).astype(int)
-    ends = np.minimum((BLOCK_SECONDS * (np.arange(count) * (1.0 - BLOCK_OVERLAP) + 1) * sample_rate).astype(int),
-                      data.shape[0])
-    energy = np.concatenate([np.zeros((1, data.shape[1])), np.cumsum(weighted**2, axis=0)])
-    power = (energy[ends] - energy[starts]).clip(min=0.0) / block  # (blocks, channels) mean squares
-    weighted_power = power @ channel_weights(data.shape[1])
-    with np.errstate(divide="ignore"):
-        blocks = -0.691 + 10 * np.log10(weighted_power)
-        gated = blocks >= ABSOLUTE_GATE_LUFS
-        if not gated.any():
-            return -math.inf
-        relative = -0.691 + 10 * np.log10(weighted_power[gated].mean()) + RELATIVE_GATE_LU
-        gated = (blocks > relative) & (blocks > ABSOLUTE_GATE_LUFS)
-        return float(-0.691 + 10 * np.log10(weighted_power[gated].mean()))
+    power, blocks = _block_loudness(audio, sample_rate, BLOCK_SECONDS, BLOCK_OVERLAP)
+    gated = blocks >= ABSOLUTE_GATE_LUFS
+    if not gated.any():
+        return -math.inf
+    relative = -0.691 + 10 * np.log10(power[gated].mean()) + RELATIVE_GATE_LU
+    gated = (blocks > relative) & (blocks > ABSOLUTE_GATE_LUFS)
+    return float(-0.691 + 10 * np.log10(power[gated].mean()))
+
+
+def loudness_range(audio: torch.Tensor | np.ndarray, sample_rate: int) -> float:
+    """Loudness range (LU, EBU Tech 3342): the spread between the 10th and 95th percentiles of the 3 s
+    short-term loudness, gated at −70 LUFS and 20 LU under their mean; ``nan`` for audio too quiet to tell.
+
+    Args:
+        audio: ``(channels, samples)``, full scale ±1.
+        sample_rate: Hz.
+    """
+    power, blocks = _block_loudness(audio, sample_rate, SHORT_TERM_SECONDS, SHORT_TERM_OVERLAP)
+    gated = blocks >= ABSOLUTE_GATE_LUFS
+    if not gated.any():
+        return math.nan
+    relative = 10 * np.log10(power[gated].mean()) - 0.691 + RANGE_GATE_LU
+    kept = blocks[gated & (blocks >= relative)]
+    low, high = np.percentile(kept, RANGE_PERCENTILES)
+    return float(high - low)

@@ -22,7 +22,7 @@ from ..data.audio import (
     save_audio,
     write_text_atomic,
 )
-from ..data.plots import save_spectrograms
+from ..data.plots import save_comparison
 from ..effects import SPECS
 from ..mastering import MAX_LIMITING_DB, MAX_RATE, MIN_RATE, master
 from ..mastering.inputs import check_keep, check_settings
@@ -143,7 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=tuple(OUTPUT_FORMATS), default="wav",
                         help="mastered audio as wav (32-bit float, default), wav24 or wav16 (PCM, TPDF-dithered) "
                              "or flac (24-bit)")
-    parser.add_argument("--plot", action="store_true", help="also write a before/after spectrogram PNG")
+    parser.add_argument("--plot", action="store_true",
+                        help="also write a PNG comparing input and output: long-term spectra, correction, levels")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo files that an earlier run mastered (never replaces files it did not write)")
 
@@ -235,9 +236,8 @@ def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.
     if told:
         result.report["files"]["warnings"] = told
     if plot is not None:
-        save_spectrograms(plot, audio, torch.as_tensor(result.audio), result.sample_rate,
-                          title=f"{path.name}: input (top) and mastered (bottom)",
-                          notes=_notes(result.report), labels=("input", "mastered"))
+        save_comparison(plot, {"input": audio, "mastered": torch.as_tensor(result.audio)}, result.sample_rate,
+                        title=f"{path.name}: input and mastered", notes=_notes(result.report))
     # the report first: it marks the outputs as this file's, and the file as done once the audio is there
     write_text_atomic(report, result.to_json() + "\n")
     save_audio(mastered, result.audio, result.sample_rate, args.format)

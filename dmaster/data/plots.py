@@ -89,3 +89,101 @@ def save_spectrograms(path: str | os.PathLike, original: Tensor, degraded: Tenso
     figure.text(0.02, (text_inches - 0.1) / height, "\n".join(wrapped), family="monospace", fontsize=8, va="top")
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=80, pil_kwargs={"compress_level": 1})
+
+
+SPECTRUM_FFT = 8192
+SMOOTHING_OCTAVES = 1 / 6
+SPECTRUM_POINTS = 240
+CORRECTION_AXIS_DB = 6.0
+"""The correction's axis spans at least ± this."""
+COLOURS = {"input": "tab:grey", "reference": "tab:blue", "mastered": "tab:orange"}
+
+
+def smoothed_spectrum(audio: Tensor, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Long-term power spectrum of ``audio`` ``(channels, samples)`` (channel mean), in dB, smoothed over
+    :data:`SMOOTHING_OCTAVES` and sampled at :data:`SPECTRUM_POINTS` log-spaced frequencies.
+
+    Returns:
+        ``(db (points,), frequencies_hz (points,))``.
+    """
+    mono = audio.detach().float().cpu().mean(0)
+    if mono.shape[-1] < SPECTRUM_FFT:
+        mono = torch.nn.functional.pad(mono, (0, SPECTRUM_FFT - mono.shape[-1]))
+    spectrum = torch.stft(mono, SPECTRUM_FFT, SPECTRUM_FFT // 4, window=torch.hann_window(SPECTRUM_FFT),
+                          return_complex=True).abs().square().mean(-1).double().numpy()
+    bins = np.fft.rfftfreq(SPECTRUM_FFT, 1.0 / sample_rate)
+    frequencies = np.geomspace(LOWEST_HZ, 0.95 * sample_rate / 2, SPECTRUM_POINTS)
+    cumulative = np.concatenate([[0.0], np.cumsum(spectrum)])
+    half = 2 ** (SMOOTHING_OCTAVES / 2)
+    low = np.searchsorted(bins, frequencies / half)
+    high = np.maximum(np.searchsorted(bins, frequencies * half), low + 1)
+    power = (cumulative[high] - cumulative[low]) / (high - low)
+    return 10 * np.log10(power + 1e-20), frequencies
+
+
+def level_statistics(audio: Tensor, sample_rate: int) -> dict[str, float]:
+    """What a user compares by ear: integrated loudness (LUFS), loudness range (LU), true peak (dBTP) and the
+    peak-to-loudness ratio (dB) of ``audio`` ``(channels, samples)``."""
+    from ..limiter import peak_db
+    from ..loudness import integrated_loudness, loudness_range
+
+    loudness = integrated_loudness(audio, sample_rate)
+    peak = peak_db(audio, true_peak=True)
+    return {"loudness_lufs": loudness, "loudness_range_lu": loudness_range(audio, sample_rate),
+            "true_peak_dbtp": peak, "peak_to_loudness_db": peak - loudness}
+
+
+def save_comparison(path: str | os.PathLike, tracks: dict[str, Tensor], sample_rate: int, title: str,
+                    notes: Sequence[str] = ()) -> None:
+    """Write a PNG comparing tracks by their long-term spectra and levels, atomically.
+
+    Left: the smoothed long-term spectrum of each track, each scaled to 0 dB mean over the band, and the
+    correction (``mastered`` minus ``input``, dB, right axis). Right: loudness, loudness range, true peak and
+    peak-to-loudness ratio side by side.
+
+    Args:
+        path: the PNG.
+        tracks: ``{"input": audio, "mastered": audio}`` and optionally ``"reference"``; audio
+            ``(channels, samples)`` at ``sample_rate`` Hz.
+        sample_rate: Hz.
+        title: on top.
+        notes: lines of text below.
+    """
+    spectra = {name: smoothed_spectrum(audio, sample_rate) for name, audio in tracks.items()}
+    statistics = {name: level_statistics(audio, sample_rate) for name, audio in tracks.items()}
+    wrapped = [w for line in notes for w in wrap_at_semicolons(line, 150)]
+    text_inches = 0.16 * len(wrapped) + 0.3
+    height = 5.2 + text_inches
+    figure = Figure(figsize=(13, height))
+    bottom = (text_inches + 0.5) / height
+    plot_height = (height - text_inches - 1.1) / height
+    axis = figure.add_axes((0.06, bottom, 0.5, plot_height))
+    for name, (db, frequencies) in spectra.items():
+        axis.semilogx(frequencies, db - db.mean(), label=name, color=COLOURS.get(name), linewidth=1.2)
+    axis.set_xlabel("frequency (Hz)")
+    axis.set_ylabel("long-term spectrum (dB, mean 0)")
+    axis.set_xlim(LOWEST_HZ, sample_rate / 2)
+    axis.grid(True, which="both", alpha=0.3)
+    if "input" in spectra and "mastered" in spectra:
+        correction = spectra["mastered"][0] - spectra["input"][0]
+        twin = axis.twinx()
+        twin.semilogx(spectra["input"][1], correction - correction.mean(), color="tab:red", linestyle="--",
+                      label="correction (mastered − input)")
+        reach = max(CORRECTION_AXIS_DB, float(np.abs(correction - correction.mean()).max()) + 1.0)
+        twin.set_ylim(-reach, reach)
+        twin.set_ylabel("correction (dB, mean 0)", color="tab:red")
+        twin.axhline(0.0, color="tab:red", alpha=0.2)
+        twin.legend(loc="lower left", fontsize=8)
+    axis.legend(loc="upper right", fontsize=8)
+    rows = [("loudness (LUFS)", "loudness_lufs"), ("loudness range (LU)", "loudness_range_lu"),
+            ("true peak (dBTP)", "true_peak_dbtp"), ("peak to loudness (dB)", "peak_to_loudness_db")]
+    table = figure.add_axes((0.78, bottom, 0.21, plot_height))
+    table.axis("off")
+    cells = [[f"{statistics[name][key]:.1f}" for name in tracks] for _, key in rows]
+    drawn = table.table(cellText=cells, rowLabels=[label for label, _ in rows], colLabels=list(tracks),
+                        loc="center", cellLoc="center")
+    drawn.scale(1.0, 1.6)
+    figure.suptitle(title, y=1 - 0.25 / height)
+    figure.text(0.02, (text_inches - 0.1) / height, "\n".join(wrapped), family="monospace", fontsize=8, va="top")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=80, pil_kwargs={"compress_level": 1})
