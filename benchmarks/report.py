@@ -114,7 +114,7 @@ def publish(name: str, markdown: str, parser: argparse.ArgumentParser, args: arg
         changed = sorted(key for key, value in vars(args).items()
                          if key not in (*ignore, "section", "no_readme") and value != parser.get_default(key))
         if changed:
-            print(f"{path.name} left as it is: not the default settings ({', '.join(changed)}); "
+            print(f"{path} left as it is: not the default settings ({', '.join(changed)}); "
                   f"--section {name} writes them anyway")
             return None
     write_section(section, markdown, path)
