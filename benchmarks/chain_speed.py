@@ -7,6 +7,9 @@ Delay → Convolution (our reverb's impulse response) → Compressor, one clip a
 time, as it has no batch dimension.
 
     python benchmarks/chain_speed.py --out experiments/chain_speed.json
+
+Prints the table, writes JSON and rewrites the ``chain_speed`` section of ``benchmarks/README.md``
+(``chain_speed_cuda`` on a machine with CUDA; see ``benchmarks/report.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +26,9 @@ import torch
 from dmaster import Chain
 from dmaster.effects import reverb
 from dmaster.synth import music_like
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py)
 
 
 def seconds_per_call(function, repeats: int, sync=lambda: None) -> float:
@@ -89,6 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--out", type=Path, default=Path("experiments/chain_speed.json"))
+    report.add_arguments(parser)
     args = parser.parse_args()
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -111,6 +119,21 @@ def main() -> None:
         print(f"{row['system']:<11}{row['device']:<8}{row['batch']:>6}{row['forward']:10.1f}{inverse}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "seconds": args.seconds, "rows": rows}, indent=2))
+    report.publish("chain_speed_cuda" if "cuda" in devices else "chain_speed", markdown(rows, args, devices[-1]),
+                   parser, args)
+
+
+def markdown(rows: list[dict], args: argparse.Namespace, device: str) -> str:
+    """The table for ``benchmarks/README.md``, with its header line."""
+    lines = [f"Seconds of audio per second of wall time, {args.seconds:g} s stereo 44.1 kHz clips, every effect on, "
+             f"mean of {args.repeats} calls after a warm-up; pedalboard: PeakFilter, Gain, Delay, Convolution, "
+             f"Compressor, one clip at a time; `python benchmarks/chain_speed.py`, "
+             f"{report.machine_line(device)}.", "",
+             "| system | device | batch | forward | inverse |", "|---|---|---:|---:|---:|"]
+    for row in rows:
+        inverse = f"{row['inverse']:.1f}" if "inverse" in row else "—"
+        lines.append(f"| {row['system']} | {row['device']} | {row['batch']} | {row['forward']:.1f} | {inverse} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

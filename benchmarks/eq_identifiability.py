@@ -15,6 +15,9 @@ estimate can only tell them apart as far as the music's spectrum is predictable.
   song's other excerpts (a reference that no blind estimate has), fully and half way.
 
     python benchmarks/eq_identifiability.py --music-root data/raw/debian_music --out experiments/eq_identifiability
+
+With the default settings it also rewrites the ``eq_identifiability`` section of ``benchmarks/README.md``
+(see ``benchmarks/report.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,9 @@ from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolv
 from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
 from dmaster.residual import STFT_SIZE, band_matrix, extra_response, long_term_spectrum
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py)
 
 PRIOR_DRAWS = 20000
 SPLITS = {"test": ("test",), "val": ("val",), "val+test": ("val", "test")}
@@ -62,6 +69,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--out", type=Path, default=Path("experiments/eq_identifiability"))
+    report.add_arguments(parser)
     args = parser.parse_args()
     if args.excerpts < 2:
         parser.error("--excerpts must be at least 2 (the other excerpts of a song are its reference)")
@@ -83,7 +91,8 @@ def main() -> None:
     eq_mean, eq_cov, music_mean, music_cov = eq_bands.mean(0), torch.cov(eq_bands.T), music.mean(0), torch.cov(music.T)
     lmmse_gain = eq_cov @ torch.linalg.inv(eq_cov + music_cov)
     posterior_std = (eq_cov - lmmse_gain @ eq_cov).diag().clamp(min=0).sqrt().mean()
-    spread = {"eq_prior_std_db": float(eq_cov.diag().sqrt().mean()), "music_std_db": float(music_cov.diag().sqrt().mean()),
+    spread = {"eq_prior_std_db": float(eq_cov.diag().sqrt().mean()),
+              "music_std_db": float(music_cov.diag().sqrt().mean()),
               "lmmse_posterior_std_db": float(posterior_std), "train_excerpts": len(music)}
 
     eq_only = {name: 0.0 for name in chain.effect_names} | {"eq": 1.0}
@@ -96,7 +105,8 @@ def main() -> None:
                 values["present"] = torch.full_like(values["present"], float(effect == "eq"))
             degraded = chain(clean[None], params)[0]
             observed = relative(long_term_spectrum(degraded[None], sample_rate))
-            same_song = relative(long_term_spectrum(torch.stack([c for j, c in enumerate(clips) if j != k]), sample_rate))
+            others = torch.stack([c for j, c in enumerate(clips) if j != k])
+            same_song = relative(long_term_spectrum(others, sample_rate))
             lmmse = eq_mean + lmmse_gain @ (observed - music_mean - eq_mean)
 
             def matched(towards: torch.Tensor, fraction: float = 1.0) -> torch.Tensor:
@@ -143,6 +153,8 @@ def main() -> None:
     write_text_atomic(args.out / "eq_identifiability.md", markdown + "\n")
     write_json_atomic(args.out / "eq_identifiability.json",
                       {"machine": machine, "spread": spread, "summary": summary, "rows": rows})
+    report.publish("eq_identifiability", f"Measured by `python benchmarks/eq_identifiability.py`, "
+                   f"{report.machine_line()}.\n\n{markdown}", parser, args)
 
 
 if __name__ == "__main__":

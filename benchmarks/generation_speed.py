@@ -6,7 +6,8 @@
 The writer is timed end to end (decode, resample, degrade, write WAVs, text, JSON,
 manifest; with and without spectrogram PNGs) into a temporary folder. On-the-fly
 batches are timed after the first batch (which fills the track pool; its latency
-is reported separately). Prints a table and writes JSON (``--out``).
+is reported separately). Prints a table and writes JSON (``--out``); with the default settings it also
+rewrites the ``generation_speed`` section of ``benchmarks/README.md`` (see ``benchmarks/report.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from dmaster.data import OnTheFlyBatches
 from dmaster.data.generate import generate
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.synth import music_like
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py)
 
 RATE = 44100
 
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="on-the-fly batches timed")
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    report.add_arguments(parser)
     args = parser.parse_args(argv)
 
     scratch = Path(tempfile.mkdtemp(prefix="dmaster-bench-input-"))
@@ -121,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result["machine"]), file=sys.stderr)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+    table = ["| path | device | batch | items | items/s | audio s/s | first batch s |",
+             "|---|---|---:|---:|---:|---:|---:|",
+             *(f"| {row['path']} | {row['device']} | {row['batch_size']} | {row['items']} | {row['items_per_s']:.2f} | "
+               f"{row['audio_s_per_s']:.1f} | {row['first_batch_s']:.1f} |" if "first_batch_s" in row else
+               f"| {row['path']} | {row['device']} | {row['batch_size']} | {row['items']} | {row['items_per_s']:.2f} | "
+               f"{row['audio_s_per_s']:.1f} | — |" for row in rows)]
+    report.publish("generation_speed", f"Input: {result['input']}; `python benchmarks/generation_speed.py`, "
+                   f"{report.machine_line(args.devices[-1])}.\n\n" + "\n".join(table), parser, args)
     return 0
 
 

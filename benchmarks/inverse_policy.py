@@ -10,11 +10,15 @@ restoration from the oracle's (the truth with that one effect estimated); and wh
 (output loudness set to the original's, ITU-R BS.1770).
 
     python benchmarks/inverse_policy.py --model models/param_ft/best.pt
+
+Prints a table; with the default settings it also rewrites the ``inverse_policy`` section of
+``benchmarks/README.md`` (see ``benchmarks/report.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,9 @@ from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolv
 from dmaster.mastering.restoration import correction_strengths, restore
 from dmaster.metrics import mrstft_distance
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py)
+
 THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8)
 
 
@@ -39,6 +46,7 @@ def main() -> None:
     parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
     parser.add_argument("--split", default="val")
     parser.add_argument("--draws", type=int, default=3, help="10 s excerpts (and degradations) per track")
+    report.add_arguments(parser)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
 
@@ -76,11 +84,13 @@ def main() -> None:
                 score(f"yes/no at p ≥ {threshold}", hard)
             score("degraded, peak under −1 dBFS", peak=True)
             score("weighted by presence, peak under −1 dBFS", correction_strengths(estimated), peak=True)
-            score("weighted × inverse strengths, peak under −1 dBFS", correction_strengths(estimated, strength), peak=True)
+            score("weighted × inverse strengths, peak under −1 dBFS", correction_strengths(estimated, strength),
+                  peak=True)
             if residual is not None:
                 corrected = restore(model, degraded, residual, strength).audio
                 score("weighted × strengths, residual correction", out=corrected)
-                score("weighted × strengths, residual correction, peak under −1 dBFS (master)", out=set_level(corrected, sample_rate, None, -1.0)[0])
+                score("weighted × strengths, residual correction, peak under −1 dBFS (master)",
+                      out=set_level(corrected, sample_rate, None, -1.0)[0])
             for effect in chain.effect_names:
                 score(f"weighted, true {effect}", correction_strengths({**estimated, effect: truth[effect]}))
             score("oracle, peak under −1 dBFS", truth, peak=True)
@@ -92,10 +102,12 @@ def main() -> None:
             score("weighted, true level", correction_strengths(estimated), level_of=clean)
         print(track.id, flush=True)
 
-    print(f"\n{args.split} split: {len(tracks)} tracks × {args.draws} excerpts of 10 s; model {args.model}\n")
-    print("| restoration | MR-STFT ↓ |\n|---|---|")
-    for name, values in results.items():
-        print(f"| {name} | {np.mean(values):.3f} |")
+    header = f"{args.split} split: {len(tracks)} tracks × {args.draws} excerpts of 10 s; model {args.model}"
+    table = "\n".join(["| restoration | MR-STFT ↓ |", "|---|---|",
+                       *(f"| {name} | {np.mean(values):.3f} |" for name, values in results.items())])
+    print(f"\n{header}\n\n{table}")
+    report.publish("inverse_policy", f"{header}; `python benchmarks/inverse_policy.py`, {report.machine_line()}."
+                   f"\n\n{table}", parser, args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ loudness reached by ``set_level()`` with the lookahead limiter (sample-peak and 
 limiter's largest gain reduction, the output's true peak, and the time the level stage takes.
 
     python benchmarks/loudness_targets.py --music-root data/raw/debian_music --split val
+
+With the default settings it also rewrites the ``loudness_targets`` section of ``benchmarks/README.md``
+(see ``benchmarks/report.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +29,9 @@ from dmaster.limiter import peak_db
 from dmaster.loudness import integrated_loudness
 from dmaster.mastering.level import set_level
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py)
+
 SAMPLE_RATE = 44100
 
 
@@ -36,6 +43,7 @@ def main() -> None:
     parser.add_argument("--targets", type=float, nargs="+", default=[-14.0, -9.0], help="LUFS")
     parser.add_argument("--ceiling", type=float, default=-1.0, help="dBFS (dBTP for the true-peak rows)")
     parser.add_argument("--out", type=Path, default=Path("experiments/loudness_targets"))
+    report.add_arguments(parser)
     args = parser.parse_args()
 
     tracks = [t for t in find_tracks(args.music_root) if args.split in ("all", split_of(t.id))]
@@ -50,18 +58,21 @@ def main() -> None:
             row = {"track": track.id, "loudness_lufs": loudness, "target_lufs": target, "turned_down_lufs": turned_down}
             for true_peak in (False, True):
                 started = time.perf_counter()
-                out, report = set_level(audio, SAMPLE_RATE, target, args.ceiling, true_peak=true_peak)
+                out, level = set_level(audio, SAMPLE_RATE, target, args.ceiling, true_peak=true_peak)
                 key = "true_peak" if true_peak else "sample_peak"
-                row[key] = {"loudness_lufs": report["loudness_lufs"], "limiting_db": report.get("peak_limiting_db", 0.0),
+                row[key] = {"loudness_lufs": level["loudness_lufs"], "limiting_db": level.get("peak_limiting_db", 0.0),
                             "output_true_peak_dbtp": peak_db(out, true_peak=True),
                             "seconds": time.perf_counter() - started}
             rows.append(row)
-            print(f"{track.id} → {target:g} LUFS: turned down {turned_down:.2f}, limited {row['sample_peak']['loudness_lufs']:.2f} "
-                  f"({row['sample_peak']['output_true_peak_dbtp']:+.2f} dBTP), true peak {row['true_peak']['loudness_lufs']:.2f} "
-                  f"({row['true_peak']['output_true_peak_dbtp']:+.2f} dBTP)", flush=True)
+            limited, true_limited = row["sample_peak"], row["true_peak"]
+            print(f"{track.id} → {target:g} LUFS: turned down {turned_down:.2f}, "
+                  f"limited {limited['loudness_lufs']:.2f} ({limited['output_true_peak_dbtp']:+.2f} dBTP), "
+                  f"true peak {true_limited['loudness_lufs']:.2f} "
+                  f"({true_limited['output_true_peak_dbtp']:+.2f} dBTP)", flush=True)
 
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__}
-    lines = [f"{len(tracks)} {args.split} tracks (first {args.seconds:g} s), ceiling {args.ceiling:g} dB; machine: {machine}.",
+    lines = [f"{len(tracks)} {args.split} tracks (first {args.seconds:g} s), ceiling {args.ceiling:g} dB; "
+             f"machine: {machine}.",
              "", "| target LUFS | turned down: miss LU (max) | limiter: miss LU (max) | its true peak dBTP (max) | "
              "true-peak limiter: miss LU (max) | its true peak dBTP (max) | limiting dB (min) | seconds (max) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -81,6 +92,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "loudness_targets.md", markdown + "\n")
     write_json_atomic(args.out / "loudness_targets.json", {"machine": machine, "rows": rows})
+    report.publish("loudness_targets", f"Measured by `python benchmarks/loudness_targets.py`, "
+                   f"{report.machine_line()}.\n\n{markdown}", parser, args)
 
 
 if __name__ == "__main__":

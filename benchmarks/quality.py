@@ -21,7 +21,9 @@ restores it:
 Reports MR-STFT distance (mean and median: a few quietly mastered tracks dominate the mean),
 SI-SDR, log-spectral distance and LUFS error to the original, per-parameter error and presence
 accuracy of the estimate, model size and CPU real-time factor, plus the time ``master()`` takes
-on a 3-minute stereo track (best of 3). Writes Markdown, JSON and a plot.
+on a 3-minute stereo track (best of 3). Writes Markdown, JSON and a plot; with the default settings
+also the ``quality`` section of ``benchmarks/README.md`` and the headline table of the project's
+``README.md`` (see ``benchmarks/report.py``).
 
     python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality
 """
@@ -32,6 +34,7 @@ import argparse
 import math
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -53,6 +56,9 @@ from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolv
 from dmaster.mastering.restoration import restore  # noqa: E402
 from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
 from dmaster.models import count_parameters  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py)
 
 COLOURS = {"identity": "grey", "oracle": "black", "param": "tab:blue", "unet": "tab:orange",
            "param, no residual correction": "lightblue", "unet, no residual correction": "navajowhite",
@@ -79,7 +85,8 @@ def parameter_errors(chain: Chain, truth, estimate) -> dict[str, float]:
     errors = {}
     for effect, param in chain.flat_params:
         if float(truth[effect]["present"][0]) == 1.0:
-            errors[f"{effect}.{param.name}"] = abs(float(estimate[effect][param.name][0] - truth[effect][param.name][0]))
+            error = estimate[effect][param.name][0] - truth[effect][param.name][0]
+            errors[f"{effect}.{param.name}"] = abs(float(error))
     return errors
 
 
@@ -97,11 +104,12 @@ def main() -> None:
                         help="tracks to measure on; 'all' for a corpus no model was trained on")
     parser.add_argument("--seed", type=int, default=1234, help="seed of the first degradation of each track")
     parser.add_argument("--draws", type=int, default=10,
-                        help="degradations per track (seeds SEED, SEED + 1, …); 10: ~15 minutes on a 2-core CPU")
+                        help="degradations per track (seeds SEED, SEED + 1, …)")
     parser.add_argument("--seconds", type=float, default=20.0, help="excerpt length per track")
     parser.add_argument("--param-model", default="param", help="'param' (shipped) or a checkpoint")
     parser.add_argument("--unet-model", default="unet", help="'unet' (shipped) or a checkpoint")
     parser.add_argument("--out", type=Path, default=Path("experiments/quality"))
+    report.add_arguments(parser)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
 
@@ -154,12 +162,14 @@ def main() -> None:
         outputs["identity, peak at −1 dBFS"] = set_level(degraded, sample_rate, None, PEAK_CEILING_DB, True)[0]
         for name, audio in outputs.items():
             rows.append({"track": track.id, "seed": seed, "system": name, **scores(audio, clean, sample_rate)})
-        print(f"{track.id} (seed {seed}): " + ", ".join(f"{r['system']} {r['mrstft']:.3f}" for r in rows[-len(SYSTEMS):]))
+        print(f"{track.id} (seed {seed}): "
+              + ", ".join(f"{r['system']} {r['mrstft']:.3f}" for r in rows[-len(SYSTEMS):]))
 
     summary = {}
     for name in SYSTEMS:
         mine = [r for r in rows if r["system"] == name]
-        summary[name] = {k: float(np.mean([r[k] for r in mine])) for k in ("mrstft", "si_sdr_db", "lsd_db", "lufs_error_db")}
+        summary[name] = {k: float(np.mean([r[k] for r in mine]))
+                         for k in ("mrstft", "si_sdr_db", "lsd_db", "lufs_error_db")}
         summary[name]["mrstft_median"] = float(np.median([r["mrstft"] for r in mine]))
         summary[name]["real_time_factor"] = seconds_of[name] / audio_seconds
     for name in (s for s in SYSTEMS if s.startswith(("param", "unet"))):
@@ -200,7 +210,8 @@ def main() -> None:
         s = summary[name]
         size = f"{s['parameters'] / 1e6:.2f} M" if "parameters" in s else "—"
         rtf = f"{s['real_time_factor']:.4f}" if not name.startswith("identity") else "—"
-        table.append(f"| {name} | {s['mrstft']:.3f} | {s['mrstft_median']:.3f} | {s['si_sdr_db']:.2f} | {s['lsd_db']:.2f} | "
+        table.append(f"| {name} | {s['mrstft']:.3f} | {s['mrstft_median']:.3f} | {s['si_sdr_db']:.2f} | "
+                     f"{s['lsd_db']:.2f} | "
                      f"{s['lufs_error_db']:.2f} | {size} | {rtf} |")
     lines = [f"Held-out ({args.split}) tracks: {len(tracks)}, {args.seconds:g} s excerpts, {args.draws} degradations "
              f"each (seeds {args.seed}–{args.seed + args.draws - 1}); "
@@ -214,7 +225,8 @@ def main() -> None:
                for other, p in paired.items()],
              f"- `master()` on a 3-minute stereo 44.1 kHz track: {master_seconds:.2f} s = "
              f"{master_seconds / 180:.4f} × its duration (target ≤ 0.02)",
-             "", "Presence accuracy (probability ≥ 0.5 counts as detected): " + ", ".join(f"{k} {v:.0%}" for k, v in presence_accuracy.items()),
+             "", "Presence accuracy (probability ≥ 0.5 counts as detected): "
+             + ", ".join(f"{k} {v:.0%}" for k, v in presence_accuracy.items()),
              "", "Median absolute parameter error (physical units, effects truly present):", "",
              "| parameter | error |", "|---|---|",
              *[f"| {k} | {v:.3g} |" for k, v in parameter_error.items()]]
@@ -228,12 +240,45 @@ def main() -> None:
         "master_seconds_for_3_minutes": master_seconds, "presence_accuracy": presence_accuracy,
         "parameter_error": parameter_error, "rows": rows})
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"), ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
+    for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"),
+                              ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
         ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=[COLOURS[s] for s in SYSTEMS])
         ax.set_title(label)
         ax.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
     figure.savefig(args.out / "quality.png", dpi=120)
+
+    stamp = f"`python benchmarks/quality.py`, {report.machine_line()}"
+    if report.publish("quality", f"Measured by {stamp}.\n\n{markdown}", parser, args) == "quality":
+        report.publish("headline", headline(summary, len(tracks), args, stamp), parser, args, report.PROJECT_README)
+
+
+HEADLINE = {"identity": "identity (the degraded input)", "oracle": "oracle (inverse with the true parameters)",
+            "param": "**param** (shipped model, `master()`)",
+            "unet": "unet (shipped baseline, `master(model=\"unet\")`)"}
+"""The systems of the project README's headline table, with their labels there."""
+
+
+def headline(summary: dict[str, dict[str, float]], tracks: int, args: argparse.Namespace, stamp: str) -> str:
+    """The project README's results table: the main systems' mean scores, with a header line.
+
+    >>> scores = {"mrstft": 1.2, "mrstft_median": 1.0, "si_sdr_db": 6.5, "lufs_error_db": 3.5,
+    ...           "real_time_factor": 0.015}
+    >>> args = argparse.Namespace(seconds=20.0, draws=10, seed=1234)
+    >>> print(headline(dict.fromkeys(HEADLINE, scores), 9, args, "today").splitlines()[6])
+    | **param** (shipped model, `master()`) | 1.200 | 1.000 | 6.50 | 3.50 | 0.0150 |
+    """
+    lines = [f"{tracks} held-out test tracks, {args.seconds:g} s excerpts, each degraded {args.draws} times by the "
+             f"chain (seeds {args.seed}–{args.seed + args.draws - 1}), restored by `master()`'s path; {stamp}. "
+             "Every system and figure: [benchmarks/README.md](benchmarks/README.md#restoration-quality).", "",
+             "| system | MR-STFT ↓ | MR-STFT median ↓ | SI-SDR dB ↑ | LUFS error dB ↓ | CPU real-time factor ↓ |",
+             "|---|---|---|---|---|---|"]
+    for name, label in HEADLINE.items():
+        s = summary[name]
+        rtf = "—" if name == "identity" else f"{s['real_time_factor']:.4f}"
+        lines.append(f"| {label} | {s['mrstft']:.3f} | {s['mrstft_median']:.3f} | {s['si_sdr_db']:.2f} | "
+                     f"{s['lufs_error_db']:.2f} | {rtf} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ For each configuration the time of a full optimiser step (forward, losses, backw
 Adam) is measured on a fixed batch after warm-up steps, exactly as ``dmaster train`` computes it;
 data preparation is timed apart (degrading a batch on the fly with the chain, as ``--music-root``
 and ``--data synthetic`` do; ``--manifest`` reads pairs from disk instead). Steps/s with on-the-fly
-data = 1 / (step + data). Prints a table and writes JSON.
+data = 1 / (step + data). Prints a table, writes JSON and rewrites the ``training_speed`` section of
+``benchmarks/README.md`` (see ``benchmarks/report.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +27,9 @@ import torch
 from dmaster.effects import Chain
 from dmaster.models import build_model, count_parameters
 from dmaster.train import SyntheticBatches, TrainConfig, training_loss
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py)
 
 
 def median_seconds(action, repeats: int, warmup: int) -> float:
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("experiments/training_speed.json"))
+    report.add_arguments(parser)
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -91,17 +97,23 @@ def main() -> None:
                "device": str(device)}
     result = {"machine": machine, "batch_size": args.batch_size, "clip_seconds": args.seconds,
               "sample_rate": args.sample_rate, "data_batch_s": data_seconds, "rows": rows}
-    print(f"batch {args.batch_size} × {args.seconds:g} s at {args.sample_rate} Hz on {device} "
-          f"({os.cpu_count()} CPUs, {torch.get_num_threads()} threads); degrading one batch on the fly: "
-          f"{data_seconds:.2f} s")
-    print("| configuration | parameters | s/step | steps/s | steps/s incl. on-the-fly data |")
-    print("|---|---:|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['configuration']} | {row['parameters']:,} | {row['step_s']:.2f} | {row['steps_per_s']:.2f} | "
-              f"{row['steps_per_s_with_on_the_fly_data']:.2f} |")
+    table = ["| configuration | parameters | s/step | steps/s | steps/s incl. on-the-fly data |",
+             "|---|---:|---:|---:|---:|",
+             *(f"| {row['configuration']} | {row['parameters']:,} | {row['step_s']:.2f} | {row['steps_per_s']:.2f} | "
+               f"{row['steps_per_s_with_on_the_fly_data']:.2f} |" for row in rows)]
+    header = (f"batch {args.batch_size} × {args.seconds:g} s at {args.sample_rate} Hz on {device} "
+              f"({os.cpu_count()} CPUs, {torch.get_num_threads()} threads); degrading one batch on the fly: "
+              f"{data_seconds:.2f} s")
+    print(header)
+    print("\n".join(table))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
+    report.publish("training_speed", "\n".join([
+        f"A full optimiser step (forward, losses, backward, clipping, Adam), median of {args.repeats} after "
+        f"{args.warmup} warm-up steps, batch {args.batch_size} × {args.seconds:g} s at {args.sample_rate} Hz on "
+        f"{device}; degrading one batch on the fly: {data_seconds:.2f} s; `python benchmarks/training_speed.py`, "
+        f"{report.machine_line(args.device)}.", "", *table]), parser, args)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,16 @@
 """dmaster: automatic music mastering by differentiable parameter prediction.
 
+:func:`master` estimates what degraded a track and undoes it; :class:`Chain` is the differentiable
+effect chain it inverts. See ``README.md`` and ``docs/``.
+
+>>> import numpy as np
 >>> import dmaster
->>> result = dmaster.master(audio, sample_rate)   # audio: (channels, samples) or (samples,)
->>> result.audio, result.to_json()
+>>> audio = 0.1 * np.random.default_rng(0).standard_normal((2, 44100), dtype=np.float32)  # (channels, samples)
+>>> result = dmaster.master(audio, 44100)                   # the shipped parameter model
+>>> result.audio.shape, result.audio.dtype, result.sample_rate      # as it came in
+((2, 44100), dtype('float32'), 44100)
+>>> sorted(result.params["effects"])                        # the report: what it heard and undid
+['compressor', 'echo', 'eq', 'gain', 'reverb']
 """
 
 from .effects import SPEC_VERSION, Chain, ChainParams

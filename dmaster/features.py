@@ -9,6 +9,14 @@ All functions take audio shaped ``(batch, channels, samples)`` and are pure.
   adds ``log|1 + a·e^{−jωd}|²`` to the log spectrum, whose inverse transform is a sharp peak
   of height ``≈ a`` at quefrency ``d`` samples. :func:`refine_echo_delay` reads the delay off
   that peak to a fraction of a sample, near a coarse estimate.
+
+An echo of 20 ms (882 samples at 44.1 kHz) stands out in the cepstrum of noise:
+
+>>> from dmaster.effects import echo
+>>> noise = torch.randn(1, 1, 44100, generator=torch.Generator().manual_seed(0))   # (batch, channels, samples)
+>>> cepstrum = power_cepstrum(echo.forward(noise, 44100, delay_ms=20.0, level_db=-6.0))
+>>> round(float(refine_echo_delay(cepstrum, torch.tensor([870.0]), (100, 2000))[0]), 1)
+882.0
 """
 
 from __future__ import annotations
@@ -21,12 +29,19 @@ from .effects.lti import fft_size
 
 Tensor = torch.Tensor
 
+__all__ = ["POWER_FLOOR", "cepstral_prominence", "echo_lag_evidence", "hz_to_mel", "level_db", "level_statistics",
+           "log_frequency_filterbank", "log_lag_bin_edges", "log_mel_spectrogram", "long_term_spectrum",
+           "mel_filterbank", "mel_to_hz", "mid_side", "normalise_level", "power_cepstrum", "power_spectrogram",
+           "refine_echo_delay", "triangular_filterbank", "tukey_window"]
+
 POWER_FLOOR = 1e-10
 """Floor of power spectra before the logarithm (−100 dB re full scale)."""
 
 
 def mid_side(x: Tensor) -> Tensor:
-    """``(batch, 2, samples)`` mid ``(L + R) / 2`` and side ``(L − R) / 2``; mono gives a silent side."""
+    """Mid ``(L + R) / 2`` and side ``(L − R) / 2`` of ``x`` ``(batch, channels, samples)``:
+    ``(batch, 2, samples)``. Mono gives a silent side; more channels than two count as left and the
+    mean of the others."""
     if x.shape[1] == 1:
         return torch.cat([x, torch.zeros_like(x)], dim=1)
     left, right = x[:, 0], x[:, 1:].mean(1)
@@ -34,19 +49,24 @@ def mid_side(x: Tensor) -> Tensor:
 
 
 def level_db(x: Tensor) -> Tensor:
-    """RMS level in dBFS ``(batch,)`` over channels and samples."""
+    """RMS level in dBFS ``(batch,)`` of ``x`` ``(batch, channels, samples)``, over channels and samples."""
     return 10 * torch.log10(x.square().flatten(1).mean(1) + POWER_FLOOR)
 
 
 def normalise_level(x: Tensor, target_db: float = -20.0) -> tuple[Tensor, Tensor]:
-    """Scale each item to ``target_db`` RMS; returns ``(scaled audio, original level dB (batch,))``."""
+    """Scale each item of ``x`` ``(batch, channels, samples)`` to ``target_db`` dBFS RMS.
+
+    Returns:
+        ``(scaled audio (batch, channels, samples), original level dBFS (batch,))``.
+    """
     level = level_db(x)
     scale = torch.pow(10.0, (target_db - level) / 20)
     return x * scale[:, None, None], level
 
 
 def level_statistics(x: Tensor) -> Tensor:
-    """``(batch, 4)``: RMS dBFS, peak dBFS, crest factor dB and side-to-mid ratio dB."""
+    """Level statistics of ``x`` ``(batch, channels, samples)``: ``(batch, 4)`` RMS dBFS, peak dBFS, crest
+    factor dB and side-to-mid ratio dB."""
     rms = level_db(x)
     peak = 20 * torch.log10(x.abs().flatten(1).amax(1) + 1e-5)
     ms = mid_side(x)
@@ -55,7 +75,8 @@ def level_statistics(x: Tensor) -> Tensor:
 
 
 def power_spectrogram(x: Tensor, n_fft: int, hop: int) -> Tensor:
-    """Hann-window power STFT ``(batch, channels, n_fft // 2 + 1, frames)``."""
+    """Hann-window power STFT of ``x`` ``(batch, channels, samples)``, ``n_fft`` and ``hop`` in samples:
+    ``(batch, channels, n_fft // 2 + 1, frames)``."""
     batch, channels, samples = x.shape
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
     spectrum = torch.stft(x.reshape(batch * channels, samples), n_fft, hop, window=window, center=True,
@@ -65,17 +86,19 @@ def power_spectrogram(x: Tensor, n_fft: int, hop: int) -> Tensor:
 
 
 def hz_to_mel(hz: Tensor) -> Tensor:
-    """HTK mel scale."""
+    """Hz to the HTK mel scale, element-wise."""
     return 2595.0 * torch.log10(1.0 + hz / 700.0)
 
 
 def mel_to_hz(mel: Tensor) -> Tensor:
+    """The HTK mel scale to Hz (the inverse of :func:`hz_to_mel`), element-wise."""
     return 700.0 * (torch.pow(10.0, mel / 2595.0) - 1.0)
 
 
 def triangular_filterbank(bin_hz: Tensor, edges_hz: Tensor) -> Tensor:
-    """Triangles ``(len(edges_hz) − 2, bins)`` peaking at ``edges_hz[1:-1]``, each spanning its two
-    neighbours, widened to at least one bin either side so that no row is empty; rows sum to 1."""
+    """Triangular filters ``(len(edges_hz) − 2, bins)`` over bins at ``bin_hz`` ``(bins,)``, peaking at
+    ``edges_hz[1:-1]``, each spanning its two neighbours, widened to at least one bin either side so
+    that no row is empty; rows sum to 1."""
     spacing = float(bin_hz[1] - bin_hz[0])
     lower, centre, upper = edges_hz[:-2], edges_hz[1:-1], edges_hz[2:]
     lower = torch.minimum(lower, centre - spacing)[:, None]
@@ -89,7 +112,7 @@ def triangular_filterbank(bin_hz: Tensor, edges_hz: Tensor) -> Tensor:
 
 def mel_filterbank(n_fft: int, sample_rate: float, n_mels: int, f_min: float = 20.0,
                    f_max: float | None = None) -> Tensor:
-    """Mel filterbank ``(n_mels, n_fft // 2 + 1)``, float32."""
+    """Mel filterbank ``(n_mels, n_fft // 2 + 1)``, float32, from ``f_min`` to ``f_max`` Hz (default Nyquist)."""
     f_max = f_max or sample_rate / 2
     bin_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
     mels = torch.linspace(float(hz_to_mel(torch.tensor(f_min))), float(hz_to_mel(torch.tensor(f_max))),
@@ -99,7 +122,8 @@ def mel_filterbank(n_fft: int, sample_rate: float, n_mels: int, f_min: float = 2
 
 def log_frequency_filterbank(n_fft: int, sample_rate: float, n_bands: int, f_min: float,
                              f_max: float) -> Tensor:
-    """Bands equally spaced in log frequency ``(n_bands, n_fft // 2 + 1)``, float32."""
+    """Bands equally spaced in log frequency from ``f_min`` to ``f_max`` Hz (at most 95 % of Nyquist):
+    ``(n_bands, n_fft // 2 + 1)``, float32."""
     f_max = min(f_max, 0.95 * sample_rate / 2)
     bin_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
     edges = torch.logspace(math.log10(f_min), math.log10(f_max), n_bands + 2, dtype=torch.float64)
@@ -107,15 +131,18 @@ def log_frequency_filterbank(n_fft: int, sample_rate: float, n_bands: int, f_min
 
 
 def log_mel_spectrogram(x: Tensor, filterbank: Tensor, n_fft: int, hop: int) -> Tensor:
-    """Log-mel power in units of 10 dB ``(batch, channels, n_mels, frames)``."""
+    """Log-mel power of ``x`` ``(batch, channels, samples)`` through ``filterbank`` ``(n_mels, bins)``,
+    in units of 10 dB: ``(batch, channels, n_mels, frames)``."""
     power = power_spectrogram(x, n_fft, hop)
     mel = torch.einsum("mf,bcft->bcmt", filterbank, power)
     return torch.log10(mel + POWER_FLOOR)
 
 
 def long_term_spectrum(x: Tensor, filterbank: Tensor, n_fft: int, hop: int) -> Tensor:
-    """``(batch, 2 · channels, bands)``: per channel, log of the time-averaged band power and the
-    standard deviation over time of the log band power (how much each band moves), in 10 dB."""
+    """Long-term spectrum of ``x`` ``(batch, channels, samples)`` through ``filterbank`` ``(bands, bins)``:
+    ``(batch, 2 · channels, bands)``, per channel the log of the time-averaged band power and the
+    standard deviation over time of the log band power (how much each band moves), in 10 dB. (Not
+    :func:`dmaster.residual.long_term_spectrum`, which is one dB spectrum of a channel mix.)"""
     power = power_spectrogram(x, n_fft, hop)
     bands = torch.einsum("kf,bcft->bckt", filterbank, power)
     average = torch.log10(bands.mean(-1) + POWER_FLOOR)
@@ -124,7 +151,8 @@ def long_term_spectrum(x: Tensor, filterbank: Tensor, n_fft: int, hop: int) -> T
 
 
 def tukey_window(samples: int, taper: float, like: Tensor) -> Tensor:
-    """Flat window with raised-cosine tapers over ``taper`` of its length at each end."""
+    """Flat window ``(samples,)`` with raised-cosine tapers over a ``taper`` fraction of its length at each
+    end, of ``like``'s dtype and device."""
     ramp = max(1, int(taper * samples))
     rise = 0.5 - 0.5 * torch.cos(math.pi * torch.arange(ramp, device=like.device, dtype=like.dtype) / ramp)
     window = torch.ones(samples, device=like.device, dtype=like.dtype)
@@ -134,7 +162,8 @@ def tukey_window(samples: int, taper: float, like: Tensor) -> Tensor:
 
 
 def power_cepstrum(x: Tensor, taper: float = 0.05) -> Tensor:
-    """Real cepstrum of the whole clip ``(batch, n_fft)``, averaged over channels; quefrency in samples.
+    """Real cepstrum of the whole clip ``x`` ``(batch, channels, samples)``: ``(batch, n_fft)``, averaged
+    over channels, quefrency in samples (``n_fft`` a fast length ≥ ``samples``).
 
     The log power spectrum is floored 50 dB below its mean so that empty bands (MP3 low-pass,
     deep EQ cuts) are flat instead of noisy.
@@ -148,9 +177,9 @@ def power_cepstrum(x: Tensor, taper: float = 0.05) -> Tensor:
 
 
 def cepstral_prominence(cepstrum: Tensor, lags: tuple[int, int], smoothing: int = 16) -> Tensor:
-    """Cepstrum minus its local mean over ``±smoothing`` samples, in units of its standard deviation,
-    at quefrencies ``lags[0] … lags[1] − 1``: ``(batch, lags[1] − lags[0])``. Sharp peaks (echoes)
-    stand out, broad structure (pitch, tempo) is flattened."""
+    """``cepstrum`` ``(batch, n_fft)`` minus its local mean over ``±smoothing`` samples, in units of its
+    standard deviation, at quefrencies ``lags[0] … lags[1] − 1``: ``(batch, lags[1] − lags[0])``. Sharp
+    peaks (echoes) stand out, broad structure (pitch, tempo) is flattened."""
     low, high = lags
     segment = cepstrum[:, low - smoothing: high + smoothing]
     local_mean = torch.nn.functional.avg_pool1d(segment[:, None], 2 * smoothing + 1, stride=1)[:, 0]

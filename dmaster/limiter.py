@@ -9,6 +9,14 @@ the output never exceeds the ceiling, while between peaks the level recovers at 
 unlike turning the whole track down, only the peaks lose level. With ``true_peak`` the ceiling
 holds for the signal between the samples too (ITU-R BS.1770-4 true peak, 4× oversampled), where a
 converter or a lossy codec would otherwise clip.
+
+>>> x = 0.5 * torch.ones(1, 2, 44100)                   # (batch, channels, samples): −6 dBFS …
+>>> x[..., 22050] = 1.0                                 # … with one peak at 0 dBFS
+>>> limited = limit_peaks(x, 44100, ceiling_db=-3.0)
+>>> round(peak_db(limited[0]), 2)                       # the peak under the ceiling
+-3.0
+>>> round(float(limited[0, 0, 0]), 3), round(float(limited[0, 0, -1]), 3)   # far from it, untouched
+(0.5, 0.5)
 """
 
 from __future__ import annotations
@@ -37,9 +45,16 @@ TRUE_PEAK_MARGIN = 4096
 
 
 def peak_envelope(x: Tensor, true_peak: bool = False) -> Tensor:
-    """``(batch, samples)`` float32: at each sample the loudest channel's magnitude; with ``true_peak``
-    also the loudest value of the :data:`TRUE_PEAK_OVERSAMPLING` × oversampled signal (soxr) from this
-    sample to the next."""
+    """The peak level the limiter works from.
+
+    Args:
+        x: ``(batch, channels, samples)`` audio.
+        true_peak: include the :data:`TRUE_PEAK_OVERSAMPLING` × oversampled signal (soxr) between this
+            sample and the next.
+
+    Returns:
+        ``(batch, samples)`` float32 linear magnitude: at each sample the loudest channel's.
+    """
     magnitude = x.detach().abs().amax(1).float()
     if not true_peak:
         return magnitude
@@ -57,18 +72,32 @@ def peak_envelope(x: Tensor, true_peak: bool = False) -> Tensor:
 
 
 def peak_db(x: Tensor, true_peak: bool = False) -> float:
-    """The peak (dBFS; with ``true_peak``, dBTP) of ``x`` ``(channels, samples)``."""
+    """The peak of ``x`` ``(channels, samples)``: dBFS, or with ``true_peak`` dBTP (:func:`peak_envelope`)."""
     return 20 * math.log10(float(peak_envelope(x[None], true_peak).max()))
 
 
 def limiter_gain_db(x: Tensor, sample_rate: float, ceiling_db: float, attack_db_per_ms: float = ATTACK_DB_PER_MS,
                     release_db_per_ms: float = RELEASE_DB_PER_MS, true_peak: bool = False) -> Tensor:
-    """Gain in dB (≤ 0) ``(batch, 1, samples)`` float32 that keeps ``x`` ``(batch, channels, samples)``
-    under ``ceiling_db`` dBFS (dBTP with ``true_peak``: :func:`peak_envelope`).
+    """The limiter's gain.
 
     The ramps run on blocks of :data:`BLOCK` samples, each needing what the loudest of itself and its
     two neighbours needs, and are interpolated linearly between block centres: every sample then lies
-    between two block values that are both at or below what it needs."""
+    between two block values that are both at or below what it needs.
+
+    Args:
+        x: ``(batch, channels, samples)`` float audio.
+        sample_rate: Hz.
+        ceiling_db: dBFS (dBTP with ``true_peak``).
+        attack_db_per_ms: slope of the ramp before a peak, dB/ms, positive.
+        release_db_per_ms: slope of the ramp after a peak, dB/ms, positive.
+        true_peak: limit the true peak (:func:`peak_envelope`).
+
+    Returns:
+        ``(batch, 1, samples)`` float32 dB, ≤ 0, shared by the channels.
+
+    Raises:
+        ValueError: bad audio or a ramp that is not positive.
+    """
     check_audio(x, "x")
     if not (attack_db_per_ms > 0 and release_db_per_ms > 0):
         raise ValueError(f"attack_db_per_ms and release_db_per_ms must be > 0, got {attack_db_per_ms}, "
@@ -89,8 +118,17 @@ def limiter_gain_db(x: Tensor, sample_rate: float, ceiling_db: float, attack_db_
 
 def limit_peaks(x: Tensor, sample_rate: float, ceiling_db: float, attack_db_per_ms: float = ATTACK_DB_PER_MS,
                 release_db_per_ms: float = RELEASE_DB_PER_MS, true_peak: bool = False) -> Tensor:
-    """``x`` ``(batch, channels, samples)`` with its peaks limited to ``ceiling_db`` dBFS (dBTP with
-    ``true_peak``), same dtype."""
+    """Limit the peaks of audio to a ceiling.
+
+    Args:
+        x: ``(batch, channels, samples)`` float audio.
+        sample_rate: Hz.
+        ceiling_db: dBFS (dBTP with ``true_peak``).
+        attack_db_per_ms, release_db_per_ms, true_peak: as for :func:`limiter_gain_db`.
+
+    Returns:
+        ``x`` times the limiter's gain, same shape and dtype, never over the ceiling.
+    """
     gain_db = limiter_gain_db(x, sample_rate, ceiling_db, attack_db_per_ms, release_db_per_ms, true_peak)
     # the gain is exact to float32 rounding; a clamp at the ceiling (rounded down to x's dtype) takes the rest
     ceiling = torch.tensor(10 ** (ceiling_db / 20), dtype=x.dtype, device=x.device)

@@ -10,6 +10,16 @@ costs no extra pass over the track; the U-Net's output is filtered with it.
 
 Features and targets use the same long-term spectrum, :func:`long_term_spectrum`: Hann-windowed
 8192-point STFT of the channel mix, power averaged over frames, then over :data:`BAND_EDGES_HZ`.
+(It is not :func:`dmaster.features.long_term_spectrum`, the estimator's per-channel feature.)
+
+>>> len(band_centres_hz()), round(float(band_centres_hz()[0]), 1)
+(40, 43.2)
+>>> bands = torch.zeros(40)
+>>> bands[20:] = 3.0                                     # +3 dB above the middle band
+>>> extra = extra_response(bands, -1.0, 44100)           # … and the level down by 1 dB
+>>> gain_db = 20 * torch.log10(extra.response(8192)[0, 0])
+>>> round(float(gain_db[10]), 2), round(float(gain_db[-1]), 2)   # at 54 Hz and at Nyquist
+(-1.0, 2.0)
 """
 
 from __future__ import annotations
@@ -32,21 +42,25 @@ Tensor = torch.Tensor
 BAND_EDGES_HZ: tuple[float, ...] = tuple(float(f) for f in np.geomspace(40.0, 18000.0, 41))
 """Edges of the 40 correction bands (Hz), equally spaced in log frequency."""
 STFT_SIZE = 8192
+"""Samples per frame of :func:`long_term_spectrum`."""
 MAX_BAND_DB = 12.0
+"""The largest band correction applied, dB either way."""
 MAX_LEVEL_DB = 24.0
+"""The largest level correction applied, dB either way."""
 TAIL_SAMPLES = STFT_SIZE
 """Room either side of the signal for the zero-phase response (its narrowest band is 6 Hz wide)."""
 
 
 def band_centres_hz() -> np.ndarray:
+    """The 40 bands' centres ``(40,)``, Hz: geometric means of their edges."""
     edges = np.asarray(BAND_EDGES_HZ)
     return np.sqrt(edges[:-1] * edges[1:])
 
 
 @lru_cache(maxsize=4)
 def band_matrix(sample_rate: int) -> Tensor:
-    """``(bins, 40)`` float32: column ``k`` averages the bins of a :data:`STFT_SIZE`-point STFT at
-    ``sample_rate`` that fall in band ``k`` (empty above Nyquist)."""
+    """``(STFT_SIZE // 2 + 1, 40)`` float32: column ``k`` averages the bins of a :data:`STFT_SIZE`-point
+    STFT at ``sample_rate`` Hz that fall in band ``k`` (empty above Nyquist)."""
     band = np.digitize(np.fft.rfftfreq(STFT_SIZE, 1.0 / sample_rate), BAND_EDGES_HZ) - 1
     matrix = np.zeros((len(band), len(BAND_EDGES_HZ) - 1), dtype=np.float32)
     inside = (band >= 0) & (band < matrix.shape[1])
@@ -55,8 +69,15 @@ def band_matrix(sample_rate: int) -> Tensor:
 
 
 def long_term_spectrum(audio: Tensor, sample_rate: int) -> Tensor:
-    """Band powers in dB ``(40,)`` float64 of ``audio`` ``(windows, channels, samples)``, channels mixed,
-    averaged over windows and STFT frames. Bands above the Nyquist frequency repeat the last band below."""
+    """Band powers of some audio.
+
+    Args:
+        audio: ``(windows, channels, samples)``; the channels are mixed, windows and frames averaged.
+        sample_rate: Hz.
+
+    Returns:
+        ``(40,)`` float64 dB. Bands above the Nyquist frequency repeat the last band below.
+    """
     mono = audio.mean(1).float()
     if mono.shape[-1] < STFT_SIZE:
         mono = torch.nn.functional.pad(mono, (0, STFT_SIZE - mono.shape[-1]))
@@ -71,9 +92,18 @@ def long_term_spectrum(audio: Tensor, sample_rate: int) -> Tensor:
 
 def features(windows: Tensor, sample_rate: int, presence: Tensor | None = None,
              normalised: Tensor | None = None) -> Tensor:
-    """Regression input ``(40 + 1 [+ effects + params],)``: the windows' long-term spectrum relative
-    to its mean (dB), their RMS level (dBFS) and, from a parameter model, the aggregated estimate
-    (``presence`` and ``normalised`` as :meth:`Chain.to_vectors` gives them, batch of one)."""
+    """The regression's input.
+
+    Args:
+        windows: ``(windows, channels, samples)``: the analysis windows the model heard.
+        sample_rate: Hz.
+        presence: ``(1, effects)``, from a parameter model (:meth:`Chain.to_vectors`); ``None`` for the U-Net.
+        normalised: ``(1, params)`` likewise.
+
+    Returns:
+        ``(40 + 1 [+ effects + params],)``: the windows' long-term spectrum relative to its mean (dB),
+        their RMS level (dBFS) and the estimate when given.
+    """
     spectrum = long_term_spectrum(windows, sample_rate)
     level = level_db(windows.flatten(0, 1)[None].double())
     estimate = [] if presence is None or normalised is None else [presence[0].double(), normalised[0].double()]
@@ -84,9 +114,20 @@ def features(windows: Tensor, sample_rate: int, presence: Tensor | None = None,
 class ResidualCorrection:
     """A fitted ridge regression: ``features → (band corrections dB (40,), level correction dB)``.
 
-    ``band_strength`` scales the band part and ``level_offset_db`` is added to the level (both
-    chosen by ``recipes/fit_residual.py`` for the MR-STFT distance, which punishes a too-loud output
-    more than a too-quiet one)."""
+    ``band_strength`` and ``level_offset_db`` are chosen by ``recipes/fit_residual.py`` for the MR-STFT
+    distance, which punishes a too-loud output more than a too-quiet one.
+
+    Args:
+        feature_mean: ``(features,)`` means that standardise the input.
+        feature_scale: ``(features,)`` positive scales that standardise the input.
+        weights: ``(features + 1, 41)``.
+        band_strength: the share of the predicted band correction applied.
+        level_offset_db: added to the predicted level correction, dB.
+        description: how it was fitted, in words.
+
+    Raises:
+        ValueError: shapes that do not fit together, or a scale that is not positive.
+    """
 
     feature_mean: list[float]
     feature_scale: list[float]
@@ -104,7 +145,8 @@ class ResidualCorrection:
             raise ValueError(f"residual correction: weights must be shaped ({n_features + 1}, {n_outputs})")
 
     def predict(self, features: Tensor) -> tuple[Tensor, float]:
-        """``(band corrections dB (40,), level correction dB)`` for one feature vector."""
+        """``(band corrections dB (40,) float64, level correction dB)`` for one feature vector
+        ``(features,)`` (:func:`features`), limited as :meth:`limited` says."""
         mean, scale = torch.tensor(self.feature_mean), torch.tensor(self.feature_scale)
         weights = torch.tensor(self.weights, dtype=torch.float64)
         if features.shape != mean.shape:
@@ -125,6 +167,7 @@ class ResidualCorrection:
         return self.predict(features(windows, sample_rate, presence, normalised))
 
     def save(self, path: str | Path) -> None:
+        """Write it as JSON, atomically."""
         write_text_atomic(Path(path), json.dumps(asdict(self), indent=1))
 
     @classmethod
@@ -137,13 +180,24 @@ class ResidualCorrection:
 
 
 def response(band_db: Tensor, level_db: float, n_fft: int, sample_rate: int) -> Tensor:
-    """Zero-phase magnitude response ``(1, 1, n_fft // 2 + 1)`` (float64): the band corrections
-    interpolated linearly in log frequency (held flat beyond the outer band centres), times the level."""
+    """The correction as a zero-phase magnitude response on an rFFT grid.
+
+    Args:
+        band_db: ``(40,)`` band corrections, dB.
+        level_db: level correction, dB.
+        n_fft: the FFT length.
+        sample_rate: Hz.
+
+    Returns:
+        ``(1, 1, n_fft // 2 + 1)`` float64: the band corrections interpolated linearly in log frequency
+        (held flat beyond the outer band centres), times the level.
+    """
     log_frequencies = np.log(np.maximum(np.fft.rfftfreq(n_fft, 1.0 / sample_rate), 1.0))
     gain_db = np.interp(log_frequencies, np.log(band_centres_hz()), band_db.double().numpy()) + level_db
     return torch.from_numpy(gain_db).mul_(math.log(10) / 20).exp_()[None, None]
 
 
 def extra_response(band_db: Tensor, level_db: float, sample_rate: int) -> ExtraResponse:
-    """The correction as an extra response for :meth:`Chain.inverse`."""
+    """The correction (``band_db`` ``(40,)`` dB, ``level_db`` dB) as an extra response for
+    :meth:`Chain.inverse` at ``sample_rate`` Hz."""
     return ExtraResponse(lambda n_fft: response(band_db, level_db, n_fft, sample_rate), TAIL_SAMPLES)

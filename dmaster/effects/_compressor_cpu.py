@@ -95,8 +95,9 @@ def _level_db(log_power):
 
 def _compile(function):
     """``numba.njit(parallel=True)``, with the machine code cached on disk (next to this file, else in the
-    user's cache directory): compiling takes ~3 s, loading ~0.2 s, at a process's first call. Where
-    neither directory is writable, numba refuses to cache and it compiles at each process's first call."""
+    user's cache directory): a process's first call then loads it instead of compiling it, which takes
+    far longer. Where neither directory is writable, numba refuses to cache and it compiles at each
+    process's first call."""
     try:
         return numba.njit(parallel=True, fastmath=False, cache=True)(function)
     except RuntimeError:  # "cannot cache function ...: no locator available"
@@ -115,7 +116,8 @@ def log_boost(log_power, knee_start, knee, curvature, slope, attack, release, re
         start_db, knee_db, curv, slope_b, relax = knee_start[b], knee[b], curvature[b], slope[b], relaxation[b]
         end_db = start_db + knee_db
         attack_b, release_b = attack[b], release[b]
-        keep_attack, keep_release, keep_boost = 1.0 - np.float64(attack_b), 1.0 - np.float64(release_b), _f32(1.0) - relax
+        keep_attack, keep_release = 1.0 - np.float64(attack_b), 1.0 - np.float64(release_b)
+        keep_boost = _f32(1.0) - relax
         smoothed = np.ones(steps, np.float64)  # each step's gain, carried from chunk to chunk
         work = np.ones((steps, _CHUNK), np.float32)  # each step's target gain, then smoothed gain, on its chunk
         for wave in range(chunks + steps - 1):

@@ -9,12 +9,20 @@ with separate attack and release coefficients by ``torchcomp``'s
 The inverse is fixed-point decompression, ``x_{k+1} = y / g(x_k)``, over-relaxed
 in the log domain: ``log x_{k+1} = log x_k + ω·(log(y / g(x_k)) − log x_k)`` with
 ``ω = 2r / (r + 1)`` for ratio ``r``, which balances the error factor below the
-threshold (``1 − ω``) against the one above it (``1 − ω / r``) and roughly halves
-the steps plain iteration needs. A few steps are unrolled, starting from ``y``
+threshold (``1 − ω``) against the one above it (``1 − ω / r``), so that fewer steps
+are needed than with plain iteration. A few steps are unrolled, starting from ``y``
 without makeup; each is one pass of the gain computer, so the inverse stays
 differentiable. When no gradient is needed, the same passes run on the
 channel-mean power computed once: for float32 on the CPU all of them in one
 numba kernel (:mod:`._compressor_cpu`), elsewhere as in-place torch ops.
+
+>>> quiet_then_loud = torch.cat([torch.full((1, 1, 4410), 0.01), torch.full((1, 1, 4410), 0.5)], -1)
+>>> y = forward(quiet_then_loud, 44100, threshold_db=-20.0, ratio=4.0, attack_ms=1.0, release_ms=50.0)
+>>> round(float(y[0, 0, 100]), 4), round(float(y[0, 0, -1]), 2)   # quiet: untouched; loud: turned down
+(0.01, 0.15)
+>>> restored = inverse(y, 44100, threshold_db=-20.0, ratio=4.0, attack_ms=1.0, release_ms=50.0)
+>>> round(float(restored[0, 0, -1]), 2)
+0.5
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from . import _compressor_cpu
 from .spec import EffectSpec, Param, Prior, db_to_amplitude, needs_grad
 
 Tensor = torch.Tensor
+
+__all__ = ["DEFAULT_INVERSE_STEPS", "SPEC", "forward", "gain", "inverse", "static_gain_db", "time_to_coefficient"]
 
 SPEC = EffectSpec(
     name="compressor",
@@ -53,25 +63,47 @@ _LEVEL_FLOOR = _compressor_cpu.LEVEL_FLOOR  # power floor of the level detector 
 
 
 def time_to_coefficient(time_ms: Tensor, sample_rate: float) -> Tensor:
-    """One-pole smoothing coefficient whose 10 %–90 % rise takes ``time_ms``."""
+    """One-pole smoothing coefficient whose 10 %–90 % rise takes ``time_ms`` (ms, any shape) at
+    ``sample_rate`` Hz; same shape, clamped to ``[1e-9, 1 − 1e-6]``."""
     coefficient = 1.0 - torch.exp(-math.log(9.0) * 1000.0 / (time_ms * sample_rate))
     return coefficient.clamp(1e-9, 1.0 - 1e-6)
 
 
 def static_gain_db(level_db: Tensor, threshold_db: Tensor, ratio: Tensor, knee_db: Tensor) -> Tensor:
-    """Gain in dB (≤ 0) of the soft-knee curve at ``level_db`` ``(batch, samples)``: the level over
-    the threshold, ``o``, maps to ``(1/r − 1)·(u² / 2k + max(o − k/2, 0))`` with ``u = clamp(o + k/2, 0, k)``
-    (0 below the knee, quadratic inside it, a straight line of slope ``1/r − 1`` above it)."""
+    """Gain in dB (≤ 0) of the soft-knee curve: the level over the threshold, ``o``, maps to
+    ``(1/r − 1)·(u² / 2k + max(o − k/2, 0))`` with ``u = clamp(o + k/2, 0, k)`` (0 below the knee,
+    quadratic inside it, a straight line of slope ``1/r − 1`` above it).
+
+    Args:
+        level_db: ``(batch, samples)`` detector level, dBFS.
+        threshold_db: ``(batch,)`` dBFS.
+        ratio: ``(batch,)`` ≥ 1.
+        knee_db: ``(batch,)`` width of the knee, dB.
+
+    Returns:
+        ``(batch, samples)`` dB.
+    """
     threshold_db, ratio, knee_db = (p[:, None] for p in (threshold_db, ratio, knee_db))
     over = level_db - threshold_db
     half_knee = knee_db / 2
     into_knee = (over + half_knee).clamp_min(0.0).minimum(knee_db)
-    return (1.0 / ratio - 1.0) * (into_knee.square() / (2.0 * knee_db.clamp_min(1e-6)) + (over - half_knee).clamp_min(0.0))
+    return (1.0 / ratio - 1.0) * (into_knee.square() / (2.0 * knee_db.clamp_min(1e-6))
+                                  + (over - half_knee).clamp_min(0.0))
 
 
 def gain(x: Tensor, sample_rate: float, threshold_db: Tensor, ratio: Tensor, attack_ms: Tensor,
          release_ms: Tensor, knee_db: Tensor) -> Tensor:
-    """Smoothed linear gain ``(batch, 1, samples)`` that the compressor applies to ``x`` (no makeup)."""
+    """The smoothed linear gain the compressor applies to ``x`` (without makeup): the channel-mean
+    power's level through :func:`static_gain_db`, smoothed with the attack and release ballistics.
+
+    Args:
+        x: ``(batch, channels, samples)`` float audio.
+        sample_rate: Hz.
+        threshold_db, ratio, attack_ms, release_ms, knee_db: ``(batch,)`` tensors in :data:`SPEC`'s units.
+
+    Returns:
+        ``(batch, 1, samples)`` in ``(0, 1]``, shared by the channels.
+    """
     level_db = 10.0 * torch.log10(x.square().mean(1) + _LEVEL_FLOOR)
     target = db_to_amplitude(static_gain_db(level_db, threshold_db, ratio, knee_db))
     initial = torch.ones_like(target[:, 0])
@@ -83,7 +115,23 @@ def gain(x: Tensor, sample_rate: float, threshold_db: Tensor, ratio: Tensor, att
 def forward(x: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: Tensor | float,
             attack_ms: Tensor | float, release_ms: Tensor | float, knee_db: Tensor | float = 6.0,
             makeup_db: Tensor | float = 0.0) -> Tensor:
-    """Compress ``x`` ``(batch, channels, samples)``; parameters ``(batch,)`` in their units."""
+    """Compress audio.
+
+    Args:
+        x: ``(batch, channels, samples)`` float audio.
+        sample_rate: Hz.
+        threshold_db: dBFS above which the gain is reduced.
+        ratio: input dB above the threshold per output dB (≥ 1).
+        attack_ms: time for the gain to fall (10 % → 90 %), ms.
+        release_ms: time for the gain to recover (10 % → 90 %), ms.
+        knee_db: width of the soft knee around the threshold, dB.
+        makeup_db: gain added after compression, dB.
+
+    Every parameter is ``(batch,)`` or a scalar.
+
+    Returns:
+        The compressed audio, same shape and dtype.
+    """
     p = SPEC.prepare(x, dict(threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
                              release_ms=release_ms, knee_db=knee_db, makeup_db=makeup_db))
     makeup = db_to_amplitude(p.pop("makeup_db"))[:, None, None]
@@ -93,7 +141,17 @@ def forward(x: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
 def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: Tensor | float,
             attack_ms: Tensor | float, release_ms: Tensor | float, knee_db: Tensor | float = 6.0,
             makeup_db: Tensor | float = 0.0, steps: int = DEFAULT_INVERSE_STEPS) -> Tensor:
-    """Decompress ``y`` by ``steps`` over-relaxed fixed-point iterations ``x ← y / g(x)``."""
+    """Decompress ``y`` by ``steps`` over-relaxed fixed-point iterations ``x ← y / g(x)`` (approximate).
+
+    Args:
+        y: ``(batch, channels, samples)`` float audio.
+        sample_rate: Hz.
+        threshold_db, ratio, attack_ms, release_ms, knee_db, makeup_db: as for :func:`forward`.
+        steps: fixed-point passes, at least 1.
+
+    Returns:
+        The decompressed audio, same shape and dtype; differentiable when a gradient is needed.
+    """
     p = SPEC.prepare(y, dict(threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
                              release_ms=release_ms, knee_db=knee_db, makeup_db=makeup_db))
     if steps < 1:

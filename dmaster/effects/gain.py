@@ -1,4 +1,11 @@
-"""Broadband gain in dB. The inverse is the negated gain: exact."""
+"""Broadband gain in dB. The inverse is the negated gain: exact.
+
+>>> x = torch.ones(1, 2, 4)                                  # (batch, channels, samples)
+>>> forward(x, 44100, gain_db=-20.0)[0, 0].tolist()
+[0.10000000149011612, 0.10000000149011612, 0.10000000149011612, 0.10000000149011612]
+>>> torch.equal(inverse(forward(x, 44100, gain_db=6.0), 44100, gain_db=6.0), x)
+True
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import torch
 from .spec import EffectSpec, Param, Prior, as_param, db_to_amplitude
 
 Tensor = torch.Tensor
+
+__all__ = ["EXACT_INVERSE", "SPEC", "forward", "inverse", "tail_samples", "transfer"]
 
 EXACT_INVERSE = True
 """Whether :func:`inverse` undoes :func:`forward` exactly."""
@@ -23,20 +32,27 @@ SPEC = EffectSpec(
 
 
 def transfer(n_fft: int, sample_rate: float, channels: int, gain_db: Tensor) -> Tensor:
-    """Flat real response ``(batch, 1, 1)``; broadcasts over channels and bins."""
+    """Flat real response ``(batch, 1, 1)`` of ``gain_db`` ``(batch,)`` dB; broadcasts over channels and bins."""
     return db_to_amplitude(gain_db)[:, None, None]
 
 
 def forward(x: Tensor, sample_rate: float, gain_db: Tensor | float) -> Tensor:
-    """Scale ``x`` ``(batch, channels, samples)`` by ``gain_db`` dB ``(batch,)``."""
+    """Scale audio.
+
+    Args:
+        x: ``(batch, channels, samples)`` float audio.
+        sample_rate: Hz (unused: the gain is the same at every rate).
+        gain_db: ``(batch,)`` or a scalar, dB.
+    """
     gain_db = SPEC.prepare(x, {"gain_db": gain_db})["gain_db"]
     return x * db_to_amplitude(gain_db)[:, None, None]
 
 
 def inverse(y: Tensor, sample_rate: float, gain_db: Tensor | float) -> Tensor:
-    """Undo :func:`forward`."""
+    """Undo :func:`forward`: the same gain negated. Arguments as for :func:`forward`."""
     return forward(y, sample_rate, -as_param(gain_db, y))
 
 
 def tail_samples(sample_rate: float, inverse: bool, gain_db: Tensor) -> int:
+    """0: a gain has no tail."""
     return 0

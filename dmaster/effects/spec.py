@@ -5,6 +5,19 @@ draws from. It drives sampling, normalisation to and from ``[0, 1]`` (what the
 networks see), validation of user-given values and documentation. An
 :class:`EffectSpec` groups the parameters of one effect with the probability
 that the generator switches the effect on.
+
+>>> delay = Param("delay_ms", "ms", 20.0, 800.0, "log", Prior("uniform", 40.0, 600.0), 200.0, "echo delay")
+>>> delay.range_text
+'[20, 800] ms'
+>>> x = torch.tensor([20.0, 800.0])
+>>> delay.normalise(x).tolist()
+[0.0, 1.0]
+>>> torch.allclose(delay.denormalise(delay.normalise(x)), x)
+True
+>>> delay.validate(torch.tensor([900.0]))
+Traceback (most recent call last):
+    ...
+ValueError: delay_ms = 900 is out of range; it must lie in [20, 800] ms
 """
 
 from __future__ import annotations
@@ -18,15 +31,22 @@ import torch
 Scale = Literal["linear", "log"]
 Tensor = torch.Tensor
 
+__all__ = ["EffectSpec", "Param", "Prior", "Scale", "all_finite", "amplitude_to_db", "as_param", "check_audio",
+           "check_sample_rate", "db_to_amplitude", "log_uniform_prior", "needs_grad"]
+
 
 @dataclass(frozen=True)
 class Prior:
     """Distribution the generator draws a parameter from, in physical units.
 
-    ``kind="uniform"`` draws uniformly between ``low`` and ``high`` on the
-    parameter's scale (so a log-scale parameter is log-uniform);
-    ``kind="normal"`` draws ``mean ± std`` (on the linear scale) clipped to
-    ``[low, high]``.
+    Args:
+        kind: ``"uniform"`` draws uniformly between ``low`` and ``high`` on the parameter's scale (so a
+            log-scale parameter is log-uniform); ``"normal"`` draws ``mean ± std`` (on the linear
+            scale) clipped to ``[low, high]``.
+        low: the lowest value drawn, inside the parameter's range.
+        high: the highest value drawn, inside the parameter's range.
+        mean: the normal prior's mean.
+        std: the normal prior's standard deviation.
     """
 
     kind: Literal["uniform", "normal"]
@@ -38,7 +58,21 @@ class Prior:
 
 @dataclass(frozen=True)
 class Param:
-    """One continuous parameter: physical unit, range ``[minimum, maximum]``, scale."""
+    """One continuous parameter of an effect, described once.
+
+    Args:
+        name: the keyword the effect's functions take, e.g. ``"delay_ms"``.
+        unit: the physical unit, e.g. ``"ms"`` (``""`` for none).
+        minimum: the lowest valid value, in ``unit``.
+        maximum: the highest valid value, in ``unit``.
+        scale: ``"linear"`` or ``"log"``: the scale of normalisation to ``[0, 1]`` and of uniform priors.
+        prior: what the generator draws from.
+        neutral: the value at which the parameter changes nothing (or least).
+        description: what the parameter means, for documentation.
+
+    Raises:
+        ValueError: an empty range, a log scale over non-positive values, or a prior outside the range.
+    """
 
     name: str
     unit: str
@@ -65,15 +99,27 @@ class Param:
 
     @property
     def range_text(self) -> str:
+        """The range as text, e.g. ``"[20, 800] ms"``, for error messages."""
         return f"[{self.minimum:g}, {self.maximum:g}] {self.unit}".rstrip()
 
     def normalise(self, value: Tensor) -> Tensor:
-        """Physical units → ``[0, 1]`` on the parameter's scale."""
+        """Physical units → ``[0, 1]`` on the parameter's scale (what the networks see).
+
+        Args:
+            value: values of any shape, in the parameter's unit.
+
+        Returns:
+            The same shape, 0 at :attr:`minimum` and 1 at :attr:`maximum`.
+        """
         low, high = self._bounds(value)
         return (self._warp(value) - low) / (high - low)
 
     def denormalise(self, unit_value: Tensor) -> Tensor:
-        """``[0, 1]`` → physical units (the inverse of :meth:`normalise`)."""
+        """``[0, 1]`` → physical units (the inverse of :meth:`normalise`).
+
+        Args:
+            unit_value: values of any shape in ``[0, 1]``.
+        """
         low, high = self._bounds(unit_value)
         return self._unwarp(low + unit_value * (high - low))
 
@@ -83,7 +129,15 @@ class Param:
         return warped[0], warped[1]
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``(batch_size,)`` values from the prior, float32, on the CPU."""
+        """Draw values from the prior.
+
+        Args:
+            batch_size: how many values.
+            generator: the random generator (CPU); ``None`` uses torch's global one.
+
+        Returns:
+            ``(batch_size,)`` float32 on the CPU, in the parameter's unit.
+        """
         prior = self.prior
         if prior.kind == "uniform":
             bounds = self._warp(torch.tensor([prior.low, prior.high], dtype=torch.float64))
@@ -95,8 +149,17 @@ class Param:
         return value.float()
 
     def validate(self, value: Tensor, batch_size: int | None = None) -> None:
-        """Raise ``ValueError`` naming the parameter if ``value`` is non-finite,
-        out of range or not shaped ``(batch_size,)``."""
+        """Check a batch of values.
+
+        Args:
+            value: ``(batch,)`` tensor in the parameter's unit.
+            batch_size: the batch size it must have; ``None`` accepts any.
+
+        Raises:
+            TypeError: ``value`` is not a tensor.
+            ValueError: naming the parameter and its range, if ``value`` is non-finite, out of range or
+                not shaped ``(batch_size,)``.
+        """
         if not isinstance(value, Tensor):
             raise TypeError(f"{self.name} must be a torch.Tensor, got {type(value).__name__}")
         if value.ndim != 1 or (batch_size is not None and value.shape[0] != batch_size):
@@ -115,7 +178,14 @@ class Param:
 
 @dataclass(frozen=True)
 class EffectSpec:
-    """The parameters of one effect and how often the generator switches it on."""
+    """The parameters of one effect and how often the generator switches it on.
+
+    Args:
+        name: the effect's name in :data:`dmaster.effects.ChainParams`, e.g. ``"echo"``.
+        params: its parameters, in vector order.
+        presence_probability: how often the generator switches the effect on, in ``[0, 1]``.
+        description: what the effect does, for documentation.
+    """
 
     name: str
     params: tuple[Param, ...]
@@ -124,24 +194,34 @@ class EffectSpec:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The parameters' names, in vector order."""
         return tuple(p.name for p in self.params)
 
     def param(self, name: str) -> Param:
+        """The parameter called ``name``; ``KeyError`` lists the effect's parameters if there is none."""
         for p in self.params:
             if p.name == name:
                 return p
         raise KeyError(f"{self.name} has no parameter {name!r}; it has {', '.join(self.names)}")
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Draw every parameter from its prior: ``{name: (batch_size,)}``."""
+        """Draw every parameter from its prior (see :meth:`Param.sample`): ``{name: (batch_size,)}``."""
         return {p.name: p.sample(batch_size, generator) for p in self.params}
 
     def neutral(self, batch_size: int) -> dict[str, Tensor]:
-        """Parameters at which the effect is the identity."""
+        """Parameters at which the effect is the identity (or closest to it): ``{name: (batch_size,)}``."""
         return {p.name: torch.full((batch_size,), p.neutral) for p in self.params}
 
     def validate(self, values: Mapping[str, Tensor], batch_size: int) -> None:
-        """Check that exactly this effect's parameters are given and each is valid."""
+        """Check that exactly this effect's parameters are given and each is valid.
+
+        Args:
+            values: ``{name: (batch_size,)}`` in physical units.
+            batch_size: the batch size every value must have.
+
+        Raises:
+            ValueError: naming missing or unknown parameters, or the first invalid one and its range.
+        """
         missing = [n for n in self.names if n not in values]
         unknown = [n for n in values if n not in self.names]
         if missing or unknown:
@@ -154,9 +234,19 @@ class EffectSpec:
 
     def prepare(self, audio: Tensor, values: Mapping[str, Tensor | float],
                 fill_neutral: bool = False) -> dict[str, Tensor]:
-        """Check ``audio`` and the given parameter ``values`` (tensors ``(batch,)`` or scalars) and
-        return them as tensors of the audio's dtype and device; with ``fill_neutral``, parameters
-        not given take their neutral values."""
+        """Check ``audio`` and an effect function's parameters, and make them tensors.
+
+        Args:
+            audio: ``(batch, channels, samples)`` float tensor (:func:`check_audio`).
+            values: ``{name: (batch,) tensor or scalar}`` in physical units.
+            fill_neutral: parameters not given take their neutral values (else all are required).
+
+        Returns:
+            ``{name: (batch,)}`` of the audio's dtype and device.
+
+        Raises:
+            ValueError: bad audio, or missing, unknown or invalid parameters (named).
+        """
         check_audio(audio)
         if fill_neutral:
             unknown = [n for n in values if n not in self.names]
@@ -175,13 +265,14 @@ class EffectSpec:
         for p in self.params:
             prior = (f"uniform {p.prior.low:g}…{p.prior.high:g}" if p.prior.kind == "uniform"
                      else f"normal {p.prior.mean:g} ± {p.prior.std:g}, clipped {p.prior.low:g}…{p.prior.high:g}")
-            rows.append(f"| `{p.name}` | {p.unit} | {p.minimum:g} … {p.maximum:g} | {p.scale} | {prior} | {p.description} |")
+            rows.append(f"| `{p.name}` | {p.unit} | {p.minimum:g} … {p.maximum:g} | {p.scale} | {prior} "
+                        f"| {p.description} |")
         return "\n".join(rows)
 
 
 def all_finite(x: Tensor) -> bool:
-    """Whether ``x`` holds no NaN or ±inf, judged by its extremes (NaN propagates to them),
-    without a mask as large as ``x``."""
+    """Whether ``x`` (any shape) holds no NaN or ±inf, judged by its extremes (NaN propagates to
+    them), without a mask as large as ``x``."""
     if x.numel() == 0:
         return True
     low, high = torch.aminmax(x.detach())
@@ -194,20 +285,32 @@ def needs_grad(*tensors: Tensor) -> bool:
 
 
 def db_to_amplitude(db: Tensor) -> Tensor:
+    """``10^(dB / 20)``: decibels to a linear amplitude factor, element-wise."""
     return torch.pow(10.0, db / 20.0)
 
 
 def amplitude_to_db(amplitude: Tensor, floor: float = 1e-12) -> Tensor:
+    """``20·log10(max(amplitude, floor))``: a linear amplitude to decibels, element-wise."""
     return 20.0 * torch.log10(amplitude.clamp_min(floor))
 
 
 def log_uniform_prior(low: float, high: float) -> Prior:
+    """A uniform prior (log-uniform on a log-scale parameter) between ``low`` and ``high``."""
     return Prior("uniform", low, high)
 
 
 def check_audio(x: Tensor, name: str = "audio") -> None:
     """Raise a clear error unless ``x`` is a finite, non-empty float tensor
-    shaped ``(batch, channels, samples)``."""
+    shaped ``(batch, channels, samples)``.
+
+    Args:
+        x: the audio to check.
+        name: how the error messages call it.
+
+    Raises:
+        TypeError: not a float tensor.
+        ValueError: the wrong number of dimensions, empty, or NaN or inf inside.
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 3:
@@ -221,11 +324,13 @@ def check_audio(x: Tensor, name: str = "audio") -> None:
 
 
 def check_sample_rate(sample_rate: float) -> None:
+    """Raise ``ValueError`` unless ``sample_rate`` is a finite number of Hz of at least 8000."""
     if not (isinstance(sample_rate, (int, float)) and math.isfinite(sample_rate) and sample_rate >= 8000):
         raise ValueError(f"sample_rate must be a finite number of Hz ≥ 8000, got {sample_rate!r}")
 
 
 def as_param(value: Tensor | float, like: Tensor) -> Tensor:
-    """A ``(batch,)`` parameter as a tensor of ``like``'s dtype and device."""
+    """A ``(batch,)`` parameter as a tensor of ``like``'s dtype and device; a scalar is expanded to
+    ``like``'s batch size (``like.shape[0]``)."""
     value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     return value.expand(like.shape[0]) if value.ndim == 0 else value

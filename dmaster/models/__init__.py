@@ -1,6 +1,13 @@
 """The estimators: :class:`ParamEstimator` (parameters of the chain) and :class:`SpectrogramUNet`
 (direct restoration baseline). :func:`build_model` makes either from its kind and keyword arguments,
-as stored in checkpoints."""
+as stored in checkpoints.
+
+>>> model = build_model("unet", width=8)
+>>> type(model).__name__, model.hyperparameters["width"]
+('SpectrogramUNet', 8)
+>>> count_parameters(model) > 0
+True
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,15 @@ MODELS: dict[str, type[nn.Module]] = {"param": ParamEstimator, "unet": Spectrogr
 
 
 def build_model(kind: str, **hyperparameters: Any) -> nn.Module:
-    """A fresh model of ``kind`` (``"param"`` or ``"unet"``)."""
+    """A fresh (untrained) model.
+
+    Args:
+        kind: ``"param"`` (:class:`ParamEstimator`) or ``"unet"`` (:class:`SpectrogramUNet`).
+        **hyperparameters: the class's keyword arguments.
+
+    Raises:
+        ValueError: an unknown kind or bad hyper-parameters.
+    """
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
     try:
@@ -26,6 +41,7 @@ def build_model(kind: str, **hyperparameters: Any) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters (weights) of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 

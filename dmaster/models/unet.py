@@ -7,6 +7,13 @@ time–frequency bin, bounded to ±``max_gain_db`` → applied to the input spec
 phase is kept) → inverse STFT to the input's length (the STFT runs over the input plus
 ``n_fft`` zeros, so that every output sample lies under full window overlap). The input is not
 loudness-normalised: the absolute level is what the network needs to undo a gain change.
+
+>>> model = SpectrogramUNet().eval()                 # untrained; dmaster.checkpoint.load_model loads weights
+>>> audio = 0.1 * torch.randn(1, 2, 8192, generator=torch.Generator().manual_seed(0))
+>>> with torch.no_grad():
+...     restored = model(audio)
+>>> restored.shape
+torch.Size([1, 2, 8192])
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from torch import nn
 
 Tensor = torch.Tensor
 
+__all__ = ["SpectrogramUNet"]
+
 # fixed affine scaling of natural-log magnitudes of music at typical levels
 LOG_MAGNITUDE_OFFSET, LOG_MAGNITUDE_SCALE = -4.0, 3.0
 MAGNITUDE_FLOOR = 1e-5
@@ -26,8 +35,10 @@ MAGNITUDE_FLOOR = 1e-5
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.GroupNorm(math.gcd(8, out_channels), out_channels), nn.GELU(),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.GroupNorm(math.gcd(8, out_channels), out_channels), nn.GELU())
+        nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.GroupNorm(math.gcd(8, out_channels), out_channels),
+        nn.GELU(),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.GroupNorm(math.gcd(8, out_channels), out_channels),
+        nn.GELU())
 
 
 class _Up(nn.Module):
@@ -43,9 +54,20 @@ class _Up(nn.Module):
 class SpectrogramUNet(nn.Module):
     """Degraded audio ``(batch, channels, samples)`` → restored audio of the same shape.
 
-    ``width`` channels after the stem, doubled at each of ``depth`` levels (capped at ``8 · width``);
-    STFT of ``n_fft`` samples every ``hop``; ``n_fft / 2`` must be divisible by
-    ``frequency_patch · 2 ** depth``. Clips must be at least :attr:`min_samples` long.
+    Clips must be at least :attr:`min_samples` (``n_fft``) long.
+
+    Args:
+        sample_rate: Hz of the audio (stored; the network itself works on STFT bins).
+        channels: audio channels in and out.
+        width: channels after the stem, doubled at each of ``depth`` levels (capped at ``8 · width``).
+        depth: levels of the U-Net.
+        n_fft: STFT size, samples; ``n_fft / 2`` must be divisible by ``frequency_patch · 2 ** depth``.
+        hop: STFT hop, samples, in ``(0, n_fft]``.
+        frequency_patch: frequency bins folded into channels by the stem.
+        max_gain_db: bound of the gain per time–frequency bin, dB (positive).
+
+    Raises:
+        ValueError: a size out of range or not divisible as required.
     """
 
     def __init__(self, sample_rate: int = 44100, channels: int = 2, width: int = 16, depth: int = 3,
@@ -62,9 +84,9 @@ class SpectrogramUNet(nn.Module):
             raise ValueError(f"SpectrogramUNet: hop must lie in (0, n_fft], got {hop}")
         if not max_gain_db > 0:
             raise ValueError(f"SpectrogramUNet: max_gain_db must be positive, got {max_gain_db}")
-        self.hyperparameters: dict[str, Any] = dict(sample_rate=sample_rate, channels=channels, width=width, depth=depth,
-                                                    n_fft=n_fft, hop=hop, frequency_patch=frequency_patch,
-                                                    max_gain_db=max_gain_db)
+        self.hyperparameters: dict[str, Any] = dict(sample_rate=sample_rate, channels=channels, width=width,
+                                                    depth=depth, n_fft=n_fft, hop=hop,
+                                                    frequency_patch=frequency_patch, max_gain_db=max_gain_db)
         self.sample_rate, self.channels, self.depth, self.n_fft, self.hop = sample_rate, channels, depth, n_fft, hop
         self.max_log_gain = max_gain_db * math.log(10) / 20
         self.min_samples = n_fft
@@ -75,22 +97,32 @@ class SpectrogramUNet(nn.Module):
         patch = (frequency_patch, 1)
         self.stem = nn.Sequential(nn.Conv2d(channels, sizes[0], patch, stride=patch), _double_conv(sizes[0], sizes[0]))
         self.downs = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1), nn.GroupNorm(math.gcd(8, b), b), nn.GELU(), _double_conv(b, b))
+            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1), nn.GroupNorm(math.gcd(8, b), b), nn.GELU(),
+                          _double_conv(b, b))
             for a, b in zip(sizes, sizes[1:]))
         self.ups = nn.ModuleList(_Up(sizes[level + 1], sizes[level], sizes[level]) for level in reversed(range(depth)))
         self.unpatch = nn.ConvTranspose2d(sizes[0], sizes[0], patch, stride=patch)
         self.output = nn.Conv2d(sizes[0] + channels, channels, 3, padding=1)
 
     def check_input(self, audio: Tensor) -> None:
-        """Raise ``ValueError`` unless ``audio`` is float ``(batch, channels, ≥ min_samples)``."""
+        """Raise ``ValueError``, saying what is needed, unless ``audio`` is float
+        ``(batch, channels, ≥ min_samples)``."""
         if not (audio.ndim == 3 and audio.is_floating_point() and audio.shape[1] == self.channels):
             raise ValueError(f"SpectrogramUNet expects float audio (batch, {self.channels}, samples), "
                              f"got {tuple(audio.shape)} {audio.dtype}")
         if audio.shape[-1] < self.min_samples:
-            raise ValueError(f"SpectrogramUNet needs clips of at least {self.min_samples} samples, got {audio.shape[-1]}")
+            raise ValueError(f"SpectrogramUNet needs clips of at least {self.min_samples} samples, "
+                             f"got {audio.shape[-1]}")
 
     def log_gains(self, log_magnitude: Tensor) -> Tensor:
-        """U-Net on ``(batch, channels, bins, frames)`` normalised log magnitudes → bounded natural-log gains."""
+        """The U-Net proper.
+
+        Args:
+            log_magnitude: ``(batch, channels, bins, frames)`` normalised log magnitudes.
+
+        Returns:
+            ``(batch, channels, bins, frames)`` natural-log gains, bounded to ±``max_gain_db``.
+        """
         frames = log_magnitude.shape[-1]
         multiple = 2 ** self.depth
         padded = nn.functional.pad(log_magnitude, (0, -frames % multiple))
@@ -104,6 +136,15 @@ class SpectrogramUNet(nn.Module):
         return self.max_log_gain * torch.tanh(x / self.max_log_gain)
 
     def forward(self, audio: Tensor) -> Tensor:
+        """Restore audio.
+
+        Args:
+            audio: ``(batch, channels, samples)`` float audio at :attr:`sample_rate`, at least
+                :attr:`min_samples` long; not level-normalised (its level matters).
+
+        Returns:
+            The restored audio, same shape.
+        """
         self.check_input(audio)
         batch, channels, samples = audio.shape
         # n_fft zeros past the end: without them the last samples lie under the far tail of a single
