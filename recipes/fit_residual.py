@@ -155,7 +155,8 @@ def main() -> None:
     description = (f"ridge (strength {strength:g}) fitted on {len(train)} excerpts of {len(set(groups))} train tracks "
                    f"({args.seconds:g} s, {args.draws} degradations each, seeds from {args.seed}); band strength "
                    f"{band_strength:g} and level offset {level_offset:+g} dB chosen with held-out-track predictions "
-                   f"on {len(selection)} of them: MR-STFT {uncorrected:.3f} -> {scores[band_strength, level_offset]:.3f}; "
+                   f"on {len(selection)} of them: MR-STFT {uncorrected:.3f} -> "
+                   f"{scores[band_strength, level_offset]:.3f}; "
                    f"{len(val)} val excerpts: {baseline:.3f} -> {corrected:.3f}")
     if corrected >= baseline:
         print(f"{description}\nno gain on the val split: nothing written")

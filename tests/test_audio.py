@@ -9,8 +9,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from dmaster.data.audio import (AudioError, append_jsonl, atomic_path, load_audio, read_jsonl, read_window,
-                                remove_stale_temporaries, save_audio, write_json_atomic)
+from dmaster.data.audio import (
+    AudioError,
+    append_jsonl,
+    atomic_path,
+    load_audio,
+    read_jsonl,
+    read_window,
+    remove_stale_temporaries,
+    save_audio,
+    write_json_atomic,
+)
 from dmaster.data.splits import find_tracks, split_of, track_id
 
 RATE = 44100

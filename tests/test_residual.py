@@ -10,8 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmaster import Chain
-from dmaster.residual import (BAND_EDGES_HZ, MAX_BAND_DB, ResidualCorrection, band_centres_hz, extra_response,
-                              features, long_term_spectrum, response)
+from dmaster.residual import (
+    BAND_EDGES_HZ,
+    MAX_BAND_DB,
+    ResidualCorrection,
+    band_centres_hz,
+    extra_response,
+    features,
+    long_term_spectrum,
+    response,
+)
 from dmaster.synth import music_like
 
 SR = 44100

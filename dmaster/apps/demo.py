@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         true_effect = truth[spec.name]
         told = ", ".join(f"{k} {v:g}" for k, v in DEGRADATION.get(spec.name, {}).items() if k != "present") or "—"
         found = result.report.get("effects", {}).get(spec.name)
-        estimate = f"p={found['presence_probability']:.2f}: {found['correction']}" if found else "(U-Net: no parameters)"
+        estimate = (f"p={found['presence_probability']:.2f}: {found['correction']}" if found
+                    else "(U-Net: no parameters)")
         if found and found["inverse_strength"] < 1:
             estimate += f" (the model's inverse strength for it: {found['inverse_strength']:g})"
         print(f"{spec.name:<11} {told if true_effect['present'] else 'off':<44} {estimate}")
