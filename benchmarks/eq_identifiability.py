@@ -38,7 +38,7 @@ from dmaster.effects import Chain, eq
 from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength
 from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
-from dmaster.residual import STFT_SIZE, band_matrix, extra_response, long_term_spectrum
+from dmaster.residual import STFT_SIZE, band_levels_db, band_matrix, extra_response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
@@ -86,7 +86,7 @@ def main() -> None:
         audio = load_audio(track.path, sample_rate)
         if float(audio.abs().max()) > 0:
             clips = evenly_spaced_excerpts(audio, args.excerpts, samples)
-            music += [relative(long_term_spectrum(clip[None], sample_rate)) for clip in clips]
+            music += [relative(band_levels_db(clip[None], sample_rate)) for clip in clips]
     music = torch.stack(music)
     eq_mean, eq_cov, music_mean, music_cov = eq_bands.mean(0), torch.cov(eq_bands.T), music.mean(0), torch.cov(music.T)
     lmmse_gain = eq_cov @ torch.linalg.inv(eq_cov + music_cov)
@@ -104,9 +104,9 @@ def main() -> None:
             for effect, values in params.items():
                 values["present"] = torch.full_like(values["present"], float(effect == "eq"))
             degraded = chain(clean[None], params)[0]
-            observed = relative(long_term_spectrum(degraded[None], sample_rate))
+            observed = relative(band_levels_db(degraded[None], sample_rate))
             others = torch.stack([c for j, c in enumerate(clips) if j != k])
-            same_song = relative(long_term_spectrum(others, sample_rate))
+            same_song = relative(band_levels_db(others, sample_rate))
             lmmse = eq_mean + lmmse_gain @ (observed - music_mean - eq_mean)
 
             def matched(towards: torch.Tensor, fraction: float = 1.0) -> torch.Tensor:
@@ -122,12 +122,12 @@ def main() -> None:
                 "match the same song's other excerpts (reference)": matched(same_song),
                 "… half way": matched(same_song, 0.5),
             }
-            target = relative(long_term_spectrum(clean[None], sample_rate))
+            target = relative(band_levels_db(clean[None], sample_rate))
             row = {"track": track.id, "excerpt": k}
             for name, output in outputs.items():
                 output = output[:, : clean.shape[-1]]
                 output = output * (clean.square().mean().sqrt() / output.square().mean().sqrt())
-                error = relative(long_term_spectrum(output[None], sample_rate)) - target
+                error = relative(band_levels_db(output[None], sample_rate)) - target
                 row[name] = {"spectrum_error_db": float(error.square().mean().sqrt()),
                              "mrstft": float(mrstft_distance(output[None], clean[None]))}
             rows.append(row)

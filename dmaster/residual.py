@@ -8,7 +8,7 @@ model's restoration will leave wrong: a correction per log-frequency band (dB, z
 level correction (dB). ``master()`` multiplies it into the LTI stage of the chain's inverse, so it
 costs no extra pass over the track; the U-Net's output is filtered with it.
 
-Features and targets use the same long-term spectrum, :func:`long_term_spectrum`: Hann-windowed
+Features and targets use the same long-term spectrum, :func:`band_levels_db`: Hann-windowed
 8192-point STFT of the channel mix, power averaged over frames, then over :data:`BAND_EDGES_HZ`.
 (It is not :func:`dmaster.features.long_term_spectrum`, the estimator's per-channel feature.)
 
@@ -42,7 +42,7 @@ Tensor = torch.Tensor
 BAND_EDGES_HZ: tuple[float, ...] = tuple(float(f) for f in np.geomspace(40.0, 18000.0, 41))
 """Edges of the 40 correction bands (Hz), equally spaced in log frequency."""
 STFT_SIZE = 8192
-"""Samples per frame of :func:`long_term_spectrum`."""
+"""Samples per frame of :func:`band_levels_db`."""
 MAX_BAND_DB = 12.0
 """The largest band correction applied, dB either way."""
 MAX_LEVEL_DB = 24.0
@@ -68,7 +68,7 @@ def band_matrix(sample_rate: int) -> Tensor:
     return torch.from_numpy(matrix / np.maximum(matrix.sum(0), 1.0))
 
 
-def long_term_spectrum(audio: Tensor, sample_rate: int) -> Tensor:
+def band_levels_db(audio: Tensor, sample_rate: int) -> Tensor:
     """Band powers of some audio.
 
     Args:
@@ -90,7 +90,7 @@ def long_term_spectrum(audio: Tensor, sample_rate: int) -> Tensor:
     return torch.cat([db[:filled], db[filled - 1].expand(len(db) - filled)])
 
 
-def features(windows: Tensor, sample_rate: int, presence: Tensor | None = None,
+def regression_features(windows: Tensor, sample_rate: int, presence: Tensor | None = None,
              normalised: Tensor | None = None) -> Tensor:
     """The regression's input.
 
@@ -104,7 +104,7 @@ def features(windows: Tensor, sample_rate: int, presence: Tensor | None = None,
         ``(40 + 1 [+ effects + params],)``: the windows' long-term spectrum relative to its mean (dB),
         their RMS level (dBFS) and the estimate when given.
     """
-    spectrum = long_term_spectrum(windows, sample_rate)
+    spectrum = band_levels_db(windows, sample_rate)
     level = level_db(windows.flatten(0, 1)[None].double())
     estimate = [] if presence is None or normalised is None else [presence[0].double(), normalised[0].double()]
     return torch.cat([spectrum - spectrum.mean(), level, *estimate])
@@ -146,7 +146,7 @@ class ResidualCorrection:
 
     def predict(self, features: Tensor) -> tuple[Tensor, float]:
         """``(band corrections dB (40,) float64, level correction dB)`` for one feature vector
-        ``(features,)`` (:func:`features`), limited as :meth:`limited` says."""
+        ``(features,)`` (:func:`regression_features`), limited as :meth:`limited` says."""
         mean, scale = torch.tensor(self.feature_mean), torch.tensor(self.feature_scale)
         weights = torch.tensor(self.weights, dtype=torch.float64)
         if features.shape != mean.shape:
@@ -164,7 +164,7 @@ class ResidualCorrection:
     def correct(self, windows: Tensor, sample_rate: int, presence: Tensor | None = None,
                 normalised: Tensor | None = None) -> tuple[Tensor, float]:
         """:meth:`predict` on the :func:`features` of the analysis ``windows`` and the estimate."""
-        return self.predict(features(windows, sample_rate, presence, normalised))
+        return self.predict(regression_features(windows, sample_rate, presence, normalised))
 
     def save(self, path: str | Path) -> None:
         """Write it as JSON, atomically."""

@@ -34,7 +34,7 @@ from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, resolve_model, resolve_strength
 from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
-from dmaster.residual import ResidualCorrection, extra_response, features, long_term_spectrum
+from dmaster.residual import ResidualCorrection, band_levels_db, extra_response, regression_features
 
 RIDGE_STRENGTHS = (10.0, 30.0, 100.0, 300.0, 1000.0)
 BAND_STRENGTHS = (0.5, 0.75, 1.0)
@@ -58,13 +58,13 @@ def examples(model, strength: dict[str, float], tracks, draws: int, seconds: flo
             restored, params, _ = restore(model, degraded, inverse_strength=strength)
             windows = model_windows(model, degraded)
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]
-            spectra = [long_term_spectrum(a[None], sample_rate) for a in (clean, restored)]
+            spectra = [band_levels_db(a[None], sample_rate) for a in (clean, restored)]
             target = torch.cat([spectra[0] - spectra[0].mean() - spectra[1] + spectra[1].mean(),
                                 torch.tensor([loudness[0] - loudness[1]], dtype=torch.float64)])
             if not torch.isfinite(target).all():
                 continue  # a silent excerpt
             estimate = () if params is None else chain.to_vectors(params)
-            row = {"track": track.id, "x": features(windows, sample_rate, *estimate), "y": target}
+            row = {"track": track.id, "x": regression_features(windows, sample_rate, *estimate), "y": target}
             if len(rows) % keep_audio_every == 0:
                 row.update(restored=restored, clean=clean)
             rows.append(row)

@@ -15,9 +15,9 @@ from dmaster.residual import (
     MAX_BAND_DB,
     ResidualCorrection,
     band_centres_hz,
+    band_levels_db,
     extra_response,
-    features,
-    long_term_spectrum,
+    regression_features,
     response,
 )
 from dmaster.synth import music_like
@@ -33,18 +33,18 @@ def sine(hz: float, seconds: float = 1.0, amplitude: float = 0.5) -> torch.Tenso
     return (amplitude * torch.sin(2 * math.pi * hz * t)).expand(1, 2, -1)
 
 
-def test_long_term_spectrum_finds_a_tone_and_scales_with_level():
-    spectrum = long_term_spectrum(sine(1000.0), SR)
+def test_band_levels_find_a_tone_and_scales_with_level():
+    spectrum = band_levels_db(sine(1000.0), SR)
     assert spectrum.shape == (N_BANDS,) and torch.isfinite(spectrum).all()
     assert BAND_EDGES_HZ[int(spectrum.argmax())] <= 1000.0 < BAND_EDGES_HZ[int(spectrum.argmax()) + 1]
-    louder = long_term_spectrum(2 * sine(1000.0), SR)
+    louder = band_levels_db(2 * sine(1000.0), SR)
     assert torch.allclose(louder - spectrum, torch.full_like(spectrum, 20 * math.log10(2)), atol=0.02)
 
 
 def test_features_shape_and_level():
     windows = music_like(2.0, SR, 2, seed=1)[None].repeat(3, 1, 1)
     presence, normalised = CHAIN.to_vectors(CHAIN.neutral_params(1))
-    x = features(windows, SR, presence, normalised)
+    x = regression_features(windows, SR, presence, normalised)
     assert x.shape == (N_FEATURES,) and torch.isfinite(x).all()
     assert abs(float(x[:N_BANDS].mean())) < 1e-9  # the spectrum is relative to its mean
     assert float(x[N_BANDS]) == pytest.approx(10 * math.log10(float(windows.square().mean())), abs=1e-4)
