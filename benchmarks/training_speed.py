@@ -22,9 +22,11 @@ from pathlib import Path
 
 import torch
 
+from dmaster.data.datasets import SyntheticBatches
 from dmaster.effects import Chain
 from dmaster.models import build_model, count_parameters
-from dmaster.train import SyntheticBatches, TrainConfig, training_loss
+from dmaster.training import TrainConfig
+from dmaster.training.objective import training_loss
 
 
 def median_seconds(action, repeats: int, warmup: int) -> float:
