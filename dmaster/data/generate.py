@@ -13,9 +13,10 @@ do not depend on the batch beyond float32 FFT rounding on grids of other lengths
 with the same seed, batch size and device they are identical bit for bit).
 
 The files of OUTPUT are described in :mod:`dmaster.data.pairs`. Every file is
-written under a temporary name and renamed (no half-written file, ever). A pair is done when its JSON exists; a rerun skips done pairs and first
-appends the manifest line of any pair whose JSON was written before a kill.
-Unreadable inputs are reported and skipped; the run goes on.
+written under a temporary name and renamed (no half-written file, ever). A pair
+is done when its JSON exists; a rerun skips done pairs and first appends the
+manifest line of any pair whose JSON was written before a kill. Unreadable
+inputs are reported and skipped; the run goes on.
 """
 
 from __future__ import annotations
