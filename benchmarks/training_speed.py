@@ -24,9 +24,11 @@ from pathlib import Path
 
 import torch
 
+from dmaster.data.datasets import SyntheticBatches
 from dmaster.effects import Chain
 from dmaster.models import build_model, count_parameters
-from dmaster.train import SyntheticBatches, TrainConfig, training_loss
+from dmaster.training import TrainConfig
+from dmaster.training.objective import training_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)

@@ -5,10 +5,10 @@ A checkpoint is a dict of tensors, dicts, lists, strings and numbers:
 ``format``, ``model_kind`` (``"param"`` | ``"unet"``), ``hyperparameters`` (the model's constructor
 arguments), ``spec_version`` (:data:`dmaster.effects.SPEC_VERSION` the model was trained with),
 ``config`` (the training configuration), ``step``, ``model`` (state dict), ``optimizer`` (state dict
-or ``None``) and whatever the trainer adds (``best_metric``, ``rng_state`` …).
+or ``None``) and whatever the trainer adds (``best_metric``, ``rng_state`` …). For example::
 
->>> model, config = load_model("models/param/best.pt")
->>> params = model.estimate(audio)        # ParamEstimator; audio (batch, channels, samples)
+    model, config = load_model("models/param/best.pt")
+    params = model.estimate(audio)        # ParamEstimator; audio (batch, channels, samples)
 """
 
 from __future__ import annotations
@@ -23,18 +23,35 @@ from torch import nn
 from .effects import SPEC_VERSION
 from .models import MODELS, build_model
 
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "load_model", "save_checkpoint", "unwrap"]
+
 CHECKPOINT_FORMAT = 1
 REQUIRED_KEYS = ("format", "model_kind", "hyperparameters", "spec_version", "config", "step", "model")
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
+    """The model inside a ``DistributedDataParallel`` wrapper (or the model itself).
+
+    Args:
+        model: a model, wrapped or not.
+    """
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, model_kind: str, config: dict[str, Any], step: int,
                     optimizer: torch.optim.Optimizer | None = None, **extra: Any) -> None:
-    """Write a checkpoint to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    """Write a checkpoint to ``path`` via a temporary file and ``os.replace`` (never half-written).
+
+    Args:
+        path: the file; its folder is created.
+        model: the model (unwrapped from ``DistributedDataParallel`` if need be); its ``hyperparameters``
+            and state dict are stored.
+        model_kind: ``"param"`` or ``"unet"``.
+        config: the training configuration, a plain dict.
+        step: optimiser steps taken.
+        optimizer: its state is stored when given.
+        **extra: further entries (tensors, dicts, lists, strings, numbers).
+    """
     if model_kind not in MODELS:
         raise ValueError(f"unknown model kind {model_kind!r}; choose one of {', '.join(MODELS)}")
     model = unwrap(model)
@@ -60,7 +77,19 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_kind: str, config:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint (``weights_only=True``) and check that it matches this dmaster's parameter spec."""
+    """Read a checkpoint (``weights_only=True``) and check that it matches this dmaster's parameter spec.
+
+    Args:
+        path: the file.
+        map_location: where its tensors go.
+
+    Returns:
+        The checkpoint dict (see the module docstring).
+
+    Raises:
+        FileNotFoundError: when there is no such file.
+        ValueError: when it is not a dmaster checkpoint, or was trained with another spec version.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -78,8 +107,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint, in eval mode on ``map_location``:
-    ``(model, training config dict)``."""
+    """Rebuild the model stored in a checkpoint, in eval mode.
+
+    Args:
+        path: the checkpoint file.
+        map_location: the device the model goes to.
+
+    Returns:
+        ``(model, training config dict)``.
+    """
     checkpoint = load_checkpoint(path, map_location)
     model = build_model(checkpoint["model_kind"], **checkpoint["hyperparameters"])
     model.load_state_dict(checkpoint["model"])

@@ -11,9 +11,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dmaster.apps.demo",
              "degrade a bundled clip of real music, master it with the shipped model, print what it found"),
     "master": ("dmaster.apps.master", "master audio files or folders: estimate what degraded them and undo it"),
-    "demaster": ("dmaster.data.generate",
+    "demaster": ("dmaster.apps.demaster",
                  "degrade a folder of mastered music into (original, degraded) pairs with known parameters"),
-    "train": ("dmaster.train", "train the parameter estimator or the U-Net baseline"),
+    "train": ("dmaster.apps.train", "train the parameter estimator or the U-Net baseline"),
     "evaluate": ("dmaster.apps.evaluate", "score a model on a folder written by 'dmaster demaster'"),
 }
 

@@ -6,7 +6,7 @@ import torch
 from dmaster import Chain
 from dmaster.limiter import limit_peaks
 from dmaster.synth import music_like
-from dmaster.train import TrainConfig, train
+from dmaster.training import TrainConfig, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 SR = 44100

@@ -1,4 +1,4 @@
-"""PairedDataset (generated pairs) and OnTheFlyBatches (raw music degraded on the fly)."""
+"""PairedDataset (generated pairs), OnTheFlyBatches (raw music degraded on the fly) and SyntheticBatches."""
 
 import warnings
 from pathlib import Path
@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from dmaster.data import OnTheFlyBatches, PairedDataset
 from dmaster.data.audio import read_window
-from dmaster.data.datasets import _window_start
+from dmaster.data.datasets import SyntheticBatches, _window_start
 from dmaster.data.generate import generate
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain
@@ -153,3 +153,17 @@ def test_on_the_fly_skips_silent_tracks_and_redraws_quiet_windows(tmp_path):
                                  if track == "000_" + Path(gappy).stem])
     quiet_share = float((10 * torch.log10(gappy_windows.square().mean((1, 2)) + 1e-20) < -45).float().mean())
     assert quiet_share < 0.7  # one random draw from the gappy track is quiet about 85 % of the time
+
+
+def test_synthetic_batches_are_a_function_of_seed_rank_split_and_step():
+    def source(**overrides):
+        return SyntheticBatches(**{"window_seconds": 0.5, "batch_size": 2, "split": "train", "sample_rate": 22050,
+                                   "clips": 2, **overrides})
+
+    first, again = source().batch(3), iter(source(start_step=3))
+    assert first["degraded"].shape == first["clean"].shape == (2, 2, 11025)
+    assert first["presence"].shape == (2, EFFECTS) and first["params"].shape == (2, PARAMS)
+    assert all(t.startswith("synthetic-train-") for t in first["track_id"])
+    assert torch.equal(next(again)["degraded"], first["degraded"])  # a resumed run sees the same data
+    for other in (source(rank=1), source(seed=1), source(split="val")):
+        assert not torch.equal(other.batch(3)["clean"], first["clean"])

@@ -9,8 +9,9 @@ import torch
 import torch.multiprocessing as mp
 
 from dmaster import cli
+from dmaster.apps.train import add_arguments, config_from_args
 from dmaster.checkpoint import load_model
-from dmaster.train import TrainConfig, add_arguments, config_from_args, train
+from dmaster.training import TrainConfig, train
 
 SR = 22050
 TINY = dict(data="synthetic", sample_rate=SR, window_seconds=2.0, batch_size=2, val_batches=1, synthetic_clips=2,
@@ -68,8 +69,8 @@ def test_bad_configs_give_clear_errors(tmp_path, overrides, message):
 
 @pytest.mark.parametrize("track_seconds, max_seconds", [(45.0, 45.0), (0.0, None)])
 def test_track_seconds_sets_how_much_of_each_track_the_loader_decodes(monkeypatch, track_seconds, max_seconds):
-    import dmaster.data.datasets
-    from dmaster.train import _music_batches
+    import dmaster.training.batches
+    from dmaster.training.batches import _music_batches
 
     seen = {}
 
@@ -83,7 +84,7 @@ def test_track_seconds_sets_how_much_of_each_track_the_loader_decodes(monkeypatc
         def __iter__(self):
             return iter(())
 
-    monkeypatch.setattr(dmaster.data.datasets, "OnTheFlyBatches", Recorder)
+    monkeypatch.setattr(dmaster.training.batches, "OnTheFlyBatches", Recorder)
     _music_batches(TrainConfig(music_root="music", track_seconds=track_seconds), "train", torch.device("cpu"), 0, 1, 0)
     assert seen["max_seconds"] == max_seconds
 

@@ -1,6 +1,10 @@
-"""PyTorch data: generated pairs from disk, or raw music degraded on the fly on the training device.
+"""The training data sources: generated pairs from disk, or music degraded on the fly on the training device.
 
-Both give items with the same keys (batched by :class:`OnTheFlyBatches`):
+* :class:`PairedDataset`: windows of the pairs ``dmaster demaster`` wrote (a PyTorch ``Dataset``);
+* :class:`OnTheFlyBatches`: a folder of music, degraded batch by batch with fresh parameters;
+* :class:`SyntheticBatches`: synthetic music (:func:`dmaster.synth.music_like`), no files needed.
+
+All give items with the same keys (the last two batched: a leading batch dimension, ``track_id`` a list):
 
 * ``"degraded"``, ``"clean"``: ``(2, W)`` float32 windows of ``W = round(window_seconds · sample_rate)``
   samples, the same span of both signals, zero-padded at the end of short tracks;
@@ -29,11 +33,15 @@ from torch.utils.data import Dataset
 
 from ..effects import SPEC_VERSION, Chain
 from ..features import level_db
+from ..synth import music_like
 from .audio import AudioError, load_audio, read_jsonl, read_window
 from .splits import Track, check_split, find_tracks, split_of
 
-Tensor = torch.Tensor
+__all__ = ["Batch", "OnTheFlyBatches", "PairedDataset", "SyntheticBatches"]
 
+Tensor = torch.Tensor
+Batch = dict[str, Any]
+"""An item or a batch of items: the keys above."""
 
 SILENT_DB = -60.0
 """Tracks quieter than this (RMS, dBFS) are skipped by :class:`OnTheFlyBatches`."""
@@ -65,12 +73,17 @@ def _window_start(frames: int, window: int, generator: np.random.Generator) -> i
 class PairedDataset(Dataset):
     """Windows of the pairs written by ``dmaster demaster``.
 
-    ``manifest`` is a ``manifest.jsonl``, the OUTPUT folder holding one, or a list of
-    either (e.g. one per shard); a track listed twice is used once. Only the window's
-    frames are read from the float WAVs. The window of item ``index`` is random but
-    fixed by ``(seed, epoch, index)``; call :meth:`set_epoch` for new windows (with
-    a ``DataLoader``, before creating its iterator, and without ``persistent_workers``).
-    ``split=None`` uses every pair.
+    Only the window's frames are read from the float WAVs. The window of item ``index`` is random
+    but fixed by ``(seed, epoch, index)``; call :meth:`set_epoch` for new windows (with a
+    ``DataLoader``, before creating its iterator, and without ``persistent_workers``).
+
+    Args:
+        manifest: a ``manifest.jsonl``, the OUTPUT folder holding one, or a list of either (e.g. one
+            per shard); a track listed twice is used once.
+        window_seconds: length of each window, seconds.
+        split: ``"train"``, ``"val"`` or ``"test"``; ``None`` uses every pair.
+        sample_rate: Hz; the pairs must have been generated at this rate.
+        seed: seed of the window positions.
     """
 
     def __init__(self, manifest: str | os.PathLike | Sequence[str | os.PathLike], window_seconds: float = 3.0,
@@ -119,20 +132,33 @@ class PairedDataset(Dataset):
 class OnTheFlyBatches:
     """Batches of raw music windows degraded on the training device with fresh random parameters.
 
-    Use it directly (not through a ``DataLoader``): it batches itself and runs the
-    chain on ``device``. Tracks of ``split`` under ``root`` are decoded (stereo,
-    ``sample_rate``, the first ``max_seconds``) by ``workers`` background threads
-    into an in-memory **pool** of up to ``pool_tracks`` tracks (about 10.6 MB per
-    30 s track). Each batch takes windows at random places of random pool tracks;
-    after each batch the oldest ``ceil(batch_size / windows_per_track)`` tracks are
-    replaced by the next ones of a shuffled order, so each decode serves about
-    ``windows_per_track`` windows. A corpus no larger than the pool is decoded once
-    and kept (no refresh). Unusable files are skipped with a warning.
+    Use it directly (not through a ``DataLoader``): it batches itself and runs the chain on
+    ``device``. Tracks of ``split`` under ``root`` are decoded (stereo, ``sample_rate``, the first
+    ``max_seconds``) by background threads into an in-memory **pool** (float32 stereo: 10.6 MB
+    per 30 s at 44.1 kHz). Each batch takes windows at random places of random pool tracks; after
+    each batch the oldest ``ceil(batch_size / windows_per_track)`` tracks are replaced by the next
+    ones of a shuffled order, so each decode serves about ``windows_per_track`` windows. A corpus
+    no larger than the pool is decoded once and kept (no refresh). Unusable files are skipped with
+    a warning. Everything random follows ``(seed, rank, epoch)``; :meth:`set_epoch` starts a new
+    stream.
 
-    ``steps`` batches per iteration (``None``: endless). Everything random follows
-    ``(seed, rank, epoch)``; :meth:`set_epoch` starts a new stream. Under
-    ``torch.distributed`` (or with ``rank``/``world_size``) each rank takes every
-    ``world_size``-th track and its own seeds; give all ranks the same ``steps``.
+    Args:
+        root: folder of music, searched recursively.
+        window_seconds: length of each window, seconds.
+        batch_size: windows per batch.
+        split: ``"train"``, ``"val"`` or ``"test"``: which tracks (:func:`~dmaster.data.splits.split_of`).
+        sample_rate: Hz.
+        device: where the chain runs and the batches' tensors go.
+        seed: seed of the track order, the windows and the parameters.
+        steps: batches per iteration; ``None``: endless. Give all ranks the same.
+        subfolders: only these subfolders of ``root`` (ids stay relative to ``root``).
+        rank: this process's rank (default: from ``torch.distributed``, else 0); each rank takes every
+            ``world_size``-th track and its own seeds.
+        world_size: the number of processes (default: from ``torch.distributed``, else 1).
+        pool_tracks: tracks held decoded at once.
+        windows_per_track: about how many windows each decoded track serves.
+        max_seconds: seconds decoded from the start of each track; ``None``: all.
+        workers: decoding threads.
     """
 
     def __init__(self, root: str | os.PathLike, window_seconds: float = 3.0, batch_size: int = 8,
@@ -163,6 +189,7 @@ class OnTheFlyBatches:
         self.chain = Chain(sample_rate).to(self.device)
 
     def set_epoch(self, epoch: int) -> None:
+        """Start the random stream of ``epoch`` (new track order, windows and parameters)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -236,3 +263,56 @@ class OnTheFlyBatches:
                 step += 1
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+class SyntheticBatches:
+    """Endless batches of synthetic music (:func:`dmaster.synth.music_like`) degraded by the chain on ``device``.
+
+    Clips come from a pool of ``clips`` per split (each split from other seeds); batch ``k`` of
+    ``rank`` is a pure function of ``(seed, rank, split, k)``, so a resumed run sees the same data.
+
+    Args:
+        window_seconds: length of each item, seconds.
+        batch_size: items per batch.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        sample_rate: Hz.
+        device: where the chain runs and the batches' tensors go.
+        seed: seed of the pool and of the batches.
+        rank: this process's rank; each rank draws its own batches.
+        clips: clips in the pool, each ``window_seconds + 1`` seconds long.
+        start_step: the index of the first batch iteration yields.
+    """
+
+    def __init__(self, window_seconds: float, batch_size: int, split: str, sample_rate: int,
+                 device: torch.device | str = "cpu", seed: int = 0, rank: int = 0, clips: int = 16,
+                 start_step: int = 0):
+        self.window = int(window_seconds * sample_rate)
+        self.batch_size, self.split, self.device = batch_size, split, torch.device(device)
+        self.seed, self.rank, self.start_step = seed, rank, start_step
+        self.chain = Chain(sample_rate)
+        self.split_index = ("train", "val", "test").index(split)
+        clip_seconds = window_seconds + 1.0
+        first_seed = 1_000_000 * self.split_index + 1000 * seed
+        self.pool = torch.stack([music_like(clip_seconds, sample_rate, 2, seed=first_seed + i) for i in range(clips)])
+
+    def batch(self, step: int) -> Batch:
+        """Batch number ``step``: the same for the same settings, whenever it is asked for."""
+        mixed = ((self.seed * 1_000_003 + self.rank) * 1_000_003 + self.split_index) * 1_000_003 + step
+        generator = torch.Generator().manual_seed(mixed % 2**63)
+        which = torch.randint(len(self.pool), (self.batch_size,), generator=generator)
+        starts = torch.randint(self.pool.shape[-1] - self.window + 1, (self.batch_size,), generator=generator)
+        clean = torch.stack([self.pool[i, :, s:s + self.window] for i, s in zip(which.tolist(), starts.tolist())])
+        params = self.chain.sample_params(self.batch_size, generator)
+        clean = clean.to(self.device)
+        with torch.no_grad():
+            degraded = self.chain(clean, params)
+        presence, normalised = self.chain.to_vectors(params)
+        return {"degraded": degraded, "clean": clean, "presence": presence.to(self.device),
+                "params": normalised.to(self.device),
+                "track_id": [f"synthetic-{self.split}-{i}" for i in which.tolist()]}
+
+    def __iter__(self) -> Iterator[Batch]:
+        step = self.start_step
+        while True:
+            yield self.batch(step)
+            step += 1

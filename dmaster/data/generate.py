@@ -1,60 +1,47 @@
-"""``dmaster demaster``: turn a folder of finished music into (original, degraded) pairs.
+"""Demastering: turn a folder of finished music into (original, degraded) pairs with known parameters.
 
+:func:`generate` does it (the ``dmaster demaster`` command, :mod:`dmaster.apps.demaster`, calls it).
 Every track under INPUT (``*.wav``, ``*.flac``, ``*.ogg``, ``*.mp3``, any case) is
 loaded as stereo at the working rate (see :mod:`dmaster.data.audio`), clipped to
-``--max-seconds``, and degraded by the chain with parameters drawn from its
+``max_seconds``, and degraded by the chain with parameters drawn from its
 priors. The parameters of a track depend only on the seed and the track id (a
 generator seeded from ``sha256(f"{seed}:{track_id}")``), never on batching,
-sharding or order. Audio is degraded in batches on ``--device``: the batch is
+sharding or order. Audio is degraded in batches on ``device``: the batch is
 zero-padded to its longest track and each track is cropped back (the chain is
 causal, so padding after the end changes nothing but the FFT grid: the results
-do not depend on the batch beyond float32 FFT rounding on grids of other lengths,
-~1e-5; with the same seed, batch size and device they are identical bit for bit).
+do not depend on the batch beyond float32 FFT rounding on grids of other lengths;
+with the same seed, batch size and device they are identical bit for bit).
 
-Output under OUTPUT, per track id ``ID`` (e.g. ``000_000002``)::
-
-    output_audio/ID_original.wav   loaded, resampled, stereo source (float WAV)
-    output_audio/ID_degraded.wav   degraded (float WAV: values beyond ±1 do not clip)
-    output_spectrograms/ID.png     both spectrograms, annotated with the parameters
-    output_txt/ID.txt              the parameters in words, with units
-    output_txt/ID.json             the manifest record of the pair (written last)
-    manifest.jsonl                 one record per pair, for PairedDataset
-    errors.jsonl                   inputs that could not be used, with the reason
-    generation.json                seed, sample rate, clip length and spec version of OUTPUT
-
-Every file is written under a temporary name and renamed (no half-written file,
-ever). A pair is done when its JSON exists; a rerun skips done pairs and first
-appends the manifest line of any pair whose JSON was written before a kill.
-Unreadable inputs are reported and skipped; the run goes on.
+The files of OUTPUT are described in :mod:`dmaster.data.pairs`. Every file is
+written under a temporary name and renamed (no half-written file, ever). A pair
+is done when its JSON exists; a rerun skips done pairs and first appends the
+manifest line of any pair whose JSON was written before a kill. Unreadable
+inputs are reported and skipped; the run goes on.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..effects import SPEC_VERSION, Chain, ChainParams, EffectSpec, Param
-from .audio import (AudioError, append_jsonl, load_audio, read_jsonl,
-                    remove_stale_temporaries, save_audio, write_json_atomic, write_text_atomic)
-from .plots import save_spectrograms
-from .splits import Track, find_tracks, split_of
+from ..effects import SPEC_VERSION, Chain, ChainParams
+from .audio import AudioError, append_jsonl, load_audio, read_jsonl, write_json_atomic
+from .pairs import OutputLayout, write_pair
+from .splits import Track, find_tracks
+
+__all__ = ["GenerationError", "Summary", "check_folders", "degrade_batch", "degraded_excerpts",
+           "evenly_spaced_excerpts", "generate", "select_shard", "track_generator", "track_params"]
 
 Tensor = torch.Tensor
-
-DEFAULT_INPUT = Path("data/raw/fma_small")
-DEFAULT_OUTPUT = Path("experiments/output_full")
-EFFECT_TITLES = {"eq": "EQ"}
 
 
 class GenerationError(ValueError):
@@ -64,31 +51,30 @@ class GenerationError(ValueError):
 # -- inputs -------------------------------------------------------------------------------------
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"k/N"`` → ``(k, N)`` with ``1 ≤ k ≤ N`` (an ``argparse`` type)."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"shard must look like k/N (e.g. 1/4), got {text!r}") from None
-    if not 1 <= index <= count:
-        raise argparse.ArgumentTypeError(f"shard k/N needs 1 ≤ k ≤ N, got {text!r}")
-    return index, count
-
-
 def select_shard(tracks: Sequence[Track], index: int, count: int) -> list[Track]:
-    """Tracks whose position in the sorted list is ``index - 1`` modulo ``count``."""
+    """Shard ``index`` of ``count``: the tracks whose position in ``tracks`` is ``index - 1`` modulo ``count``.
+
+    Args:
+        tracks: all tracks, sorted.
+        index: 1 … ``count``.
+        count: the number of shards.
+
+    >>> select_shard(["a", "b", "c", "d", "e"], 2, 2)
+    ['b', 'd']
+    """
     return list(tracks[index - 1 :: count])
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def check_folders(input_root: Path, output_root: Path) -> None:
-    """Refuse an OUTPUT that is, contains or lies inside INPUT: inputs are never written to."""
+    """Refuse an OUTPUT that is, contains or lies inside INPUT: inputs are never written to.
+
+    Args:
+        input_root: the folder of music.
+        output_root: the folder the pairs go to.
+
+    Raises:
+        GenerationError: when the two overlap.
+    """
     source, target = input_root.resolve(), output_root.resolve()
     if source == target or target.is_relative_to(source) or source.is_relative_to(target):
         raise GenerationError(f"output folder {output_root} overlaps the input folder {input_root}; "
@@ -99,22 +85,47 @@ def check_folders(input_root: Path, output_root: Path) -> None:
 
 
 def track_generator(seed: int, track: str) -> torch.Generator:
-    """A CPU generator seeded from ``sha256(f"{seed}:{track}")``."""
+    """A CPU generator seeded from ``sha256(f"{seed}:{track}")``.
+
+    Args:
+        seed: the run's seed.
+        track: the track id.
+    """
     digest = hashlib.sha256(f"{seed}:{track}".encode("utf-8")).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "big"))
 
 
 def track_params(chain: Chain, seed: int, tracks: Sequence[str]) -> ChainParams:
     """Parameters for each track id, drawn from the priors with :func:`track_generator`:
-    the same for a track whatever batch it is in."""
+    the same for a track whatever batch it is in.
+
+    Args:
+        chain: the chain whose priors are drawn from.
+        seed: the run's seed.
+        tracks: track ids.
+
+    Returns:
+        Parameters of a batch of ``len(tracks)``, item ``i`` for ``tracks[i]``.
+    """
     items = [chain.sample_params(1, track_generator(seed, t)) for t in tracks]
     return {effect: {key: torch.cat([item[effect][key] for item in items]) for key in values}
             for effect, values in items[0].items()}
 
 
 def evenly_spaced_excerpts(audio: Tensor, count: int, samples: int) -> list[Tensor]:
-    """``count`` excerpts of ``samples`` (or the whole track, if shorter) spread evenly over ``audio``
-    ``(channels, samples)``, none at its very start or end."""
+    """Excerpts spread evenly over a track, none at its very start or end.
+
+    Args:
+        audio: the track, ``(channels, samples)``.
+        count: how many excerpts.
+        samples: the length of each (the whole track, if shorter).
+
+    Returns:
+        ``count`` views of ``audio``, ``(channels, min(samples, audio length))``.
+
+    >>> [excerpt.tolist() for excerpt in evenly_spaced_excerpts(torch.arange(10.0)[None], 2, 2)]
+    [[[2.0, 3.0]], [[5.0, 6.0]]]
+    """
     length = min(samples, audio.shape[-1])
     starts = [(audio.shape[-1] - length) * (k + 1) // (count + 1) for k in range(count)]
     return [audio[:, start : start + length] for start in starts]
@@ -122,66 +133,41 @@ def evenly_spaced_excerpts(audio: Tensor, count: int, samples: int) -> list[Tens
 
 def degraded_excerpts(chain: Chain, audio: Tensor, track: str, draws: int, seconds: float,
                       first_seed: int) -> Iterator[tuple[Tensor, ChainParams, Tensor]]:
-    """:func:`evenly_spaced_excerpts` of ``seconds``, excerpt ``k`` degraded with the parameters
-    :func:`track_params` draws for ``track`` with seed ``first_seed + k``: ``(clean, params, degraded)``."""
+    """:func:`evenly_spaced_excerpts` of a track, each degraded with parameters of its own.
+
+    Args:
+        chain: the chain that degrades.
+        audio: the track, ``(channels, samples)`` at ``chain.sample_rate``.
+        track: the track id.
+        draws: how many excerpts.
+        seconds: the length of each.
+        first_seed: excerpt ``k`` is degraded with the parameters :func:`track_params` draws for
+            ``track`` with seed ``first_seed + k``.
+
+    Yields:
+        ``(clean, params, degraded)``: the excerpt ``(channels, samples)``, its parameters (a batch
+        of 1) and the degraded excerpt.
+    """
     for draw, clean in enumerate(evenly_spaced_excerpts(audio, draws, int(seconds * chain.sample_rate))):
         params = track_params(chain, first_seed + draw, [track])
         yield clean, params, chain(clean[None], params)[0]
-
-
-def _label(param: Param) -> str:
-    for suffix in ("_db", "_hz", "_ms", "_s"):
-        if param.name.endswith(suffix):
-            return param.name[: -len(suffix)].replace("_", " ").replace("t60", "T60")
-    return param.name.replace("_", " ")
-
-
-def _value_text(param: Param, value: float) -> str:
-    if param.unit in ("dB", "dBFS"):
-        return f"{value:+.1f} {param.unit}" if param.minimum < 0 else f"{value:.1f} {param.unit}"
-    if param.unit == "Hz":
-        return f"{value:.0f} Hz"
-    if param.unit == ":1":
-        return f"{value:.1f}:1"
-    if param.unit == "ratio":
-        return f"{100 * value:.0f} %"
-    if not param.unit:
-        return f"{value:.2f}"
-    return f"{value:.3g} {param.unit}"
-
-
-def describe_effect(spec: EffectSpec, values: Mapping[str, Any]) -> str:
-    """One effect in words, e.g. ``"EQ: bell 2 +5.8 dB at 2100 Hz, Q 1.40; ..."`` or ``"Echo: off"``.
-
-    Parameters named ``<band>_gain_db``, ``<band>_hz``, ``<band>_q`` are told as one band."""
-    title = EFFECT_TITLES.get(spec.name, spec.name.capitalize())
-    if not values["present"]:
-        return f"{title}: off"
-    bands = [p.name.removesuffix("_gain_db") for p in spec.params if p.name.endswith("_gain_db")]
-    bands = [b for b in bands if {f"{b}_hz", f"{b}_q"} <= set(spec.names)]
-    in_bands = {f"{b}_{s}" for b in bands for s in ("gain_db", "hz", "q")}
-    parts = [f"{b.replace('_', ' ')} {values[b + '_gain_db']:+.1f} dB at {values[b + '_hz']:.0f} Hz, "
-             f"Q {values[b + '_q']:.2f}" for b in bands]
-    rest = [p for p in spec.params if p.name not in in_bands]
-    if len(spec.params) == 1:
-        parts.append(_value_text(rest[0], values[rest[0].name]))
-    elif rest:
-        parts.append(", ".join(f"{_label(p)} {_value_text(p, values[p.name])}" for p in rest))
-    return f"{title}: {'; '.join(parts)}"
-
-
-def describe_params(chain: Chain, item: Mapping[str, Mapping[str, Any]], present_only: bool = False) -> list[str]:
-    """One line per effect (one :meth:`Chain.to_json` item) in processing order."""
-    return [describe_effect(spec, item[spec.name]) for spec in chain.specs
-            if item[spec.name]["present"] or not present_only]
 
 
 # -- processing ---------------------------------------------------------------------------------
 
 
 def degrade_batch(chain: Chain, clips: Sequence[Tensor], params: ChainParams, device: torch.device) -> list[Tensor]:
-    """Degrade clips ``(2, samples_i)`` together on ``device``: zero-pad to the longest,
-    run the chain, crop each back. Returns CPU float32 tensors shaped like the clips."""
+    """Degrade clips of different lengths together: zero-pad to the longest, run the chain, crop each back.
+
+    Args:
+        chain: the chain, on ``device``.
+        clips: stereo clips ``(2, samples_i)``.
+        params: a batch of ``len(clips)`` parameters.
+        device: where the chain runs.
+
+    Returns:
+        CPU float32 tensors shaped like the clips.
+    """
     length = max(c.shape[-1] for c in clips)
     batch = torch.stack([F.pad(c, (0, length - c.shape[-1])) for c in clips]).to(device)
     with torch.inference_mode():
@@ -189,109 +175,18 @@ def degrade_batch(chain: Chain, clips: Sequence[Tensor], params: ChainParams, de
     return [degraded[i, :, : c.shape[-1]] for i, c in enumerate(clips)]
 
 
-@dataclass(frozen=True)
-class OutputLayout:
-    """Where each output of OUTPUT lives."""
-
-    root: Path
-
-    @property
-    def audio_folder(self) -> Path:
-        return self.root / "output_audio"
-
-    @property
-    def spectrogram_folder(self) -> Path:
-        return self.root / "output_spectrograms"
-
-    @property
-    def text_folder(self) -> Path:
-        return self.root / "output_txt"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.jsonl"
-
-    @property
-    def errors(self) -> Path:
-        return self.root / "errors.jsonl"
-
-    @property
-    def settings(self) -> Path:
-        return self.root / "generation.json"
-
-    def original(self, track: str) -> Path:
-        return self.audio_folder / f"{track}_original.wav"
-
-    def degraded(self, track: str) -> Path:
-        return self.audio_folder / f"{track}_degraded.wav"
-
-    def spectrogram(self, track: str) -> Path:
-        return self.spectrogram_folder / f"{track}.png"
-
-    def text(self, track: str) -> Path:
-        return self.text_folder / f"{track}.txt"
-
-    def record(self, track: str) -> Path:
-        return self.text_folder / f"{track}.json"
-
-    def relative(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
-
-    def prepare(self, settings: Mapping[str, Any]) -> None:
-        """Create the folders, remove temporaries of killed runs, and check that OUTPUT was
-        (or record that it is now) generated with ``settings``."""
-        for folder in (self.audio_folder, self.spectrogram_folder, self.text_folder):
-            folder.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(folder)
-        if self.settings.exists():
-            existing = read_json(self.settings)
-            if existing != dict(settings):
-                raise GenerationError(f"{self.root} holds pairs generated with {existing}, not {dict(settings)}; "
-                                      f"use another output folder")
-        else:
-            write_json_atomic(self.settings, dict(settings))
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_pair(layout: OutputLayout, chain: Chain, track: Track, original: Tensor, degraded: Tensor,
-               item: dict[str, Any], seed: int, spectrograms: bool) -> dict[str, Any]:
-    """Write every output of one pair (the JSON record last) and return the record."""
-    sample_rate = chain.sample_rate
-    split = split_of(track.id)
-    save_audio(layout.original(track.id), original, sample_rate)
-    save_audio(layout.degraded(track.id), degraded, sample_rate)
-    seconds = original.shape[-1] / sample_rate
-    heading = f"{track.id}: {seconds:.2f} s at {sample_rate} Hz, split {split}, seed {seed} (source {track.path})"
-    if spectrograms:
-        save_spectrograms(layout.spectrogram(track.id), original, degraded, sample_rate,
-                          f"{track.id}: original (top) and degraded (bottom)",
-                          describe_params(chain, item, present_only=True) or ["no effect (identity)"])
-    write_text_atomic(layout.text(track.id), "\n".join([heading, *describe_params(chain, item)]) + "\n")
-    record = {
-        "id": track.id,
-        "split": split,
-        "original": layout.relative(layout.original(track.id)),
-        "degraded": layout.relative(layout.degraded(track.id)),
-        "spectrogram": layout.relative(layout.spectrogram(track.id)) if spectrograms else None,
-        "text": layout.relative(layout.text(track.id)),
-        "source": str(track.path),
-        "sample_rate": sample_rate,
-        "frames": original.shape[-1],
-        "duration_s": round(seconds, 6),
-        "seed": seed,
-        "spec_version": SPEC_VERSION,
-        "params": item,
-    }
-    write_json_atomic(layout.record(track.id), record)
-    return record
-
-
 @dataclass
 class Summary:
-    """What a run did."""
+    """What a :func:`generate` run did.
+
+    Args:
+        tracks: tracks of this shard (after ``limit``).
+        already_done: of them, pairs an earlier run had written.
+        written: pairs written now.
+        audio_seconds: seconds of audio written now.
+        elapsed_s: wall-clock seconds of the run.
+        failures: unusable inputs, ``{"source": path, "reason": text}``.
+    """
 
     tracks: int = 0
     already_done: int = 0
@@ -347,8 +242,20 @@ def _distinct(tracks: Sequence[Track], everything: Sequence[Track], run: _Run) -
         first_with_id.setdefault(track.id, track)
     for track in tracks:
         if first_with_id[track.id] is not track:
-            run.report(track.path, f"{track.path}: has the same track id {track.id!r} as {first_with_id[track.id].path}")
+            run.report(track.path, f"{track.path}: has the same track id {track.id!r} as "
+                                   f"{first_with_id[track.id].path}")
     return [t for t in tracks if first_with_id[t.id] is t]
+
+
+def _prepare(layout: OutputLayout, settings: dict[str, Any]) -> None:
+    """Create OUTPUT's folders, and check that it was (or record that it is now) generated with ``settings``."""
+    layout.create()
+    existing = layout.read_settings()
+    if existing is None:
+        write_json_atomic(layout.settings, settings)
+    elif existing != settings:
+        raise GenerationError(f"{layout.root} holds pairs generated with {existing}, not {settings}; "
+                              f"use another output folder")
 
 
 def _resume(layout: OutputLayout, tracks: Sequence[Track]) -> list[Track]:
@@ -357,7 +264,7 @@ def _resume(layout: OutputLayout, tracks: Sequence[Track]) -> list[Track]:
     recorded = {r.get("id") for r in read_jsonl(layout.manifest)}
     for track in tracks:
         if layout.record(track.id).exists() and track.id not in recorded:
-            append_jsonl(layout.manifest, read_json(layout.record(track.id)))
+            append_jsonl(layout.manifest, layout.read_record(track.id))
     return [t for t in tracks if not layout.record(t.id).exists()]
 
 
@@ -365,8 +272,31 @@ def generate(input_root: str | Path, output_root: str | Path, *, subfolders: Seq
              seed: int = 0, device: str = "cpu", batch_size: int = 8, shard: tuple[int, int] = (1, 1),
              limit: int | None = None, spectrograms: bool = True, sample_rate: int = 44100,
              max_seconds: float | None = 30.0, workers: int = 2, progress: bool = True) -> Summary:
-    """Generate the pairs of ``input_root`` into ``output_root`` (see the module docstring);
-    ``max_seconds=None`` (or 0) keeps whole tracks."""
+    """Generate the pairs of ``input_root`` into ``output_root`` (see the module docstring).
+
+    Args:
+        input_root: folder of mastered music, searched recursively.
+        output_root: the OUTPUT folder; a rerun continues where an earlier one stopped.
+        subfolders: only these subfolders of ``input_root`` (ids stay relative to it).
+        seed: seed of the parameters.
+        device: where the chain runs: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        batch_size: tracks degraded at once.
+        shard: ``(k, N)``: only tracks k, k+N, k+2N ... of the sorted list (1-based).
+        limit: at most this many tracks of the shard.
+        spectrograms: draw the PNGs.
+        sample_rate: the working rate, Hz.
+        max_seconds: keep only the first seconds of longer inputs; ``None`` (or 0) keeps whole tracks.
+        workers: decoding threads.
+        progress: show a progress bar.
+
+    Returns:
+        What the run did; unusable inputs are in ``failures`` and ``errors.jsonl``, not raised.
+
+    Raises:
+        GenerationError: for a bad device or sample rate, overlapping folders, or an OUTPUT
+            generated with other settings.
+        FileNotFoundError: when ``input_root`` or a subfolder does not exist.
+    """
     started = time.perf_counter()
     input_root, output_root, max_seconds = Path(input_root), Path(output_root), max_seconds or None
     check_folders(input_root, output_root)
@@ -382,8 +312,8 @@ def generate(input_root: str | Path, output_root: str | Path, *, subfolders: Seq
         raise GenerationError(str(error)) from None
     layout = OutputLayout(output_root)
     found = find_tracks(input_root, subfolders)
-    layout.prepare({"seed": seed, "sample_rate": sample_rate, "max_seconds": max_seconds,
-                    "spec_version": SPEC_VERSION})
+    _prepare(layout, {"seed": seed, "sample_rate": sample_rate, "max_seconds": max_seconds,
+                      "spec_version": SPEC_VERSION})
     run = _Run(layout)
     tracks = _distinct(select_shard(found, *shard)[:limit], found, run)
     todo = _resume(layout, tracks)
@@ -410,42 +340,3 @@ def generate(input_root: str | Path, output_root: str | Path, *, subfolders: Seq
             bar.set_postfix_str(f"audio {run.summary.audio_seconds / (time.perf_counter() - started):.1f} s/s")
     run.summary.elapsed_s = time.perf_counter() - started
     return run.summary
-
-
-# -- command line -------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", nargs="?", type=Path, default=DEFAULT_INPUT, metavar="INPUT",
-                        help=f"folder of mastered music, searched recursively (default: {DEFAULT_INPUT})")
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, metavar="OUTPUT",
-                        help=f"output folder (default: {DEFAULT_OUTPUT})")
-    parser.add_argument("--subfolders", nargs="+", metavar="NAME",
-                        help="only these subfolders of INPUT (e.g. 000 001); ids stay relative to INPUT")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the parameters (default: 0)")
-    parser.add_argument("--device", default="cpu", help="device the chain runs on: cpu, cuda, cuda:1 ...")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="tracks degraded at once (default: 8)")
-    parser.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="k/N",
-                        help="do only tracks k, k+N, k+2N ... of the sorted list (1-based; default: 1/1)")
-    parser.add_argument("--limit", type=_positive_int, metavar="N", help="at most this many tracks (of this shard)")
-    parser.add_argument("--no-spectrograms", action="store_true", help="skip the PNGs (faster)")
-    parser.add_argument("--sample-rate", type=_positive_int, default=44100, metavar="HZ", help="working rate in Hz (default: 44100)")
-    parser.add_argument("--max-seconds", type=float, default=30.0, metavar="SECONDS",
-                        help="keep only the first seconds of longer inputs; 0 keeps everything (default: 30)")
-    parser.add_argument("--workers", type=_positive_int, default=2, metavar="N", help="decoding threads (default: 2)")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        summary = generate(args.input, args.output, subfolders=args.subfolders, seed=args.seed,
-                           device=args.device, batch_size=args.batch_size, shard=args.shard, limit=args.limit,
-                           spectrograms=not args.no_spectrograms, sample_rate=args.sample_rate,
-                           max_seconds=args.max_seconds or None, workers=args.workers)
-    except (GenerationError, FileNotFoundError) as error:
-        print(f"dmaster demaster: error: {error}", file=sys.stderr)
-        return 2
-    failed = f"; {len(summary.failures)} unusable (listed in {OutputLayout(args.output).errors})" \
-        if summary.failures else ""
-    print(f"{summary.written} pairs written, {summary.already_done} already done{failed}; "
-          f"{summary.audio_seconds:.0f} s of audio in {summary.elapsed_s:.1f} s", file=sys.stderr)
-    return 0
