@@ -12,9 +12,7 @@ import dmaster
 MODULES = ["dmaster", *sorted(info.name for info in pkgutil.walk_packages(dmaster.__path__, "dmaster."))]
 NEEDS_CUDA: set[str] = set()
 """Modules whose examples need a GPU: skipped without one."""
-PENDING = {
-    "dmaster.checkpoint": "its example loads models/param/best.pt, which a fresh clone does not have",
-}
+PENDING: dict[str, str] = {}
 """Modules whose examples do not run yet, with the reason: expected to fail until fixed (strict, so that a
 fix is noticed and the entry removed)."""
 
