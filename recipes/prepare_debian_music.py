@@ -9,7 +9,11 @@ wesnoth-1.16-music. Frets on Fire songs come as stems (``song.ogg`` backing and
 external test corpus (``recipes/external_music.sh``; no model was trained or fitted on it):
 singularity-music (CC BY-SA), planetblupi-music-ogg (GPL-3+) and nexuiz-music (GPL-2+, its
 tracks inside a zip archive, ``music.pk3``); of these, tracks under 32 kHz or 25 s are left
-out. Other tracks are copied as they are. Existing outputs are kept.
+out. Other tracks are copied as they are. Existing outputs are kept. It refuses to collect the external corpus
+into a folder holding the training corpus's manifest.
+
+``recipes/corpus.py`` builds the larger training corpus (many more packages, with a manifest of licences) and uses
+:func:`mix_stems` and :func:`slug` from here, so that the tracks of these four packages keep their names.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ import numpy as np
 import soundfile as sf
 
 from dmaster.data.audio import atomic_path
+
+EXTERNAL_PACKAGES = ("singularity-music", "planetblupi-music-ogg", "nexuiz-music")
+"""The external check's packages: no model, fit or choice of settings may see them (``../shared/MUSIC.md``)."""
+EXTERNAL_FOLDERS = ("singularity", "planetblupi", "nexuiz")
+"""The folders their tracks are collected in."""
+EXTERNAL_PATHS = ("usr/share/games/singularity", "usr/share/planetblupi", "usr/share/games/nexuiz")
+"""Where the external packages keep their music when unpacked."""
 
 
 def slug(text: str) -> str:
@@ -46,7 +57,21 @@ def mix_stems(folder: Path, output: Path) -> None:
         sf.write(temporary, mix, rate, format="FLAC", subtype="PCM_16")
 
 
+def check_separate(root: Path, destination: Path) -> None:
+    """Exit if the external check's music would go into the training corpus (a folder with ``corpus.py``'s
+    manifest).
+
+    Args:
+        root: Where the packages were unpacked.
+        destination: The folder the tracks go to.
+    """
+    if (destination / "manifest.jsonl").exists() and any((root / path).exists() for path in EXTERNAL_PATHS):
+        sys.exit(f"refused: {destination} is a training corpus; the external check's music "
+                 f"({', '.join(EXTERNAL_PACKAGES)}) never goes there")
+
+
 def main(root: Path, destination: Path) -> None:
+    check_separate(root, destination)
     found = 0
     for song in sorted(root.glob("usr/share/games/fretsonfire/data/songs/*/*/song.ogg")):
         target = destination / "fretsonfire" / f"{slug(song.parent.parent.name)}_{slug(song.parent.name)}.flac"
