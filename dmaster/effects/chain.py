@@ -107,20 +107,26 @@ class Chain(nn.Module):
         """Every continuous parameter as ``(effect name, Param)``, in vector order."""
         return tuple((s.name, p) for s in SPECS for p in s.params)
 
-    def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> ChainParams:
+    def sample_params(self, batch_size: int, generator: torch.Generator | None = None,
+                      presence: Mapping[str, float] | None = None) -> ChainParams:
         """Draw presence flags and parameters from the priors.
 
         Args:
             batch_size: parameter sets to draw.
             generator: the random generator (CPU); ``None`` uses torch's global one.
+            presence: how often an effect is on, per effect name, where not its spec's
+                ``presence_probability``. The draws are the same either way; only the thresholds move.
 
         Returns:
-            :data:`ChainParams` on the CPU, float32: presence 0 or 1 (each effect on with its spec's
-            ``presence_probability``), parameters in physical units.
+            :data:`ChainParams` on the CPU, float32: presence 0 or 1, parameters in physical units.
         """
+        presence = presence or {}
+        unknown = sorted(set(presence) - set(self.effect_names))
+        if unknown:
+            raise ValueError(f"presence: unknown effects {unknown}; effects are {', '.join(self.effect_names)}")
         params: ChainParams = {}
         for spec in SPECS:
-            present = torch.rand(batch_size, generator=generator) < spec.presence_probability
+            present = torch.rand(batch_size, generator=generator) < presence.get(spec.name, spec.presence_probability)
             params[spec.name] = {"present": present.float(), **spec.sample(batch_size, generator)}
         return params
 

@@ -50,7 +50,7 @@ def _music_batches(config: TrainConfig, split: str, device: torch.device, rank: 
     """Endless batches of :class:`~dmaster.data.datasets.OnTheFlyBatches` (this rank's tracks)."""
     source = OnTheFlyBatches(config.music_root, config.window_seconds, config.batch_size, split, config.sample_rate,
                              device, config.seed, rank=rank, world_size=world_size, pool_tracks=pool_tracks,
-                             max_seconds=config.track_seconds or None)
+                             max_seconds=config.track_seconds or None, prior=config.prior)
     source.set_epoch(epoch)
     return iter(source)
 
@@ -75,7 +75,7 @@ def training_batches(config: TrainConfig, device: torch.device, rank: int, world
     if config.data == "synthetic":
         source: Iterable[Batch] = SyntheticBatches(config.window_seconds, config.batch_size, "train",
                                                    config.sample_rate, device, config.seed, rank,
-                                                   config.synthetic_clips, start_step)
+                                                   config.synthetic_clips, start_step, config.prior)
     elif config.manifest:
         source = _paired_batches(config, "train", rank, world_size, epoch=start_step, shuffle=True)
     else:
@@ -96,7 +96,8 @@ def validation_batches(config: TrainConfig, device: torch.device) -> list[Batch]
     if config.data == "synthetic":
         source: Iterator[Batch] = iter(SyntheticBatches(config.window_seconds, config.batch_size, "val",
                                                         config.sample_rate, device, config.seed,
-                                                        clips=max(2, config.synthetic_clips // 4)))
+                                                        clips=max(2, config.synthetic_clips // 4),
+                                                        prior=config.prior))
     elif config.manifest:
         source = _paired_batches(config, "val", 0, 1, epoch=0, shuffle=False)
     else:

@@ -16,6 +16,8 @@ import torch
 import yaml
 
 from ..checkpoint import load_checkpoint
+from ..data.prior import Prior, parse_presence
+from ..effects import SPECS
 from ..models import MODELS
 
 __all__ = ["FIELDS", "TrainConfig", "coerce_setting", "config_from_file", "stored_settings"]
@@ -81,6 +83,11 @@ class TrainConfig:
                                           "end-to-end loss and pick best.pt by the level-matched validation MR-STFT "
                                           "(for outputs whose level is set afterwards, e.g. by "
                                           "master(normalise_peak=True))")
+    presence: str = _setting("", "how often each effect is on where not its spec's presence_probability, e.g. "
+                                 "'eq=0.5,gain=0.5' (--music-root and --data synthetic)")
+    clean_share: float = _setting(0.0, "share of training items (0-1) with every effect off: nothing to fix")
+    audible_db: float = _setting(-math.inf, "switch off (in audio and label) an effect contributing less than this "
+                                            "(dB relative to the degraded audio); -inf keeps every draw")
     compressor_inverse_steps: int = _setting(4, "fixed-point steps of the compressor inverse in training")
     synthetic_clips: int = _setting(16, "clips in the synthetic training music pool (--data synthetic)")
     models_dir: str = _setting("models", "checkpoints go to MODELS_DIR/RUN/{best,last}.pt")
@@ -88,6 +95,12 @@ class TrainConfig:
     resume: bool = _setting(False, "continue from MODELS_DIR/RUN/last.pt (step, weights, optimiser, RNG, time)")
     init_from: str = _setting("", "start from the weights of this checkpoint (same model kind and size) with a "
                                   "fresh optimiser and schedule: fine-tuning")
+
+    @property
+    def prior(self) -> Prior:
+        """The degradation prior these settings describe (:class:`~dmaster.data.prior.Prior`)."""
+        audible = None if self.audible_db == -math.inf else self.audible_db
+        return Prior(parse_presence(self.presence), self.clean_share, audible)
 
     @property
     def name(self) -> str:
@@ -111,6 +124,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be ≥ 0, got {value}")
+        prior = self.prior
+        unknown = sorted(set(prior.presence) - {spec.name for spec in SPECS})
+        if unknown:
+            raise ValueError(f"presence: unknown effects {unknown}; effects are {', '.join(s.name for s in SPECS)}")
+        if math.isnan(self.audible_db) or self.audible_db == math.inf:
+            raise ValueError(f"audible_db must be a number of dB or -inf, got {self.audible_db}")
         if self.resume and self.init_from:
             raise ValueError("resume and init_from exclude each other: resume continues this run, init_from starts "
                              "a new one from another run's weights")
