@@ -313,3 +313,18 @@ def test_the_help_describes_the_demo_truthfully(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "bundled clip of real music" in capsys.readouterr().out
+
+
+def test_a_run_killed_between_its_outputs_is_finished_by_a_rerun(tmp_path, model, monkeypatch):
+    song = write(tmp_path / "song.wav")
+    out = tmp_path / "out"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dmaster.apps.master.save_audio", killed)  # after the report and the plot
+    assert main(["master", str(song), "-o", str(out), "--plot", *model]) == 130  # interrupted
+    assert (out / "song_mastered.json").is_file() and not (out / "song_mastered.wav").exists()
+    monkeypatch.undo()
+    assert main(["master", str(song), "-o", str(out), "--plot", *model]) == 0
+    assert (out / "song_mastered.wav").is_file()

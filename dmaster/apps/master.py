@@ -235,11 +235,11 @@ def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.
                               "plot": None if plot is None else plot.name}
     if told:
         result.report["files"]["warnings"] = told
+    # the report first: it marks the outputs as this file's; the file is done once they all exist
+    write_text_atomic(report, result.to_json() + "\n")
     if plot is not None:
         save_comparison(plot, {"input": audio, "mastered": torch.as_tensor(result.audio)}, result.sample_rate,
                         title=f"{path.name}: input and mastered", notes=_notes(result.report))
-    # the report first: it marks the outputs as this file's, and the file as done once the audio is there
-    write_text_atomic(report, result.to_json() + "\n")
     save_audio(mastered, result.audio, result.sample_rate, args.format)
     return told
 
