@@ -1,36 +1,48 @@
-"""Restoration quality on held-out tracks: identity, oracle inverse, parameter model, U-Net.
+"""Restoration quality that cannot flatter: four sets, the trivial baseline, level-matched scores, paired statistics.
 
-Held-out = the "test" split of ``--music-root`` (by track, see dmaster.data.splits). Each
-track's excerpt is degraded ``--draws`` times by the chain, with the parameters ``dmaster
-demaster`` would draw for it with seeds ``--seed``, ``--seed + 1``, …; then every system
-restores it:
+Sets (issue 15; :data:`quality_sets.SETS`):
 
-- identity: the degraded input as it is;
-- oracle: the chain's inverse with the true parameters (the ceiling of the approach); "oracle, peak
-  under −1 dBFS": the same through ``master()``'s peak ceiling, as every ``master()`` output is;
-- param: ``master()`` with the parameter model — its estimate (several windows, aggregated),
-  the chain's inverse weighted by presence times the model's inverse strengths, with its
-  residual correction (tonal balance and level), the peak kept under the ceiling (−1 dBFS);
-- unet: ``master()`` with the spectrogram U-Net baseline, with its own residual correction;
-- "…, no residual correction": param and unet without it;
-- "param, no residual correction, full strength": also every effect's inverse at full strength
-  (weighted by presence alone), what ``master()`` did before the strengths;
-- "…, peak at −1 dBFS": identity and param with ``master(normalise_peak=True)``'s level step
-  (the peak set to the ceiling), the prior "mastered music peaks at full scale".
+- (a) the held-out ("test") tracks of ``--music-root`` (split by track, see dmaster.data.splits), each
+  excerpt degraded ``--draws`` times by the project's chain with the parameters ``dmaster demaster``
+  would draw for it (seeds ``--seed``, ``--seed + 1``, …);
+- (b) the external music of ``--external-root`` (``bash recipes/external_music.sh``: singularity-music,
+  planetblupi-music-ogg, nexuiz-music, which no model was trained, fitted or tuned on), degraded the same way;
+- (c) the same external music degraded by an independent pedalboard chain with its own ranges and priors
+  (low/high shelf and bell filters, gain, delay, reverb, compressor; ``.[bench]``); the oracle is unknown;
+- (d) the same external music, clean: how far ``master()`` moves music that needs nothing.
 
-Reports MR-STFT distance (mean and median: a few quietly mastered tracks dominate the mean),
-SI-SDR, log-spectral distance and LUFS error to the original, per-parameter error and presence
-accuracy of the estimate, model size and CPU real-time factor, plus the time ``master()`` takes
-on a 3-minute stereo track (best of 3). Writes Markdown, JSON and a plot; with the default settings
-also the ``quality`` section of ``benchmarks/README.md`` and the headline table of the project's
-``README.md`` (see ``benchmarks/report.py``).
+Systems, every output scored against the clean excerpt:
 
-    python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality
+- identity: what the systems are given, as it is;
+- loudness-only: the trivial "mastering", normalised to −14 LUFS under a −1 dBFS peak (``set_level``);
+- oracle: the chain's inverse with the true parameters, through ``master()``'s −1 dBFS peak ceiling;
+- param: ``master()``'s defaults with the parameter model (the path of ``master()`` without its
+  resampling: estimate, inverse at the fitted strengths, residual correction, peak under −1 dBFS);
+- unet: ``master(model="unet")`` the same way;
+- param, no residual correction: the same estimate and strengths, without the residual correction;
+- swapped-part rows (sets a, b), each the chain's inverse under the peak ceiling: "oracle, EQ not
+  inverted" (the true parameters, the EQ left alone), "oracle but the model's EQ" (the model's EQ at its
+  correction strength, every other effect true), "the model's estimate but the true EQ".
+
+Scores: MR-STFT raw and level-matched (the output scaled to the original's RMS first: the level is the
+user's loudness target, the restoration is judged apart from it), SI-SDR, log-spectral distance, LUFS
+error; presence accuracy, AUC and false alarms of the parameter model's estimate; paired comparisons per
+item (wins, mean difference ± standard error) of param against loudness-only and the U-Net, and of each
+system against its input; issue 15's targets; the time ``master()`` takes on a 3-minute stereo track.
+
+Writes Markdown and JSON (with every item's scores) to ``--out``; with the default settings (or
+``--section quality``) also the ``quality`` section of ``benchmarks/README.md`` and the headline table of
+the project's ``README.md`` (see ``benchmarks/report.py``). Without the external music, the default run
+measures set (a) alone and writes neither README (naming the sets explicitly makes their music required).
+
+    python benchmarks/quality.py --music-root data/raw/debian_music --external-root data/raw/debian_music_external
+    python benchmarks/quality.py --quick --no-readme      # a few minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
 import os
 import platform
@@ -38,56 +50,28 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyloudnorm  # noqa: E402
-import torch  # noqa: E402
-
-from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic  # noqa: E402
-from dmaster.data.generate import track_params  # noqa: E402
-from dmaster.data.splits import find_tracks, split_of  # noqa: E402
-from dmaster.effects import Chain  # noqa: E402
-from dmaster.mastering import master  # noqa: E402
-from dmaster.mastering.level import set_level  # noqa: E402
-from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength  # noqa: E402
-from dmaster.mastering.restoration import restore  # noqa: E402
-from dmaster.metrics import log_spectral_distance, mrstft_distance, si_sdr  # noqa: E402
-from dmaster.models import count_parameters  # noqa: E402
+from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
+from dmaster.data.generate import track_params
+from dmaster.data.splits import Track, find_tracks, split_of
+from dmaster.effects import Chain
+from dmaster.mastering import master
+from dmaster.mastering.level import set_level
+from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength
+from dmaster.mastering.restoration import apply_estimate, correction_strengths, restore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality_sets as qs  # noqa: E402  (benchmarks/quality_sets.py)
 import report  # noqa: E402  (benchmarks/report.py)
 
-COLOURS = {"identity": "grey", "oracle": "black", "param": "tab:blue", "unet": "tab:orange",
-           "param, no residual correction": "lightblue", "unet, no residual correction": "navajowhite",
-           "param, no residual correction, full strength": "silver", "identity, peak at −1 dBFS": "lightgrey",
-           "param, peak at −1 dBFS": "lightsteelblue", "oracle, peak under −1 dBFS": "dimgrey"}
-"""Every system measured, in table order, with its colour in the plot."""
-SYSTEMS = tuple(COLOURS)
 PEAK_CEILING_DB = -1.0  # master()'s default
-
-
-def loudness(audio: torch.Tensor, sample_rate: int) -> float:
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.double().numpy()))
-
-
-def scores(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int) -> dict[str, float]:
-    pair = (estimate[None], reference[None])
-    return {"mrstft": float(mrstft_distance(*pair)), "si_sdr_db": float(si_sdr(*pair)),
-            "lsd_db": float(log_spectral_distance(*pair)),
-            "lufs_error_db": abs(loudness(estimate, sample_rate) - loudness(reference, sample_rate))}
-
-
-def parameter_errors(chain: Chain, truth, estimate) -> dict[str, float]:
-    """Absolute error in physical units of each parameter of the effects that are truly present."""
-    errors = {}
-    for effect, param in chain.flat_params:
-        if float(truth[effect]["present"][0]) == 1.0:
-            error = estimate[effect][param.name][0] - truth[effect][param.name][0]
-            errors[f"{effect}.{param.name}"] = abs(float(error))
-    return errors
+LOUDNESS_ONLY_LUFS = -14.0
+SWAPPED = ("oracle, EQ not inverted", "oracle but the model's EQ", "the model's estimate but the true EQ")
+SYSTEMS = ("identity", "loudness-only", "oracle", "param", "unet", "param, no residual correction", *SWAPPED)
+QUICK = {"draws": 1, "seconds": 5.0, "max_tracks": 3}
+FULL = {"draws": 2, "seconds": 10.0, "max_tracks": 20}
 
 
 def excerpt(audio: torch.Tensor, seconds: float, sample_rate: int) -> torch.Tensor:
@@ -97,188 +81,251 @@ def excerpt(audio: torch.Tensor, seconds: float, sample_rate: int) -> torch.Tens
     return audio[:, start : start + length]
 
 
+def spread(tracks: list[Track], count: int | None) -> list[Track]:
+    """At most ``count`` tracks spread evenly over the sorted list (so over every package)."""
+    if count is None or len(tracks) <= count:
+        return tracks
+    return [tracks[int(i)] for i in np.linspace(0, len(tracks) - 1, count).round()]
+
+
+def ceiling(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    return set_level(audio, sample_rate, None, PEAK_CEILING_DB)[0]
+
+
+class Systems:
+    """The models and fitted files, resolved once; :meth:`outputs` runs every system on an item."""
+
+    def __init__(self, param_model: str, unet_model: str):
+        self.param, self.unet = resolve_model(param_model), resolve_model(unet_model)
+        self.residual = {"param": resolve_residual(param_model), "unet": resolve_residual(unet_model)}
+        self.strength = resolve_strength(param_model)
+        self.chain: Chain = self.param.chain
+        self.sample_rate = self.param.sample_rate
+
+    def outputs(self, item: qs.Item, swapped: bool) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Every system's output for ``item``, and the parameter model's presence probabilities."""
+        sr, given, chain = self.sample_rate, item.given, self.chain
+        out = {"identity": given, "loudness-only": set_level(given, sr, LOUDNESS_ONLY_LUFS, PEAK_CEILING_DB)[0]}
+        if item.truth is not None:
+            out["oracle"] = ceiling(chain.inverse(given[None], item.truth)[0], sr)
+        restored, estimate, _ = restore(self.param, given, self.residual["param"], self.strength)
+        out["param"] = ceiling(restored, sr)
+        out["unet"] = ceiling(restore(self.unet, given, self.residual["unet"]).audio, sr)
+        out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, self.strength), sr)
+        if swapped and item.truth is not None:
+            model = correction_strengths(estimate, self.strength)
+            truth = item.truth
+            no_eq = {**truth, "eq": {**truth["eq"], "present": torch.zeros_like(truth["eq"]["present"])}}
+            for name, params in zip(SWAPPED, (no_eq, {**truth, "eq": model["eq"]}, {**model, "eq": truth["eq"]})):
+                out[name] = ceiling(chain.inverse(given[None], params)[0], sr)
+        presence = {name: float(estimate[name]["present"][0]) for name in chain.effect_names}
+        return out, presence
+
+
+def build_items(name: str, args: argparse.Namespace, size: dict, systems: Systems, clean_of) -> list[qs.Item]:
+    """The items of set ``name``; ``clean_of(track)`` gives a track's clean excerpt."""
+    sr, chain = systems.sample_rate, systems.chain
+    if name == "a":
+        tracks = [t for t in find_tracks(args.music_root) if args.split in ("all", split_of(t.id))]
+    else:
+        if not args.external_root.is_dir():
+            raise SystemExit(f"set ({name}) needs the external music in {args.external_root}: "
+                             "bash recipes/external_music.sh fetches it (or pass --external-root)")
+        tracks = find_tracks(args.external_root)
+    tracks = spread(tracks, size["max_tracks"])
+    if not tracks:
+        raise SystemExit(f"set ({name}): no tracks")
+    seeds = [args.seed + k for k in range(size["draws"])]
+    items = []
+    for track in tracks:
+        clean = clean_of(track)
+        if name in ("a", "b"):
+            items += [qs.chain_item(name, chain, track.id, s, clean, track_params(chain, s, [track.id])) for s in seeds]
+        elif name == "c":
+            items += [qs.pedalboard_item(track.id, s, clean, sr) for s in seeds]
+        else:
+            items.append(qs.Item("d", track.id, None, clean, clean, None, dict.fromkeys(chain.effect_names, False)))
+    return items
+
+
+def comparisons(systems_present: list[str]) -> list[tuple[str, str]]:
+    pairs = [("param", "loudness-only"), ("param", "unet"), ("param", "identity"), ("unet", "identity"),
+             ("loudness-only", "identity"), ("oracle", "identity"), ("param", "param, no residual correction"),
+             ("oracle but the model's EQ", "oracle, EQ not inverted"),
+             ("the model's estimate but the true EQ", "oracle")]
+    return [(a, b) for a, b in pairs if a in systems_present and b in systems_present]
+
+
+def targets(name: str, summary: dict, paired: dict, presence: dict) -> list[dict]:
+    """Issue 15's targets that this set measures."""
+    found = []
+
+    def add(what: str, value: float, target: str, met: bool, digits: str = ".3f") -> None:
+        found.append({"what": what, "value": format(value, digits), "target": target, "met": bool(met)})
+
+    def lm(system: str) -> float:
+        return summary[system]["mrstft_level_matched"]
+
+    if name in ("a", "b"):
+        add("param level-matched MR-STFT / identity's", lm("param") / lm("identity"), "≤ 0.90",
+            lm("param") / lm("identity") <= 0.90)
+        ratio = summary["param"]["mrstft"] / summary["loudness-only"]["mrstft"]
+        add("param raw MR-STFT / loudness-only's", ratio, "≤ 0.90", ratio <= 0.90)
+        p = paired["param − unet"]["mrstft_level_matched"]
+        add("param − U-Net, level-matched, in standard errors", p["mean_difference"] / p["standard_error"], "< −2",
+            p["mean_difference"] < -2 * p["standard_error"], ".1f")
+        add("U-Net level-matched MR-STFT / identity's", lm("unet") / lm("identity"), "< 1",
+            lm("unet") < lm("identity"))
+        if "oracle but the model's EQ − oracle, EQ not inverted" in paired:
+            p = paired["oracle but the model's EQ − oracle, EQ not inverted"]["mrstft_level_matched"]
+            add("model's EQ inverse − no EQ inverse (rest true), level-matched, in standard errors",
+                p["mean_difference"] / p["standard_error"], "< −2", p["mean_difference"] < -2 * p["standard_error"],
+                ".1f")
+            ratio = lm("the model's estimate but the true EQ") / lm("oracle")
+            add("the model's estimate with the true EQ / the oracle, level-matched", ratio, "≤ 1.25", ratio <= 1.25)
+    elif name == "c":
+        add("param level-matched MR-STFT / identity's", lm("param") / lm("identity"), "≤ 0.95",
+            lm("param") / lm("identity") <= 0.95)
+    elif name == "d":
+        add("level-matched MR-STFT of param's output against the original", lm("param"), "≤ 0.15",
+            lm("param") <= 0.15)
+        echo = presence["echo"]
+        rate = echo["false_alarms"] / echo["absent"]
+        found.append({"what": "echo false alarms on echo-free external excerpts",
+                      "value": f"{rate:.0%} ({echo['false_alarms']} of {echo['absent']})", "target": "≤ 10 %",
+                      "met": rate <= 0.10})
+    return found
+
+
+def measure_set(name: str, items: list[qs.Item], systems: Systems, swapped: bool) -> dict:
+    rows, presence_p, presence_t = [], [], []
+    for item in items:
+        reference = qs.Reference(item.clean, systems.sample_rate)
+        outputs, presence = systems.outputs(item, swapped)
+        presence_p.append(presence)
+        presence_t.append(item.present)
+        for system, audio in outputs.items():
+            rows.append({"set": name, "track": item.track, "seed": item.seed, "system": system,
+                         **reference.scores(audio)})
+        mine = rows[-len(outputs):]
+        print(f"({name}) {item.track} (seed {item.seed}): level-matched "
+              + ", ".join(f"{r['system']} {r['mrstft_level_matched']:.3f}" for r in mine), flush=True)
+    present = [s for s in SYSTEMS if any(r["system"] == s for r in rows)]
+    summary = qs.summarise(rows, present)
+    paired = {f"{a} − {b}": {key: qs.paired_difference(qs.column(rows, a, key), qs.column(rows, b, key))
+                             for key in ("mrstft_level_matched", "mrstft")} for a, b in comparisons(present)}
+    presence = qs.presence_scores(presence_p, presence_t)
+    return {"items": len(items), "tracks": len({i.track for i in items}), "summary": summary, "paired": paired,
+            "presence": presence, "targets": targets(name, summary, paired, presence), "rows": rows,
+            "pedalboard": [{"track": i.track, "seed": i.seed, **i.drawn} for i in items if i.drawn] or None}
+
+
+def describe(name: str, result: dict, size: dict, args: argparse.Namespace) -> str:
+    draws = "" if name == "d" else f" × {size['draws']} draws (seeds {args.seed}–{args.seed + size['draws'] - 1})"
+    where = f"`{args.split}` tracks of {args.music_root.name}" if name == "a" else \
+        f"tracks of {args.external_root.name}"
+    return f"{result['items']} items: {result['tracks']} {where}{draws}, {size['seconds']:g} s excerpts."
+
+
+def time_master(track: Track, sample_rate: int, model: str) -> float:
+    """Seconds ``master()`` takes on a 3-minute stereo track (the best of three)."""
+    song = load_audio(track.path, sample_rate)
+    song = song.repeat(1, math.ceil(180 * sample_rate / song.shape[-1]))[:, : 180 * sample_rate]
+    master(song[:, : 5 * sample_rate], sample_rate, model=model)  # warm-up
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        master(song, sample_rate, model=model)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
+    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"), help="set (a)'s corpus")
+    parser.add_argument("--external-root", type=Path, default=Path("data/raw/debian_music_external"),
+                        help="sets (b)–(d): music no model was trained on (recipes/external_music.sh)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
-                        help="tracks to measure on; 'all' for a corpus no model was trained on")
+                        help="set (a)'s tracks; 'all' for a corpus no model was trained on")
+    parser.add_argument("--sets", nargs="+", choices=tuple(qs.SETS), default=list(qs.SETS))
     parser.add_argument("--seed", type=int, default=1234, help="seed of the first degradation of each track")
-    parser.add_argument("--draws", type=int, default=10,
-                        help="degradations per track (seeds SEED, SEED + 1, …)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="excerpt length per track")
+    parser.add_argument("--draws", type=int, help=f"degradations per track in (a)–(c) (default {FULL['draws']})")
+    parser.add_argument("--seconds", type=float, help=f"excerpt length (default {FULL['seconds']:g})")
+    parser.add_argument("--max-tracks", type=int, help=f"tracks per set, spread over the list (default "
+                                                       f"{FULL['max_tracks']}; 0: all)")
+    parser.add_argument("--quick", action="store_true", help=f"a small run ({QUICK}) without the 3-minute timing")
+    parser.add_argument("--no-swapped", action="store_true", help="leave out the swapped-part rows")
     parser.add_argument("--param-model", default="param", help="'param' (shipped) or a checkpoint")
     parser.add_argument("--unet-model", default="unet", help="'unet' (shipped) or a checkpoint")
     parser.add_argument("--out", type=Path, default=Path("experiments/quality"))
     report.add_arguments(parser)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    size = {key: getattr(args, key) if getattr(args, key) is not None else (QUICK if args.quick else FULL)[key]
+            for key in FULL}
+    size["max_tracks"] = size["max_tracks"] or None
 
-    models = {"param": resolve_model(args.param_model), "unet": resolve_model(args.unet_model)}
-    residuals = {"param": resolve_residual(args.param_model), "unet": resolve_residual(args.unet_model)}
-    strengths = {"param": resolve_strength(args.param_model), "unet": {}}
-    for name, residual in residuals.items():
-        if residual is None:
-            print(f"note: the {name} model has no residual correction; its rows with and without agree")
-    sample_rate = models["param"].sample_rate
-    chain = Chain(sample_rate)
-    tracks = [t for t in find_tracks(args.music_root) if args.split in ("all", split_of(t.id))]
-    if not tracks:
-        raise SystemExit(f"no {args.split} tracks under {args.music_root}")
+    systems = Systems(args.param_model, args.unet_model)
+    sr = systems.sample_rate
+    cache: dict[Path, torch.Tensor] = {}
+    seen: list[Track] = []
 
-    rows, errors, presence_hits, seconds_of = [], [], [], {s: 0.0 for s in SYSTEMS}
-    audio_seconds = 0.0
-    for track, seed in ((t, args.seed + k) for t in tracks for k in range(args.draws)):
-        clean = excerpt(load_audio(track.path, sample_rate), args.seconds, sample_rate)
-        truth = track_params(chain, seed, [track.id])
-        degraded = chain(clean[None], truth)[0]
-        audio_seconds += clean.shape[-1] / sample_rate
-        outputs = {"identity": degraded}
-        started = time.perf_counter()
-        outputs["oracle"] = chain.inverse(degraded[None], truth)[0]
-        seconds_of["oracle"] += time.perf_counter() - started
-        outputs["oracle, peak under −1 dBFS"] = set_level(outputs["oracle"], sample_rate, None, PEAK_CEILING_DB)[0]
-        seconds_of["oracle, peak under −1 dBFS"] = seconds_of["oracle"]
-        for name in ("param", "unet"):
-            started = time.perf_counter()
-            # master() without its type conversions and resampling
-            restored, estimate, _ = restore(models[name], degraded, residuals[name], strengths[name])
-            outputs[name] = set_level(restored, sample_rate, None, PEAK_CEILING_DB)[0]
-            seconds_of[name] += time.perf_counter() - started
-            started = time.perf_counter()
-            uncorrected = restore(models[name], degraded, inverse_strength=strengths[name]).audio
-            outputs[f"{name}, no residual correction"] = set_level(uncorrected, sample_rate, None, PEAK_CEILING_DB)[0]
-            seconds_of[f"{name}, no residual correction"] += time.perf_counter() - started
-            if estimate is not None:
-                started = time.perf_counter()
-                full_strength = restore(models[name], degraded).audio
-                outputs["param, no residual correction, full strength"] = set_level(full_strength, sample_rate, None,
-                                                                                 PEAK_CEILING_DB)[0]
-                seconds_of["param, no residual correction, full strength"] += time.perf_counter() - started
-                outputs["param, peak at −1 dBFS"] = set_level(restored, sample_rate, None, PEAK_CEILING_DB, True)[0]
-                seconds_of["param, peak at −1 dBFS"] = seconds_of["param"]
-                errors.append(parameter_errors(chain, truth, estimate))
-                presence_hits.append({s.name: (float(estimate[s.name]["present"][0]) >= 0.5)
-                                      == (float(truth[s.name]["present"][0]) == 1.0) for s in chain.specs})
-        outputs["identity, peak at −1 dBFS"] = set_level(degraded, sample_rate, None, PEAK_CEILING_DB, True)[0]
-        for name, audio in outputs.items():
-            rows.append({"track": track.id, "seed": seed, "system": name, **scores(audio, clean, sample_rate)})
-        print(f"{track.id} (seed {seed}): "
-              + ", ".join(f"{r['system']} {r['mrstft']:.3f}" for r in rows[-len(SYSTEMS):]))
+    def clean_of(track: Track) -> torch.Tensor:
+        if track.path not in cache:
+            seen.append(track)
+            cache[track.path] = excerpt(load_audio(track.path, sr), size["seconds"], sr).clone()
+        return cache[track.path]
 
-    summary = {}
-    for name in SYSTEMS:
-        mine = [r for r in rows if r["system"] == name]
-        summary[name] = {k: float(np.mean([r[k] for r in mine]))
-                         for k in ("mrstft", "si_sdr_db", "lsd_db", "lufs_error_db")}
-        summary[name]["mrstft_median"] = float(np.median([r["mrstft"] for r in mine]))
-        summary[name]["real_time_factor"] = seconds_of[name] / audio_seconds
-    for name in (s for s in SYSTEMS if s.startswith(("param", "unet"))):
-        summary[name]["parameters"] = count_parameters(models[name.split(",")[0]])
-    identity, oracle, param = (summary[s]["mrstft"] for s in ("identity", "oracle", "param"))
-    targets = {
-        "param_mrstft_over_identity": param / identity,
-        "param_gain_over_oracle_gain": (identity - param) / (identity - oracle),
-        "oracle_under_peak_ceiling_over_identity": summary["oracle, peak under −1 dBFS"]["mrstft"] / identity,
-        "param_beats_unet_mrstft": summary["param"]["mrstft"] < summary["unet"]["mrstft"],
-        "param_beats_unet_si_sdr": summary["param"]["si_sdr_db"] > summary["unet"]["si_sdr_db"],
-    }
-    paired = {}  # per excerpt, param against each other restoration: how often better, mean difference ± s.e.
-    for other in ("unet", "param, no residual correction", "param, no residual correction, full strength"):
-        difference = np.array([p["mrstft"] - o["mrstft"] for p, o in zip(
-            (r for r in rows if r["system"] == "param"), (r for r in rows if r["system"] == other))])
-        paired[other] = {"param_better": int((difference < 0).sum()), "excerpts": len(difference),
-                         "mean_difference": float(difference.mean()),
-                         "standard_error": float(difference.std(ddof=1) / np.sqrt(len(difference)))}
-    parameter_error = {key: float(np.median([e[key] for e in errors if key in e]))
-                       for key in sorted({k for e in errors for k in e})}
-    presence_accuracy = {s.name: float(np.mean([h[s.name] for h in presence_hits])) for s in chain.specs}
+    started = time.perf_counter()
+    results = {}
+    sets = sorted(args.sets)
+    skipped = []
+    if sets == sorted(qs.SETS) and not args.external_root.is_dir():  # the default: measure what is there
+        skipped, sets = sets[1:], ["a"]
+        print(f"note: no external music in {args.external_root} (bash recipes/external_music.sh fetches it): "
+              f"sets {', '.join(skipped)} left out, and neither README written")
+    for name in sets:
+        items = build_items(name, args, size, systems, clean_of)
+        results[name] = measure_set(name, items, systems, not args.no_swapped)
+        results[name]["description"] = describe(name, results[name], size, args)
+    benchmark_seconds = time.perf_counter() - started
+    master_seconds = None if args.quick else time_master(seen[0], sr, args.param_model)
 
-    song = load_audio(tracks[0].path, sample_rate)
-    song = song.repeat(1, math.ceil(180 * sample_rate / song.shape[-1]))[:, : 180 * sample_rate]
-    master(song[:, : 5 * sample_rate], sample_rate, model=args.param_model)  # warm-up (and loads the correction)
-    master_seconds = math.inf
-    for _ in range(3):  # the best of three: the least disturbed by other processes
-        started = time.perf_counter()
-        master(song, sample_rate, model=args.param_model)
-        master_seconds = min(master_seconds, time.perf_counter() - started)
-
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__}
-    table = ["| system | MR-STFT ↓ | MR-STFT median ↓ | SI-SDR dB ↑ | LSD dB ↓ | LUFS error dB ↓ | parameters | "
-             "CPU real-time factor ↓ |", "|---|---|---|---|---|---|---|---|"]
-    for name in SYSTEMS:
-        s = summary[name]
-        size = f"{s['parameters'] / 1e6:.2f} M" if "parameters" in s else "—"
-        rtf = f"{s['real_time_factor']:.4f}" if not name.startswith("identity") else "—"
-        table.append(f"| {name} | {s['mrstft']:.3f} | {s['mrstft_median']:.3f} | {s['si_sdr_db']:.2f} | "
-                     f"{s['lsd_db']:.2f} | "
-                     f"{s['lufs_error_db']:.2f} | {size} | {rtf} |")
-    lines = [f"Held-out ({args.split}) tracks: {len(tracks)}, {args.seconds:g} s excerpts, {args.draws} degradations "
-             f"each (seeds {args.seed}–{args.seed + args.draws - 1}); "
-             f"machine: {machine}.", "", *table, "",
-             f"- param MR-STFT / degraded MR-STFT: {targets['param_mrstft_over_identity']:.3f} (target ≤ 0.30)",
-             f"- param improvement / oracle improvement: {targets['param_gain_over_oracle_gain']:.3f} (target ≥ 0.85)",
-             f"- the oracle's output under master()'s peak ceiling / degraded MR-STFT: "
-             f"{targets['oracle_under_peak_ceiling_over_identity']:.3f}",
-             *[f"- param against {other}, per excerpt: MR-STFT lower on {p['param_better']} of {p['excerpts']}, "
-               f"mean difference {p['mean_difference']:+.3f} ± {p['standard_error']:.3f} (standard error)"
-               for other, p in paired.items()],
-             f"- `master()` on a 3-minute stereo 44.1 kHz track: {master_seconds:.2f} s = "
-             f"{master_seconds / 180:.4f} × its duration (target ≤ 0.02)",
-             "", "Presence accuracy (probability ≥ 0.5 counts as detected): "
-             + ", ".join(f"{k} {v:.0%}" for k, v in presence_accuracy.items()),
-             "", "Median absolute parameter error (physical units, effects truly present):", "",
-             "| parameter | error |", "|---|---|",
-             *[f"| {k} | {v:.3g} |" for k, v in parameter_error.items()]]
-    markdown = "\n".join(lines)
+    machine = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+               "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    date = datetime.date.today().isoformat()
+    stamp = f"`python benchmarks/quality.py`, {report.machine_line()}"
+    counts = ", ".join(f"({n}) {r['items']} items" for n, r in results.items())
+    intro = [f"Measured by {stamp} ({machine['platform']}); {size['seconds']:g} s excerpts from the middle of "
+             f"each track; sets {counts}; {benchmark_seconds / 60:.0f} min of measurement.",
+             "", "Systems: identity (the input as given); loudness-only (−14 LUFS under a −1 dBFS peak, the trivial "
+             "baseline); oracle (the chain's inverse with the true parameters, under the −1 dBFS ceiling); param "
+             "and unet (the shipped models through `master()`'s defaults); param without its residual correction; "
+             "the swapped-part rows (the chain's inverse with the true parameters but one part swapped). "
+             "Level-matched: the output scaled to the original's RMS before scoring. Paired statistics are over "
+             "items (draws of one track are not independent)."]
+    if master_seconds is not None:
+        intro.append(f"\n`master()` on a 3-minute stereo 44.1 kHz track: {master_seconds:.2f} s = "
+                     f"{master_seconds / 180:.4f} × its duration (target ≤ 0.02).")
+    markdown = "\n".join(intro) + "\n\n" + "\n\n".join(qs.set_markdown(n, r) for n, r in results.items())
     print(markdown)
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "quality.md", markdown + "\n")
     write_json_atomic(args.out / "quality.json", {
-        "machine": machine, "tracks": [t.id for t in tracks], "summary": summary, "targets": targets, "paired": paired,
-        "master_seconds_for_3_minutes": master_seconds, "presence_accuracy": presence_accuracy,
-        "parameter_error": parameter_error, "rows": rows})
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, key, label in zip(axes, ("mrstft", "si_sdr_db"),
-                              ("MR-STFT distance (lower is better)", "SI-SDR dB (higher is better)")):
-        ax.bar(SYSTEMS, [summary[s][key] for s in SYSTEMS], color=[COLOURS[s] for s in SYSTEMS])
-        ax.set_title(label)
-        ax.tick_params(axis="x", labelrotation=30)
-    figure.tight_layout()
-    figure.savefig(args.out / "quality.png", dpi=120)
+        "machine": machine, "date": date, "settings": {**size, "seed": args.seed, "sets": sorted(args.sets)},
+        "master_seconds_for_3_minutes": master_seconds, "sets": results})
 
-    stamp = f"`python benchmarks/quality.py`, {report.machine_line()}"
-    if report.publish("quality", f"Measured by {stamp}.\n\n{markdown}", parser, args) == "quality":
-        report.publish("headline", headline(summary, len(tracks), args, stamp), parser, args, report.PROJECT_README)
-
-
-HEADLINE = {"identity": "identity (the degraded input)", "oracle": "oracle (inverse with the true parameters)",
-            "param": "**param** (shipped model, `master()`)",
-            "unet": "unet (shipped baseline, `master(model=\"unet\")`)"}
-"""The systems of the project README's headline table, with their labels there."""
-
-
-def headline(summary: dict[str, dict[str, float]], tracks: int, args: argparse.Namespace, stamp: str) -> str:
-    """The project README's results table: the main systems' mean scores, with a header line.
-
-    >>> scores = {"mrstft": 1.2, "mrstft_median": 1.0, "si_sdr_db": 6.5, "lufs_error_db": 3.5,
-    ...           "real_time_factor": 0.015}
-    >>> args = argparse.Namespace(seconds=20.0, draws=10, seed=1234)
-    >>> print(headline(dict.fromkeys(HEADLINE, scores), 9, args, "today").splitlines()[6])
-    | **param** (shipped model, `master()`) | 1.200 | 1.000 | 6.50 | 3.50 | 0.0150 |
-    """
-    lines = [f"{tracks} held-out test tracks, {args.seconds:g} s excerpts, each degraded {args.draws} times by the "
-             f"chain (seeds {args.seed}–{args.seed + args.draws - 1}), restored by `master()`'s path; {stamp}. "
-             "Every system and figure: [benchmarks/README.md](benchmarks/README.md#restoration-quality).", "",
-             "| system | MR-STFT ↓ | MR-STFT median ↓ | SI-SDR dB ↑ | LUFS error dB ↓ | CPU real-time factor ↓ |",
-             "|---|---|---|---|---|---|"]
-    for name, label in HEADLINE.items():
-        s = summary[name]
-        rtf = "—" if name == "identity" else f"{s['real_time_factor']:.4f}"
-        lines.append(f"| {label} | {s['mrstft']:.3f} | {s['mrstft_median']:.3f} | {s['si_sdr_db']:.2f} | "
-                     f"{s['lufs_error_db']:.2f} | {rtf} |")
-    return "\n".join(lines)
+    if not skipped and report.publish("quality", markdown, parser, args) == "quality":
+        report.write_section("quality_external", "The external music is now sets (b)–(d) of the `quality` section "
+                             "above, measured by the same run of `benchmarks/quality.py`.")
+        header = (f"Level-matched MR-STFT distance to the original (lower is better; the output scaled to the "
+                  f"original's RMS first, so that the loudness target plays no part), {size['seconds']:g} s "
+                  f"excerpts; {stamp}. Loudness-only is the trivial baseline (−14 LUFS under a −1 dBFS peak); the "
+                  f"last column is param's paired mean difference from it. Every table: "
+                  f"[benchmarks/README.md](benchmarks/README.md#restoration-quality).")
+        report.write_section("headline", qs.headline_markdown(results, header), report.PROJECT_README)
+        print(f"wrote section 'headline' of {report.PROJECT_README}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The recipes run end to end on tiny inputs: fitting inverse strengths and residual corrections, collecting
-the Debian music; so do benchmarks/eq_identifiability.py and loudness_targets.py."""
+the Debian music; so do benchmarks/eq_identifiability.py, loudness_targets.py and quality.py."""
 
 import json
 import runpy
@@ -22,8 +22,8 @@ RECIPES = Path(__file__).parent.parent / "recipes"
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
-def tiny_corpus(root: Path, train: int = 9, val: int = 2) -> None:
-    wanted = {"train": train, "val": val, "test": 0}
+def tiny_corpus(root: Path, train: int = 9, val: int = 2, test: int = 0) -> None:
+    wanted = {"train": train, "val": val, "test": test}
     for k in range(1000):
         name = f"track{k:03d}"
         if wanted[split_of(name)] > 0:
@@ -109,6 +109,43 @@ def test_loudness_targets_benchmark_runs_end_to_end(tmp_path, monkeypatch):
         assert row["true_peak"]["output_true_peak_dbtp"] <= -1.0 + 0.05
         assert abs(row["sample_peak"]["loudness_lufs"] - row["target_lufs"]) <= \
             abs(row["turned_down_lufs"] - row["target_lufs"]) + 0.1
+
+
+def test_quality_benchmark_runs_every_set_end_to_end(tmp_path, estimator, unet, monkeypatch):
+    pytest.importorskip("pedalboard")  # set (c)'s independent chain (the bench extra)
+    (tmp_path / "music").mkdir()
+    tiny_corpus(tmp_path / "music", train=0, val=0, test=2)
+    for package, seed in (("singularity", 100), ("nexuiz", 101)):  # fabricated "external" music
+        (tmp_path / "external" / package).mkdir(parents=True)
+        sf.write(tmp_path / "external" / package / "song.wav", music_like(2.0, SR, 2, seed=seed).T.numpy(), SR)
+    save_checkpoint(tmp_path / "param.pt", estimator, "param", {}, step=0)
+    save_checkpoint(tmp_path / "unet.pt", unet, "unet", {}, step=0)
+    out = tmp_path / "out"
+    run_recipe(monkeypatch, "quality.py", "--music-root", str(tmp_path / "music"), "--external-root",
+               str(tmp_path / "external"), "--quick", "--seconds", "1", "--max-tracks", "1", "--param-model",
+               str(tmp_path / "param.pt"), "--unet-model", str(tmp_path / "unet.pt"), "--no-readme", "--out", str(out),
+               folder=BENCHMARKS)
+    sets = json.loads((out / "quality.json").read_text())["sets"]
+    assert sorted(sets) == ["a", "b", "c", "d"]
+    for name, result in sets.items():
+        systems = set(result["summary"])
+        assert {"identity", "loudness-only", "param", "unet"} <= systems
+        assert ("oracle" in systems) == (name in "ab")  # known only for the project's chain
+        assert ("oracle, EQ not inverted" in systems) == (name in "ab")
+        assert {"param − loudness-only", "param − unet", "unet − identity"} <= set(result["paired"])
+        assert set(result["presence"]) == set(estimator.chain.effect_names) and result["targets"]
+        for row in result["rows"]:
+            assert row["mrstft_level_matched"] >= 0 and row["mrstft"] >= 0
+    assert sets["d"]["summary"]["identity"]["mrstft_level_matched"] < 1e-3  # the clean original is the reference
+    assert sets["a"]["summary"]["oracle"]["mrstft_level_matched"] < sets["a"]["summary"]["identity"][
+        "mrstft_level_matched"]
+    assert sets["c"]["pedalboard"] and sets["d"]["pedalboard"] is None
+    markdown = (out / "quality.md").read_text()
+    for heading in ("### (a)", "### (b)", "### (c)", "### (d)", "param − loudness-only"):
+        assert heading in markdown
+    quality = runpy.run_path(str(BENCHMARKS / "quality_sets.py"))
+    headline = quality["headline_markdown"]({k: sets[k] for k in "ad"}, "header")
+    assert headline.count("\n| (") == 2 and "| — |" in headline  # (d) has no oracle
 
 
 def test_prepare_debian_music_collects_every_package(tmp_path):

@@ -1,0 +1,310 @@
+"""The pieces of ``benchmarks/quality.py``: its sets, its independent pedalboard chain, its scores and
+paired statistics, and its Markdown.
+
+A **set** is a list of :class:`Item`: a clean excerpt, what the system is given (degraded or not), the
+true chain parameters when the project's chain degraded it (``None`` otherwise) and which effects are
+truly present (as the parameter model names them; all absent for clean originals).
+
+>>> paired_difference([1.0, 2.0, 3.0], [2.0, 2.5, 3.5])
+{'wins': 3, 'items': 3, 'mean_difference': -0.6666666666666666, 'standard_error': 0.16666666666666666}
+>>> area_under_curve([0.9, 0.8, 0.3, 0.1], [True, False, True, False])
+0.75
+>>> area_under_curve([0.9, 0.8], [False, False]) is None
+True
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from dmaster.effects import Chain, ChainParams
+from dmaster.loudness import integrated_loudness
+from dmaster.metrics import MRSTFT_RESOLUTIONS, log_spectral_distance, si_sdr, stft_magnitude
+
+Tensor = torch.Tensor
+
+SETS = {"a": "test split, degraded by the project's chain",
+        "b": "external music, degraded by the project's chain",
+        "c": "external music, degraded by an independent pedalboard chain",
+        "d": "external music, clean originals (nothing to fix)"}
+"""The sets, by their letter in issue 15."""
+
+METRICS = ("mrstft", "mrstft_level_matched", "si_sdr_db", "lsd_db", "lufs_error_db")
+
+
+@dataclass
+class Item:
+    """One excerpt of a set."""
+
+    set: str
+    track: str
+    seed: int | None
+    clean: Tensor
+    """``(channels, samples)``: the reference every output is scored against."""
+    given: Tensor
+    """``(channels, samples)``: what the systems restore."""
+    truth: ChainParams | None
+    """The chain's true parameters (a batch of one) when the project's chain degraded it."""
+    present: dict[str, bool]
+    """Per effect of the chain: truly present (for the pedalboard chain: its counterpart drawn)."""
+    drawn: dict[str, Any] | None = None
+    """The pedalboard chain's parameters, for the JSON."""
+
+
+def chain_item(set_name: str, chain: Chain, track: str, seed: int, clean: Tensor, truth: ChainParams) -> Item:
+    """``clean`` degraded by the project's chain with ``truth``."""
+    degraded = chain(clean[None], truth)[0]
+    present = {name: float(truth[name]["present"][0]) == 1.0 for name in chain.effect_names}
+    return Item(set_name, track, seed, clean, degraded, truth, present)
+
+
+# -- the independent chain -----------------------------------------------------------------------------
+
+PEDALBOARD_PRESENCE = {"eq": 0.7, "gain": 0.5, "echo": 0.4, "reverb": 0.5, "compressor": 0.5}
+"""How often each stage of the pedalboard chain is on (its own prior, not the project's)."""
+
+
+def pedalboard_params(seed: int, track: str) -> dict[str, Any]:
+    """One draw of the independent chain's settings for ``track``: its own ranges and presence priors
+    (:data:`PEDALBOARD_PRESENCE`); an EQ stage has one to three of a low shelf, a high shelf and a bell."""
+    rng = np.random.default_rng([seed, zlib.crc32(track.encode())])
+    on = {name: bool(rng.random() < p) for name, p in PEDALBOARD_PRESENCE.items()}
+    drawn: dict[str, Any] = {"present": on}
+    if on["eq"]:
+        filters = []
+        kinds = [k for k in ("low_shelf", "high_shelf", "peak") if rng.random() < 0.6] or ["peak"]
+        for kind in kinds:
+            gain_db = float(rng.choice([-1, 1]) * rng.uniform(2.0, 9.0))
+            if kind == "low_shelf":
+                filters.append({"kind": kind, "hz": float(np.exp(rng.uniform(np.log(60), np.log(400)))),
+                                "gain_db": gain_db})
+            elif kind == "high_shelf":
+                filters.append({"kind": kind, "hz": float(np.exp(rng.uniform(np.log(2500), np.log(10000)))),
+                                "gain_db": gain_db})
+            else:
+                filters.append({"kind": kind, "hz": float(np.exp(rng.uniform(np.log(150), np.log(8000)))),
+                                "gain_db": gain_db, "q": float(rng.uniform(0.5, 3.0))})
+        drawn["eq"] = filters
+    if on["gain"]:
+        drawn["gain_db"] = float(rng.choice([-1, 1]) * rng.uniform(2.0, 12.0))
+    if on["echo"]:
+        drawn["delay"] = {"seconds": float(rng.uniform(0.05, 0.4)), "feedback": float(rng.uniform(0.0, 0.4)),
+                          "mix": float(rng.uniform(0.1, 0.35))}
+    if on["reverb"]:
+        drawn["reverb"] = {"room_size": float(rng.uniform(0.2, 0.9)), "damping": float(rng.uniform(0.2, 0.8)),
+                           "wet_level": float(rng.uniform(0.05, 0.3)), "dry_level": float(rng.uniform(0.7, 1.0))}
+    if on["compressor"]:
+        drawn["compressor"] = {"threshold_db": float(rng.uniform(-32.0, -10.0)),
+                               "ratio": float(rng.uniform(2.0, 10.0)), "attack_ms": float(rng.uniform(1.0, 30.0)),
+                               "release_ms": float(rng.uniform(40.0, 300.0))}
+    return drawn
+
+
+def pedalboard_degrade(clean: Tensor, sample_rate: int, drawn: dict[str, Any]) -> Tensor:
+    """``clean`` ``(channels, samples)`` through the pedalboard chain ``drawn`` (:func:`pedalboard_params`):
+    EQ → gain → delay → reverb → compressor, the same topology as the project's chain, none of its code."""
+    try:
+        import pedalboard
+    except ImportError as error:  # pragma: no cover - the bench extra
+        raise SystemExit("set (c) needs pedalboard: pip install -e '.[bench]'") from error
+    stages = []
+    for f in drawn.get("eq", []):
+        if f["kind"] == "low_shelf":
+            stages.append(pedalboard.LowShelfFilter(cutoff_frequency_hz=f["hz"], gain_db=f["gain_db"]))
+        elif f["kind"] == "high_shelf":
+            stages.append(pedalboard.HighShelfFilter(cutoff_frequency_hz=f["hz"], gain_db=f["gain_db"]))
+        else:
+            stages.append(pedalboard.PeakFilter(cutoff_frequency_hz=f["hz"], gain_db=f["gain_db"], q=f["q"]))
+    if "gain_db" in drawn:
+        stages.append(pedalboard.Gain(gain_db=drawn["gain_db"]))
+    if "delay" in drawn:
+        d = drawn["delay"]
+        stages.append(pedalboard.Delay(delay_seconds=d["seconds"], feedback=d["feedback"], mix=d["mix"]))
+    if "reverb" in drawn:
+        stages.append(pedalboard.Reverb(**drawn["reverb"], width=1.0))
+    if "compressor" in drawn:
+        stages.append(pedalboard.Compressor(**drawn["compressor"]))
+    if not stages:
+        return clean.clone()
+    board = pedalboard.Pedalboard(stages)
+    out = board(clean.numpy().astype(np.float32), float(sample_rate), reset=True)
+    return torch.from_numpy(np.ascontiguousarray(out)).to(clean.dtype)
+
+
+def pedalboard_item(track: str, seed: int, clean: Tensor, sample_rate: int) -> Item:
+    drawn = pedalboard_params(seed, track)
+    return Item("c", track, seed, clean, pedalboard_degrade(clean, sample_rate, drawn), None,
+                dict(drawn["present"]), drawn)
+
+
+# -- scores --------------------------------------------------------------------------------------------
+
+def level_matched(estimate: Tensor, reference: Tensor) -> Tensor:
+    """``estimate`` scaled to ``reference``'s RMS (the level is the user's loudness target, not the restoration)."""
+    return estimate * level_match_scale(estimate, reference)
+
+
+def level_match_scale(estimate: Tensor, reference: Tensor) -> float:
+    rms = float(estimate.square().mean().sqrt())
+    return 1.0 if rms == 0.0 else float(reference.square().mean().sqrt()) / rms
+
+
+EPS = 1e-7  # stft_magnitude's, added to the power
+
+
+class Reference:
+    """A clean excerpt with its spectra, computed once for every system scored against it.
+
+    :meth:`scores` gives what :func:`dmaster.metrics.mrstft_distance`, ``si_sdr`` and
+    ``log_spectral_distance`` give, with the estimate's spectra computed once for both the raw and the
+    level-matched MR-STFT (a scale multiplies the power; the ``eps`` is added back):
+
+    >>> from dmaster.metrics import mrstft_distance
+    >>> x = torch.randn(2, 8192, generator=torch.Generator().manual_seed(0))
+    >>> y = 0.3 * x + 0.05 * torch.randn(2, 8192, generator=torch.Generator().manual_seed(1))
+    >>> got = Reference(x, 44100).scores(y)
+    >>> abs(got["mrstft"] - float(mrstft_distance(y[None], x[None]))) < 1e-4
+    True
+    >>> abs(got["mrstft_level_matched"] - float(mrstft_distance(level_matched(y, x)[None], x[None]))) < 1e-4
+    True
+    >>> abs(got["lsd_db"] - float(log_spectral_distance(y[None], x[None]))) < 1e-3
+    True
+    """
+
+    def __init__(self, clean: Tensor, sample_rate: int):
+        self.clean, self.sample_rate = clean, sample_rate
+        self.power = [stft_magnitude(clean[None], n_fft, hop).square() for n_fft, hop in MRSTFT_RESOLUTIONS]
+        self.loudness = integrated_loudness(clean, sample_rate)
+
+    def scores(self, estimate: Tensor) -> dict[str, float]:
+        """Every metric of ``estimate`` ``(channels, samples)`` against the clean excerpt."""
+        scale = level_match_scale(estimate, self.clean) ** 2
+        raw, matched, lsd = 0.0, 0.0, None
+        for (n_fft, hop), ref_power in zip(MRSTFT_RESOLUTIONS, self.power):
+            power = stft_magnitude(estimate[None], n_fft, hop).square()
+            ref, ref_log = ref_power.sqrt(), ref_power.log()
+            for est_power, is_raw in ((power, True), ((power - EPS).clamp_min(0) * scale + EPS, False)):
+                distance = float((est_power.sqrt() - ref).norm() / ref.norm()
+                                 + 0.5 * (est_power.log() - ref_log).abs().mean())
+                if is_raw:
+                    raw += distance
+                else:
+                    matched += distance
+            if (n_fft, hop) == (2048, 512):
+                lsd = float((10 * (power.log10() - ref_power.log10())).square().mean(2).sqrt().mean())
+        if lsd is None:
+            lsd = float(log_spectral_distance(estimate[None], self.clean[None]))
+        error = abs(integrated_loudness(estimate, self.sample_rate) - self.loudness)
+        return {"mrstft": raw / len(MRSTFT_RESOLUTIONS), "mrstft_level_matched": matched / len(MRSTFT_RESOLUTIONS),
+                "si_sdr_db": float(si_sdr(estimate[None], self.clean[None])), "lsd_db": lsd,
+                "lufs_error_db": error if math.isfinite(error) else math.nan}
+
+
+def paired_difference(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:
+    """Per item ``first − second`` (lower is better): how often ``first`` is lower, the mean difference and
+    its standard error."""
+    difference = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    se = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else math.nan
+    return {"wins": int((difference < 0).sum()), "items": len(difference),
+            "mean_difference": float(difference.mean()), "standard_error": se}
+
+
+def area_under_curve(probabilities: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """ROC AUC of ``probabilities`` for ``labels`` (ties count half); ``None`` without both classes."""
+    p, y = np.asarray(probabilities, dtype=float), np.asarray(labels, dtype=bool)
+    positive, negative = p[y], p[~y]
+    if len(positive) == 0 or len(negative) == 0:
+        return None
+    greater = (positive[:, None] > negative[None, :]).sum() + 0.5 * (positive[:, None] == negative[None, :]).sum()
+    return float(greater / (len(positive) * len(negative)))
+
+
+def presence_scores(probabilities: list[dict[str, float]], truth: list[dict[str, bool]]) -> dict[str, dict]:
+    """Per effect: accuracy (probability ≥ 0.5 counts as detected), AUC, false alarms among truly absent items."""
+    result = {}
+    for name in probabilities[0]:
+        p = [item[name] for item in probabilities]
+        y = [item[name] for item in truth]
+        absent = [q for q, t in zip(p, y) if not t]
+        result[name] = {"accuracy": float(np.mean([(q >= 0.5) == t for q, t in zip(p, y)])),
+                        "auc": area_under_curve(p, y), "absent": len(absent),
+                        "false_alarms": int(sum(q >= 0.5 for q in absent))}
+    return result
+
+
+def summarise(rows: list[dict[str, Any]], systems: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Mean of every metric per system (and the median of level-matched MR-STFT)."""
+    summary = {}
+    for name in systems:
+        mine = [r for r in rows if r["system"] == name]
+        if mine:
+            summary[name] = {k: float(np.nanmean([r[k] for r in mine])) for k in METRICS}
+            summary[name]["mrstft_level_matched_median"] = float(np.median([r["mrstft_level_matched"] for r in mine]))
+    return summary
+
+
+def column(rows: list[dict[str, Any]], system: str, key: str) -> list[float]:
+    """``key`` of ``system``'s rows, in item order."""
+    return [r[key] for r in rows if r["system"] == system]
+
+
+# -- Markdown ------------------------------------------------------------------------------------------
+
+def difference_text(p: dict[str, float]) -> str:
+    return f"{p['mean_difference']:+.3f} ± {p['standard_error']:.3f}"
+
+
+def set_markdown(name: str, result: dict[str, Any]) -> str:
+    """One set's tables: systems, paired comparisons, presence, the issue's targets."""
+    lines = [f"### ({name}) {SETS[name]}", "", result["description"], "",
+             "| system | MR-STFT ↓ | level-matched MR-STFT ↓ | level-matched median ↓ | SI-SDR dB ↑ | LSD dB ↓ | "
+             "LUFS error dB ↓ |", "|---|---|---|---|---|---|---|"]
+    for system, s in result["summary"].items():
+        lines.append(f"| {system} | {s['mrstft']:.3f} | {s['mrstft_level_matched']:.3f} | "
+                     f"{s['mrstft_level_matched_median']:.3f} | {s['si_sdr_db']:.2f} | {s['lsd_db']:.2f} | "
+                     f"{s['lufs_error_db']:.2f} |")
+    lines += ["", "Paired, per item (first − second; negative: the first is better; wins: items where the first "
+              "is lower):", "",
+              "| first − second | level-matched MR-STFT: wins | mean ± s.e. | raw MR-STFT: wins | mean ± s.e. |",
+              "|---|---|---|---|---|"]
+    for label, p in result["paired"].items():
+        lm, raw = p["mrstft_level_matched"], p["mrstft"]
+        lines.append(f"| {label} | {lm['wins']}/{lm['items']} | {difference_text(lm)} | {raw['wins']}/{raw['items']} | "
+                     f"{difference_text(raw)} |")
+    if result.get("presence"):
+        lines += ["", "Presence estimated by param (probability ≥ 0.5 counts as detected); false alarms: detected "
+                  "among the items where the effect is absent:", "",
+                  "| effect | accuracy | AUC | false alarms |", "|---|---|---|---|"]
+        for effect, s in result["presence"].items():
+            auc = "—" if s["auc"] is None else f"{s['auc']:.2f}"
+            alarms = f"{s['false_alarms']}/{s['absent']}" if s["absent"] else "—"
+            lines.append(f"| {effect} | {s['accuracy']:.0%} | {auc} | {alarms} |")
+    if result.get("targets"):
+        lines += ["", "Issue 15's targets on this set:", ""]
+        lines += [f"- {t['what']}: {t['value']} (target {t['target']}) — {'met' if t['met'] else '**not met**'}"
+                  for t in result["targets"]]
+    return "\n".join(lines)
+
+
+HEADLINE_SYSTEMS = ("identity", "loudness-only", "oracle", "param", "unet")
+
+
+def headline_markdown(results: dict[str, dict[str, Any]], header: str) -> str:
+    """The project README's table: set × the main systems' level-matched MR-STFT, and param against
+    loudness-only, paired."""
+    lines = [header, "", "| set | items | identity | loudness-only | oracle | **param** (`master()`) | U-Net | "
+             "param − loudness-only (± s.e.) |", "|---|---|---|---|---|---|---|---|"]
+    for name, result in results.items():
+        s = result["summary"]
+        cells = [f"{s[k]['mrstft_level_matched']:.3f}" if k in s else "—" for k in HEADLINE_SYSTEMS]
+        cells[3] = f"**{cells[3]}**"
+        p = result["paired"].get("param − loudness-only")
+        versus = difference_text(p["mrstft_level_matched"]) if p else "—"
+        lines.append(f"| ({name}) {SETS[name]} | {result['items']} | " + " | ".join(cells) + f" | {versus} |")
+    return "\n".join(lines)
