@@ -6,7 +6,8 @@
 #
 # 1. fetch singularity-music (CC BY-SA 3.0), planetblupi-music-ogg (GPL-3+) and nexuiz-music (GPL-2+)
 #    and collect their tracks (≥ 25 s, ≥ 32 kHz) in data/raw/debian_music_external;
-# 2. run benchmarks/quality.py on every one of them (--split all).
+# 2. run benchmarks/quality.py's sets on them: (b) degraded by the project's chain, (c) by an independent
+#    pedalboard chain, (d) clean, as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DRAWS=${DRAWS:-2}
@@ -17,5 +18,5 @@ if [ ! -d data/raw/debian_music_external ]; then
         && for deb in *.deb; do dpkg -x "$deb" extracted; done)
     python recipes/prepare_debian_music.py data/raw/debian_packages_external/extracted data/raw/debian_music_external
 fi
-python benchmarks/quality.py --music-root data/raw/debian_music_external --split all --draws "$DRAWS" \
+python benchmarks/quality.py --sets b c d --external-root data/raw/debian_music_external --draws "$DRAWS" \
     --out experiments/quality_external
