@@ -25,9 +25,10 @@ from ..data.audio import (
 from ..data.plots import save_comparison
 from ..effects import SPECS
 from ..mastering import MAX_LIMITING_DB, MAX_RATE, MIN_RATE, master
-from ..mastering.inputs import check_keep, check_settings
+from ..mastering.inputs import check_keep, check_settings, resample, resampled_length
 from ..mastering.pretrained import resolve_model
 from ..mastering.report import read_report
+from ..reference import check_audio, prepare_reference
 
 MISSED_TARGET_LU = 0.5
 """A loudness this far from ``--target-lufs`` gets a note."""
@@ -140,6 +141,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", "--params", dest="report", type=Path, default=None, metavar="JSON",
                         help="apply the estimate in this report of an earlier 'dmaster master' (edited or not) "
                              "instead of estimating anew: the same correction for every input")
+    parser.add_argument("--reference", type=Path, default=None, metavar="AUDIO",
+                        help="make every input sound like this track (tonal balance, loudness, dynamics) instead of "
+                             "undoing an estimated degradation; --target-lufs overrides its loudness")
+    parser.add_argument("--ambience", action="store_true",
+                        help="with --reference: also take its echo and reverb (the input's removed)")
     parser.add_argument("--format", choices=tuple(OUTPUT_FORMATS), default="wav",
                         help="mastered audio as wav (32-bit float, default), wav24 or wav16 (PCM, TPDF-dithered) "
                              "or flac (24-bit)")
@@ -159,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         check_keep(args.keep, model)
         if args.report is not None:
             read_report(args.report, model)  # a bad report fails here, before any file
+        if args.reference is not None:  # read once, checked before any file
+            args.reference_audio = prepare_reference(args.reference, None, model.sample_rate)
+            check_audio(args.reference_audio, model.sample_rate, str(args.reference))
         args.output.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=args.output):  # a folder we cannot write into fails here, not per file
             pass
@@ -222,13 +231,15 @@ def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.
     result = master(audio, sample_rate, model=args.model, target_lufs=args.target_lufs,
                     peak_ceiling_db=args.peak_ceiling_db, normalise_peak=args.normalise_peak,
                     correct_residual=not args.no_residual_correction, keep=args.keep, report=args.report,
-                    true_peak=args.true_peak, amount=args.amount, progress=stage)
+                    true_peak=args.true_peak, amount=args.amount, progress=stage,
+                    reference=getattr(args, "reference_audio", None), reference_sample_rate=model.sample_rate,
+                    ambience=args.ambience)
     level = result.report["output"]
-    reached = level.get("loudness_lufs")
+    reached, target = level.get("loudness_lufs"), level.get("target_lufs", args.target_lufs)
     if "target_missed" in level:
-        told.append(f"note: loudness target {args.target_lufs} LUFS missed: {level['target_missed']}")
-    elif reached is not None and abs(reached - args.target_lufs) > MISSED_TARGET_LU:
-        told.append(f"note: reached {reached} LUFS, not {args.target_lufs}: the limiter takes at most "
+        told.append(f"note: loudness target {target} LUFS missed: {level['target_missed']}")
+    elif reached is not None and abs(reached - target) > MISSED_TARGET_LU:
+        told.append(f"note: reached {reached} LUFS, not {target}: the limiter takes at most "
                     f"{MAX_LIMITING_DB:g} dB off a peak")
     stage("writing")
     result.report["files"] = {"input": str(path), "mastered": mastered.name, "report": report.name,
@@ -238,12 +249,24 @@ def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.
     # the report first: it marks the outputs as this file's; the file is done once they all exist
     write_text_atomic(report, result.to_json() + "\n")
     if plot is not None:
-        save_comparison(plot, {"input": audio, "mastered": torch.as_tensor(result.audio)}, result.sample_rate,
-                        title=f"{path.name}: input and mastered", notes=_notes(result.report))
+        tracks = {"input": audio, "mastered": torch.as_tensor(result.audio)}
+        if args.reference is not None:
+            length = resampled_length(args.reference_audio.shape[-1], model.sample_rate, result.sample_rate)
+            tracks["reference"] = resample(args.reference_audio, model.sample_rate, result.sample_rate, length)
+        save_comparison(plot, tracks, result.sample_rate, title=f"{path.name}: input and mastered",
+                        notes=_notes(result.report))
     save_audio(mastered, result.audio, result.sample_rate, args.format)
     return told
 
 
-def _notes(params: dict) -> list[str]:
+def _notes(report: dict) -> list[str]:
+    """The plot's lines of text: each correction applied, in words."""
+    if "reference" in report:
+        correction = report["reference"]["correction"]
+        curve = correction["eq_curve_db"].values()
+        return [f"EQ correction {min(curve):+.1f} to {max(curve):+.1f} dB over the bands; "
+                f"gain {correction['gain_db']:+.1f} dB",
+                f"compressor undone: {correction['compressor_undone']}",
+                f"compressor applied: {correction['compressor_applied']}"]
     return [f"{name}: {effect['correction']} (strength {effect['correction_strength']:.2f})"
-            for name, effect in params.get("effects", {}).items() if effect["applied"]]
+            for name, effect in report.get("effects", {}).items() if effect["applied"]]

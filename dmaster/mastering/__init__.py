@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import torch
+from torch import nn
+
 from ..models import ParamEstimator
+from ..reference import match_reference, prepare_reference
 from .inputs import (
     MAX_RATE,
     MIN_RATE,
@@ -36,6 +40,8 @@ from .level import MAX_LIMITING_DB, set_level
 from .pretrained import ModelChoice, resolve_model, resolve_residual, resolve_strength
 from .report import describe_correction, describe_estimate, read_report
 from .restoration import apply_estimate, restore, scaled_strengths
+
+Tensor = torch.Tensor
 
 __all__ = ["MAX_LIMITING_DB", "MAX_RATE", "MIN_RATE", "MasterResult", "master"]
 
@@ -65,7 +71,8 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
            peak_ceiling_db: float = -1.0, normalise_peak: bool = False, true_peak: bool = False,
            correct_residual: bool = True, keep: str | Iterable[str] = (), amount: float = 1.0,
            report: Mapping[str, Any] | str | Path | None = None, params: Mapping[str, Any] | str | Path | None = None,
-           progress: Callable[[str], None] | None = None) -> MasterResult:
+           reference: Audio | str | Path | None = None, reference_sample_rate: int | None = None,
+           ambience: bool = False, progress: Callable[[str], None] | None = None) -> MasterResult:
     """Master ``audio``: estimate what degraded it, undo that, and set the output level.
 
     Args:
@@ -88,6 +95,14 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         report: an earlier result's ``report`` (or the path of its JSON) whose estimate, inverse strengths
             and residual correction are applied instead of estimating anew: the same correction for another
             mix, or an estimate edited by hand. ``params`` is its old name.
+        reference: a track to sound like (array/tensor, or the path of an audio file): instead of undoing
+            an estimated degradation, the mix takes the reference's tonal balance, level and dynamics (the
+            input's estimated EQ, gain and compressor undone, the reference's applied, the EQ then refined
+            towards the reference's long-term spectrum; :mod:`dmaster.reference`), and the reference's
+            loudness unless ``target_lufs`` is given. ``keep`` leaves those of the input's effects as they
+            are; ``amount`` scales the whole change. Parameter model only.
+        reference_sample_rate: the reference array's rate in Hz (default ``sample_rate``); ignored for a path.
+        ambience: with a reference, also swap echo and reverb (the input's removed, the reference's added).
         progress: called with the name of each stage as it starts.
 
     Returns:
@@ -103,6 +118,10 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     """
     if report is not None and params is not None:
         raise ValueError("report and params are the same setting (params is its old name); give one")
+    if reference is not None and (report is not None or params is not None):
+        raise ValueError("reference and report each say what to apply; give one")
+    if reference is not None and normalise_peak:
+        raise ValueError("normalise_peak and reference each set the output level (a reference sets its loudness)")
     given = report if report is not None else params
     progress = progress or (lambda stage: None)
     check_sample_rate(sample_rate)
@@ -114,6 +133,15 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     keep = check_keep(keep, network)
     rate, samples = int(sample_rate), tensor.shape[-1]
     working = resample(tensor, rate, network.sample_rate, resampled_length(samples, rate, network.sample_rate))
+    if reference is not None:
+        progress("matching the reference")
+        matched, written = _match(working, reference, reference_sample_rate or rate, network, amount, keep, ambience)
+        if target_lufs is None:
+            target_lufs = written["reference"]["reference_loudness_lufs"]
+        restored = resample(matched, network.sample_rate, rate, samples)
+        progress("setting the level")
+        restored, written["output"] = set_level(restored, rate, target_lufs, peak_ceiling_db, False, true_peak)
+        return MasterResult(like_input(restored, audio, mono), rate, written)
     if given is None:
         progress("estimating and restoring")
         inverse_strength = {**resolve_strength(model), **dict.fromkeys(keep, 0.0)}
@@ -140,3 +168,13 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     progress("setting the level")
     restored, written["output"] = set_level(restored, rate, target_lufs, peak_ceiling_db, normalise_peak, true_peak)
     return MasterResult(like_input(restored, audio, mono), rate, written)
+
+
+def _match(audio: Tensor, reference: Audio | str | Path, reference_rate: int, model: nn.Module, amount: float,
+           keep: tuple[str, ...], ambience: bool) -> tuple[Tensor, dict[str, Any]]:
+    """Reference mode: ``audio`` at the model's rate matched to ``reference``, and the report so far."""
+    if not isinstance(model, ParamEstimator):
+        raise ValueError("a reference needs the parameter model; the U-Net has no parameters to swap")
+    prepared = prepare_reference(reference, reference_rate, model.sample_rate)
+    matched, details = match_reference(audio, prepared, model, amount=amount, keep=keep, ambience=ambience)
+    return matched, {"model": "param", "reference": details, "kept": list(keep), "amount": amount}

@@ -1,0 +1,308 @@
+"""Reference matching on held-out music: the DeepAFx-ST protocol against Matchering and the blind mode.
+
+For each track (normalised to −24 LUFS as a whole), two 10 s passages a and b, and two styles P1 and
+P2 drawn from an independent chain (pedalboard low shelf, high shelf, peak filter, compressor, gain;
+its own ranges, not the project's chain): input = P1(a), reference = P2(b), target = P2(a). In the
+"other track" set the reference is P2 applied to passage b of the next track. Systems:
+
+- input: the input as it is;
+- loudness only: the input normalised to the reference's loudness (peaks limited to −1 dBFS);
+- Matchering 2 (``pip install .[bench]``; skipped when not importable), with its limiter;
+- dmaster blind: ``master()`` without the reference, normalised to the reference's loudness;
+- dmaster reference, swap only / with refinement: :func:`dmaster.reference.match_reference`, then
+  ``set_level()`` to the reference's loudness under a −1 dBFS peak ceiling (what ``master(reference=…)`` does).
+
+Scores against the target: MR-STFT (``dmaster.metrics``) raw and level-matched (the output scaled to
+the target's RMS), the loudness error against the reference (LU) and the seconds per clip; paired
+differences (mean ± standard error) against Matchering and against the input. Writes Markdown and
+JSON to ``--out``, prints the Markdown and puts it into ``docs/reference.md`` between its markers.
+
+    python benchmarks/reference_match.py --music-root data/raw/debian_music_external --out experiments/reference_match
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pedalboard
+import soundfile as sf
+import torch
+
+from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
+from dmaster.data.splits import find_tracks, unit_hash
+from dmaster.loudness import integrated_loudness
+from dmaster.mastering import master
+from dmaster.mastering.level import set_level
+from dmaster.mastering.pretrained import resolve_model
+from dmaster.metrics import mrstft_distance
+from dmaster.reference import match_reference
+
+SAMPLE_RATE = 44100
+CLIP_SECONDS = 10.0
+TRACK_LUFS = -24.0
+"""Every track is scaled to this loudness before the styles (headroom for their boosts)."""
+PEAK_CEILING_DB = -1.0
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
+BEGIN, END = "<!-- BEGIN reference_match -->", "<!-- END reference_match -->"
+
+
+def draw_style(rng: np.random.Generator) -> dict[str, float]:
+    """One style of the independent chain: every stage on, settings drawn from its own ranges."""
+    log_uniform = lambda low, high: float(np.exp(rng.uniform(np.log(low), np.log(high))))  # noqa: E731
+    return {"low_shelf_hz": log_uniform(60, 250), "low_shelf_db": float(rng.uniform(-8, 8)),
+            "high_shelf_hz": log_uniform(2500, 10000), "high_shelf_db": float(rng.uniform(-8, 8)),
+            "peak_hz": log_uniform(150, 6000), "peak_db": float(rng.uniform(-8, 8)), "peak_q": log_uniform(0.5, 2.5),
+            "threshold_db": float(rng.uniform(-36, -12)), "ratio": log_uniform(1.5, 6.0),
+            "attack_ms": log_uniform(1, 30), "release_ms": log_uniform(50, 400), "gain_db": float(rng.uniform(-9, 9))}
+
+
+def apply_style(audio: torch.Tensor, style: dict[str, float]) -> torch.Tensor:
+    """``audio`` ``(channels, samples)`` through the pedalboard chain of ``style``."""
+    board = pedalboard.Pedalboard([
+        pedalboard.LowShelfFilter(cutoff_frequency_hz=style["low_shelf_hz"], gain_db=style["low_shelf_db"]),
+        pedalboard.HighShelfFilter(cutoff_frequency_hz=style["high_shelf_hz"], gain_db=style["high_shelf_db"]),
+        pedalboard.PeakFilter(cutoff_frequency_hz=style["peak_hz"], gain_db=style["peak_db"], q=style["peak_q"]),
+        pedalboard.Compressor(threshold_db=style["threshold_db"], ratio=style["ratio"], attack_ms=style["attack_ms"],
+                              release_ms=style["release_ms"]),
+        pedalboard.Gain(gain_db=style["gain_db"])])
+    return torch.from_numpy(board(audio.numpy(), SAMPLE_RATE))
+
+
+def passages(audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two non-overlapping :data:`CLIP_SECONDS` passages a and b of a track ``(channels, samples)``."""
+    clip = int(CLIP_SECONDS * SAMPLE_RATE)
+    slack = max(0, audio.shape[-1] - 2 * clip)
+    start_a = int(0.2 * slack)
+    start_b = start_a + clip + int(0.6 * slack)
+    return audio[:, start_a : start_a + clip], audio[:, start_b : start_b + clip]
+
+
+def load_track(path: Path) -> torch.Tensor:
+    audio = load_audio(path, SAMPLE_RATE)
+    return audio * 10 ** ((TRACK_LUFS - integrated_loudness(audio, SAMPLE_RATE)) / 20)
+
+
+def make_items(paths: list[Path], seed: int) -> list[dict]:
+    """Per track: input P1(a), target P2(a), reference P2(b) and, from the next track, P2(b′)."""
+    tracks = [passages(load_track(path)) for path in paths]
+    items = []
+    for index, path in enumerate(paths):
+        rng = np.random.default_rng([seed, int(unit_hash(path.stem) * 2**32)])
+        first, second = draw_style(rng), draw_style(rng)
+        a, b = tracks[index]
+        other_b = tracks[(index + 1) % len(tracks)][1]
+        items.append({"track": path.stem, "input": apply_style(a, first), "target": apply_style(a, second),
+                      "reference": {"same track": apply_style(b, second), "other track": apply_style(other_b, second)},
+                      "styles": [first, second]})
+    return items
+
+
+def matchering_system() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """Matchering 2 through its file interface (what it offers), or ``None`` when it is not installed."""
+    try:
+        import matchering
+    except ImportError:
+        return None
+
+    def run(audio: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        with tempfile.TemporaryDirectory() as folder:
+            paths = [os.path.join(folder, name) for name in ("target.wav", "reference.wav", "result.wav")]
+            sf.write(paths[0], audio.T.numpy(), SAMPLE_RATE, subtype="FLOAT")
+            sf.write(paths[1], reference.T.numpy(), SAMPLE_RATE, subtype="FLOAT")
+            matchering.process(target=paths[0], reference=paths[1],
+                               results=[matchering.Result(paths[2], subtype="FLOAT", use_limiter=True)])
+            out, _ = sf.read(paths[2], dtype="float32", always_2d=True)
+        return torch.from_numpy(np.ascontiguousarray(out.T))[:, : audio.shape[-1]]
+
+    return run
+
+
+def systems(model) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """Each system: (input, reference) → output ``(channels, samples)``, all at :data:`SAMPLE_RATE`."""
+    def level(audio: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        return set_level(audio, SAMPLE_RATE, integrated_loudness(reference, SAMPLE_RATE), PEAK_CEILING_DB)[0]
+
+    def reference_mode(refine: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        def run(audio: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+            matched, report = match_reference(audio, reference, model, SAMPLE_RATE, refine=refine)
+            return set_level(matched, SAMPLE_RATE, report["reference_loudness_lufs"], PEAK_CEILING_DB)[0]
+        return run
+
+    table = {"input": lambda audio, reference: audio, "loudness only": level}
+    peer = matchering_system()
+    if peer is not None:
+        table["Matchering"] = peer
+    table["dmaster blind"] = lambda audio, reference: master(
+        audio, SAMPLE_RATE, model=model, target_lufs=integrated_loudness(reference, SAMPLE_RATE)).audio
+    table["dmaster reference, swap only"] = reference_mode(False)
+    table["dmaster reference"] = reference_mode(True)
+    return table
+
+
+def scores(output: torch.Tensor, target: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    rms = lambda x: float(x.square().mean().sqrt())  # noqa: E731
+    matched = output * (rms(target) / max(rms(output), 1e-12))
+    return {"mrstft": float(mrstft_distance(output[None], target[None])),
+            "mrstft_level_matched": float(mrstft_distance(matched[None], target[None])),
+            "lufs_error": abs(integrated_loudness(output, SAMPLE_RATE) - integrated_loudness(reference, SAMPLE_RATE))}
+
+
+def paired(rows: list[dict], system: str, other: str, key: str = "mrstft") -> dict[str, float] | None:
+    mine = {(r["set"], r["track"]): r[key] for r in rows if r["system"] == system}
+    theirs = {(r["set"], r["track"]): r[key] for r in rows if r["system"] == other}
+    common = sorted(set(mine) & set(theirs))
+    if len(common) < 2:
+        return None
+    difference = np.array([mine[k] - theirs[k] for k in common])
+    return {"mean_difference": float(difference.mean()),
+            "standard_error": float(difference.std(ddof=1) / math.sqrt(len(difference))),
+            "better": int((difference < 0).sum()), "items": len(difference)}
+
+
+def song_seconds(paths: list[Path], model) -> float:
+    """Seconds for a 3-minute stereo song matched to a 3-minute reference and levelled (best of two)."""
+    def three_minutes(path: Path) -> torch.Tensor:
+        audio = load_audio(path, SAMPLE_RATE)
+        return audio.repeat(1, math.ceil(180 * SAMPLE_RATE / audio.shape[-1]))[:, : 180 * SAMPLE_RATE]
+    song, reference = three_minutes(paths[0]), three_minutes(paths[-1])
+    best = math.inf
+    for _ in range(2):
+        started = time.perf_counter()
+        matched, report = match_reference(song, reference, model, SAMPLE_RATE)
+        set_level(matched, SAMPLE_RATE, report["reference_loudness_lufs"], PEAK_CEILING_DB)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def markdown(summary: dict, comparisons: dict, meta: dict) -> str:
+    lines = [f"Measured {meta['date']} on {meta['machine']} with `benchmarks/reference_match.py`: "
+             f"{meta['tracks']} tracks of {meta['music']}, one item per track and set (10 s clips, seed "
+             f"{meta['seed']}); the output's level set to the reference's loudness under a −1 dBFS peak ceiling.", ""]
+    for name, table in summary.items():
+        lines += [f"**{name} reference** ({table['items']} items)", "",
+                  "| system | MR-STFT to the target ↓ | level-matched ↓ | LUFS error vs reference (LU) ↓ "
+                  "| s per clip ↓ |",
+                  "|---|---|---|---|---|"]
+        for system, s in table["systems"].items():
+            seconds = "—" if system == "input" else f"{s['seconds']:.2f}"
+            lines.append(f"| {system} | {s['mrstft']:.3f} | {s['mrstft_level_matched']:.3f} | "
+                         f"{s['lufs_error']:.2f} | {seconds} |")
+        lines.append("")
+        for (system, other, key), p in comparisons[name].items():
+            lines.append(f"- {system} − {other}, {key.replace('_', ' ')}: {p['mean_difference']:+.3f} ± "
+                         f"{p['standard_error']:.3f} (lower on {p['better']} of {p['items']})")
+        lines.append("")
+    lines += [f"A 3-minute stereo song matched to a 3-minute reference, level stage included: "
+              f"{meta['song_seconds']:.2f} s.", ""]
+    targets = meta.get("targets")
+    if targets:
+        lines += ["Targets (same-track references): " + "; ".join(targets), ""]
+    return "\n".join(lines)
+
+
+def write_docs(text: str) -> None:
+    """Put ``text`` between the markers of ``docs/reference.md`` (appended with them when missing)."""
+    current = DOCS.read_text() if DOCS.is_file() else "# Reference mastering\n"
+    block = f"{BEGIN}\n{text.strip()}\n{END}"
+    if BEGIN in current and END in current:
+        updated = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, current, flags=re.S)
+    else:
+        updated = current.rstrip() + "\n\n" + block + "\n"
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(DOCS, updated)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music_external"))
+    parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--max-tracks", type=int, default=None, help="every n-th track so that at most this many")
+    parser.add_argument("--quick", action="store_true", help="8 tracks and no 3-minute timing")
+    parser.add_argument("--model", default="param", help="'param' (shipped) or a checkpoint")
+    parser.add_argument("--out", type=Path, default=Path("experiments/reference_match"))
+    parser.add_argument("--no-docs", action="store_true", help="do not write the table into docs/reference.md")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    paths = [t.path for t in find_tracks(args.music_root)]
+    limit = 8 if args.quick and args.max_tracks is None else args.max_tracks
+    if limit is not None and len(paths) > limit:
+        paths = [paths[round(i * len(paths) / limit)] for i in range(limit)]
+    if len(paths) < 2:
+        raise SystemExit(f"need at least two tracks under {args.music_root}")
+    model = resolve_model(args.model)
+    table = systems(model)
+    items = make_items(paths, args.seed)
+    for run in table.values():  # warm-up: model load, numba compilation
+        run(items[0]["input"][:, : 5 * SAMPLE_RATE], items[0]["reference"]["same track"][:, : 5 * SAMPLE_RATE])
+
+    rows = []
+    for item in items:
+        for name, reference in item["reference"].items():
+            for system, run in table.items():
+                started = time.perf_counter()
+                output = run(item["input"], reference)
+                seconds = time.perf_counter() - started
+                rows.append({"set": name, "track": item["track"], "system": system, "seconds": seconds,
+                             **scores(output, item["target"], reference)})
+            print(f"{item['track']} ({name}): " + ", ".join(
+                f"{r['system']} {r['mrstft']:.3f}/{r['mrstft_level_matched']:.3f}" for r in rows[-len(table):]),
+                flush=True)
+
+    summary, comparisons = {}, {}
+    for name in ("same track", "other track"):
+        mine = [r for r in rows if r["set"] == name]
+        summary[name] = {"items": len(mine) // len(table), "systems": {
+            system: {key: float(np.mean([r[key] for r in mine if r["system"] == system]))
+                     for key in ("mrstft", "mrstft_level_matched", "lufs_error", "seconds")} for system in table}}
+        comparisons[name] = {}
+        for system in ("dmaster reference", "dmaster reference, swap only"):
+            for other in ("Matchering", "input", "loudness only"):
+                for key in ("mrstft", "mrstft_level_matched"):
+                    result = paired(mine, system, other, key)
+                    if result is not None:
+                        comparisons[name][(system, other, key)] = result
+    same = summary["same track"]["systems"]
+    ours = same["dmaster reference"]
+    song = math.nan if args.quick else song_seconds(paths, model)
+    targets = [f"level-matched {ours['mrstft_level_matched']:.3f} = "
+               f"{ours['mrstft_level_matched'] / same['input']['mrstft_level_matched']:.2f} × the input's (≤ 0.90)",
+               f"LUFS error {ours['lufs_error']:.2f} LU (≤ 0.5)", f"3-minute song {song:.2f} s (≤ 10)"]
+    if "Matchering" in same:
+        targets[:0] = [f"MR-STFT {ours['mrstft']:.3f} = {ours['mrstft'] / same['Matchering']['mrstft']:.2f} × "
+                       f"Matchering's (≤ 0.80)"]
+        targets.append(f"time per clip {ours['seconds']:.2f} s = {ours['seconds'] / same['Matchering']['seconds']:.2f}"
+                       f" × Matchering's (≤ 2)")
+    meta = {"date": datetime.date.today().isoformat(),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                       f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+            "music": str(args.music_root), "tracks": len(paths), "seed": args.seed, "song_seconds": song,
+            "targets": targets}
+    text = markdown(summary, comparisons, meta)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out / "reference_match.md", text + "\n")
+    write_json_atomic(args.out / "reference_match.json", {
+        "meta": meta, "summary": summary, "tracks": [str(p) for p in paths],
+        "comparisons": {name: [{"system": s, "other": o, "score": k, **p} for (s, o, k), p in c.items()]
+                        for name, c in comparisons.items()},
+        "styles": {item["track"]: item["styles"] for item in items}, "rows": rows})
+    if not args.no_docs and not args.quick:
+        write_docs(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Reference matching (:mod:`dmaster.reference`): shapes, errors, identity, the refinement and the example."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmaster.effects import eq
+from dmaster.loudness import integrated_loudness
+from dmaster.mastering.level import set_level
+from dmaster.mastering.pretrained import resolve_model
+from dmaster.metrics import mrstft_distance
+from dmaster.reference import match_reference, prepare_reference, spectrum_loss
+from dmaster.synth import music_like
+
+RATE = 44100
+EXAMPLE = Path(__file__).parent.parent / "examples" / "reference_master.py"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return resolve_model(None)
+
+
+@pytest.fixture(scope="module")
+def mix() -> torch.Tensor:
+    return music_like(3.0, RATE, 2, seed=5)
+
+
+def treble_ratio(audio: torch.Tensor) -> float:
+    """Power above 4 kHz over the power below it."""
+    spectrum = torch.fft.rfft(audio.mean(0).double()).abs().square()
+    frequencies = torch.fft.rfftfreq(audio.shape[-1], 1 / RATE)
+    return float(spectrum[frequencies > 4000].sum() / spectrum[frequencies <= 4000].sum())
+
+
+@pytest.mark.parametrize("seconds, channels", [(1.0, 2), (6.0, 2), (3.0, 1)])
+def test_reference_of_other_length_and_channels(model, mix, seconds, channels):
+    reference = music_like(seconds, RATE, channels, seed=7)
+    out, report = match_reference(mix, reference, model, RATE)
+    assert out.shape == mix.shape and out.dtype == torch.float32 and torch.isfinite(out).all()
+    json.dumps(report)  # JSON-ready
+    assert set(report["input_estimate"]) == set(report["reference_estimate"]) == set(model.chain.effect_names)
+    assert report["reference_loudness_lufs"] == pytest.approx(integrated_loudness(reference, RATE), abs=0.01)
+    assert len(report["correction"]["eq_curve_db"]) == 40
+
+
+def test_reference_at_another_rate_is_resampled(tmp_path):
+    reference = music_like(2.0, 22050, 1, seed=3)
+    prepared = prepare_reference(reference.numpy()[0], 22050, RATE)
+    assert prepared.shape == (1, 2 * RATE)
+    sf.write(tmp_path / "reference.wav", reference.T.numpy(), 22050)
+    assert prepare_reference(tmp_path / "reference.wav", None, RATE).shape == (1, 2 * RATE)
+
+
+@pytest.mark.parametrize("bad, message", [(torch.zeros(2, RATE), "reference is silent"),
+                                          (torch.full((2, RATE), float("nan")), "reference contains NaN"),
+                                          (torch.ones(2, 10), "reference is 0.000 s long")])
+def test_unusable_reference_is_named(model, mix, bad, message):
+    with pytest.raises(ValueError, match=message):
+        match_reference(mix, bad, model, RATE)
+    with pytest.raises(ValueError, match=message):
+        prepare_reference(bad, RATE, RATE)
+
+
+def test_bad_settings(model, mix):
+    with pytest.raises(ValueError, match="amount"):
+        match_reference(mix, mix, model, RATE, amount=1.5)
+    with pytest.raises(ValueError, match="model's rate"):
+        match_reference(mix, mix, model, 48000)
+    with pytest.raises(ValueError, match="keep: unknown effect"):
+        match_reference(mix, mix, model, RATE, keep=("chorus",))
+    with pytest.raises(ValueError, match="parameter model"):
+        match_reference(mix, mix, "unet", RATE)
+
+
+def test_identical_reference_leaves_the_mix_alone(model, mix):
+    out, report = match_reference(mix, mix, model, RATE)
+    curve = np.array(list(report["correction"]["eq_curve_db"].values()))
+    assert np.abs(curve).max() < 0.5 and abs(report["correction"]["gain_db"]) < 0.1
+    levelled = set_level(out, RATE, report["reference_loudness_lufs"], -1.0)[0]
+    assert float(mrstft_distance(levelled[None], mix[None])) < 0.1
+
+
+def test_bright_reference_makes_the_mix_brighter_and_the_refinement_lowers_its_loss(model, mix):
+    reference = eq.forward(music_like(3.0, RATE, 2, seed=9)[None], RATE, high_shelf_hz=3000.0,
+                           high_shelf_gain_db=10.0, high_shelf_q=0.7)[0]
+    out, report = match_reference(mix, reference, model, RATE)
+    assert treble_ratio(out) > 2 * treble_ratio(mix)
+    refinement = report["refinement"]
+    assert refinement["applied"] and refinement["spectrum_loss_db2_after"] < refinement["spectrum_loss_db2_before"]
+    swapped, _ = match_reference(mix, reference, model, RATE, refine=False)
+    assert treble_ratio(out) > treble_ratio(swapped)  # the refinement moves towards the reference
+
+
+def test_amount_zero_and_keep_everything_are_the_identity(model, mix):
+    reference = music_like(3.0, RATE, 2, seed=9) * 0.3
+    out, report = match_reference(mix, reference, model, RATE, amount=0.0)
+    torch.testing.assert_close(out, mix, atol=1e-5, rtol=0)
+    assert not report["refinement"]["applied"]
+    out, report = match_reference(mix, reference, model, RATE, keep=("eq", "gain", "compressor"))
+    torch.testing.assert_close(out, mix, atol=1e-5, rtol=0)
+    assert report["swapped"] == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-60, 20), min_size=40, max_size=40), st.lists(st.floats(-60, 20), min_size=40, max_size=40),
+       st.floats(-30, 30))
+def test_spectrum_loss_ignores_the_level(a, b, offset):
+    a, b = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    assert float(spectrum_loss(a, b)) >= 0 and float(spectrum_loss(a, a + offset)) == pytest.approx(0, abs=1e-9)
+    assert float(spectrum_loss(a + offset, b)) == pytest.approx(float(spectrum_loss(a, b)), rel=1e-9, abs=1e-9)
+
+
+def test_example_runs():
+    # the checkout's dmaster, whichever copy is installed
+    path = os.pathsep.join([str(EXAMPLE.parent.parent), os.environ.get("PYTHONPATH", "")])
+    environment = {**os.environ, "PYTHONPATH": path}
+    done = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300, env=environment)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.strip().splitlines())
+    assert abs(float(lines["loudness reached (LUFS)"]) - float(lines["reference loudness (LUFS)"])) <= 0.2
+    assert float(lines["refinement loss after (dB²)"]) < float(lines["refinement loss before (dB²)"])
+    assert float(lines["true peak (dBTP)"]) <= -1.0 + 1e-3
