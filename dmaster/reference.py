@@ -79,6 +79,8 @@ CURVE_POINTS = 8
 """Frequencies per band at which EQ curves are evaluated (and averaged in power)."""
 MIN_REFERENCE_SECONDS = 0.1
 LINEAR_FORWARD = (eq, gain, echo, reverb)
+_BANDS_BY_KIND = tuple((kind, tuple(band.name for band in eq.BANDS if band.kind == kind))
+                       for kind in dict.fromkeys(band.kind for band in eq.BANDS))
 
 
 def _as_tensor(audio: np.ndarray | Tensor, name: str) -> Tensor:
@@ -201,14 +203,15 @@ def _eq_power(eq_values: dict[str, Tensor], weight: Tensor | float, sample_rate:
     powers = torch.stack([torch.ones_like(z_1), z_1, z_1 * z_1])
     full = not isinstance(weight, Tensor) and weight == 1.0
     response = torch.ones_like(omega if full else z_1)
-    for band in eq.BANDS:
-        frequency = eq_values[f"{band.name}_hz"].double().clamp(max=0.45 * sample_rate)
-        b, a = biquad(eq_values[f"{band.name}_gain_db"].double(), frequency, eq_values[f"{band.name}_q"].double(),
-                      sample_rate, band.kind)
+    for kind, bands in _BANDS_BY_KIND:  # one biquad design per filter type, its bands batched
+        gain_db, frequency, q = (torch.cat([eq_values[f"{band}_{name}"].double() for band in bands])
+                                 for name in ("gain_db", "hz", "q"))
+        b, a = biquad(gain_db, frequency.clamp(max=0.45 * sample_rate), q, sample_rate, kind)  # (bands, 3)
         if full:  # |c0 + c1·e^{−jω} + c2·e^{−2jω}|² = Σc² + 2(c0c1 + c1c2)·cos ω + 2c0c2·cos 2ω
-            response = response * (_power_coefficients(b[0]) @ cosines) / (_power_coefficients(a[0]) @ cosines)
+            ratio = (_power_coefficients(b) @ cosines) / (_power_coefficients(a) @ cosines)
         else:
-            response = response * (b.to(powers.dtype) @ powers)[0] / (a.to(powers.dtype) @ powers)[0]
+            ratio = (b.to(powers.dtype) @ powers) / (a.to(powers.dtype) @ powers)
+        response = response * ratio.prod(0)
     if full:
         return response
     response = 1.0 + weight * (response - 1.0)
@@ -216,7 +219,9 @@ def _eq_power(eq_values: dict[str, Tensor], weight: Tensor | float, sample_rate:
 
 
 def _power_coefficients(c: Tensor) -> Tensor:
-    return torch.stack([c.square().sum(), 2 * (c[0] * c[1] + c[1] * c[2]), 2 * c[0] * c[2]])
+    """Biquad coefficients ``(filters, 3)`` → the cosine-series coefficients ``(filters, 3)`` of their power."""
+    c0, c1, c2 = c.unbind(1)
+    return torch.stack([c0 * c0 + c1 * c1 + c2 * c2, 2 * (c0 * c1 + c1 * c2), 2 * c0 * c2], 1)
 
 
 def _curve_db(power: Tensor, sample_rate: int) -> Tensor:
