@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measure the shipped models on music from other sources than the training corpus: CC/GPL game
-# soundtracks that no model was trained, fitted or tuned on (see the README's results).
+# soundtracks that no model was trained, fitted or tuned on (benchmarks/README.md, sets (b)–(d) of the quality section).
 #
 #   bash recipes/external_music.sh     # ~240 MB download; the benchmark ~30 minutes on a 2-core CPU
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU stage of the shipped weights (see the model card in README.md): fine-tune the best
+# The GPU stage of the shipped weights (see docs/model_card.md): fine-tune the best
 # checkpoints of the CPU stage (recipes/shipped_weights.sh) on one GPU, both models side by side,
 # for 10 minutes; export the U-Net into dmaster/weights/ and measure. (The parameter model's GPU
 # stage gave no measurable gain on validation and was not shipped; it stays in models/gpu_param.)

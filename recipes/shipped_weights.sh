@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the weights shipped in dmaster/weights/ (see the model card in README.md).
+# Reproduce the weights shipped in dmaster/weights/ (see docs/model_card.md).
 #
 #   bash recipes/shipped_weights.sh            # ~3 h on a 2-core CPU (training ~1 h, strength and residual fits ~70 min, benchmark ~15 min)
 #
