@@ -17,7 +17,8 @@ the target's RMS), the loudness error against the reference (LU) and the seconds
 differences (mean ± standard error) against Matchering and against the input. Writes Markdown and
 JSON to ``--out``, prints the Markdown and puts it into ``docs/reference.md`` between its markers.
 
-    python benchmarks/reference_match.py --music-root data/raw/debian_music_external --out experiments/reference_match
+    python benchmarks/reference_match.py --music-root data/raw/debian_music_external --threads 1   # ~10 min
+    python benchmarks/reference_match.py --quick    # 8 tracks, no 3-minute timing, docs left alone
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import datetime
 import math
 import os
 import platform
-import sys
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -47,15 +48,13 @@ from dmaster.mastering.pretrained import resolve_model
 from dmaster.metrics import mrstft_distance
 from dmaster.reference import match_reference
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import report  # noqa: E402  (benchmarks/report.py)
-
 SAMPLE_RATE = 44100
 CLIP_SECONDS = 10.0
 TRACK_LUFS = -24.0
 """Every track is scaled to this loudness before the styles (headroom for their boosts)."""
 PEAK_CEILING_DB = -1.0
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
+BEGIN, END = "<!-- BEGIN reference_match -->", "<!-- END reference_match -->"
 
 
 def draw_style(rng: np.random.Generator) -> dict[str, float]:
@@ -213,15 +212,23 @@ def markdown(summary: dict, comparisons: dict, meta: dict) -> str:
 
 
 def write_docs(text: str) -> None:
-    """Put ``text`` between the markers of ``docs/reference.md`` (:func:`report.write_section`)."""
-    report.write_section("reference_match", text, DOCS)
+    """Put ``text`` between the markers of ``docs/reference.md`` (appended with them when missing)."""
+    current = DOCS.read_text() if DOCS.is_file() else "# Reference mastering\n"
+    block = f"{BEGIN}\n{text.strip()}\n{END}"
+    if BEGIN in current and END in current:
+        updated = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, current, flags=re.S)
+    else:
+        updated = current.rstrip() + "\n\n" + block + "\n"
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(DOCS, updated)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music_external"))
     parser.add_argument("--seed", type=int, default=16)
-    parser.add_argument("--max-tracks", type=int, default=None, help="every n-th track so that at most this many")
+    parser.add_argument("--max-tracks", type=int, default=24,
+                        help="tracks spread evenly over the sorted list, at most this many (0: all)")
     parser.add_argument("--quick", action="store_true", help="8 tracks and no 3-minute timing")
     parser.add_argument("--model", default="param", help="'param' (shipped) or a checkpoint")
     parser.add_argument("--out", type=Path, default=Path("experiments/reference_match"))
@@ -233,8 +240,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     paths = [t.path for t in find_tracks(args.music_root)]
-    limit = 8 if args.quick and args.max_tracks is None else args.max_tracks
-    if limit is not None and len(paths) > limit:
+    limit = 8 if args.quick else args.max_tracks
+    if limit and len(paths) > limit:
         paths = [paths[round(i * len(paths) / limit)] for i in range(limit)]
     if len(paths) < 2:
         raise SystemExit(f"need at least two tracks under {args.music_root}")
@@ -243,6 +250,8 @@ def main() -> None:
     items = make_items(paths, args.seed)
     for run in table.values():  # warm-up: model load, numba compilation
         run(items[0]["input"][:, : 5 * SAMPLE_RATE], items[0]["reference"]["same track"][:, : 5 * SAMPLE_RATE])
+    if args.threads:  # again: starting numba's threading layer in the first runs resets torch's thread count
+        torch.set_num_threads(args.threads)
 
     rows = []
     for item in items:

@@ -10,12 +10,11 @@ Then a refinement of the forward EQ. The swap's correction is robust to the musi
 model's estimates are shrunk towards "nothing to fix"); the difference between the reference's and
 the input's long-term spectra (40 log-frequency bands of :mod:`dmaster.residual`, mean level
 removed: a statistic that needs no common notes) has the full size but carries every difference in
-content between the two. Per band, the refinement's target curve lies between the two, at
-:func:`reference_trust` of the way towards the spectra's difference — more in the treble, where
-the content differs least (chosen on cleared music, never on the external check set). Adam then
-moves the EQ's parameters (normalised, from the swap's setting) until the correction curve fits
-the target in shape. The EQ is linear and time-invariant and the compressor is taken as spectrally
-neutral, so the output's long-term spectrum is the input's plus the correction (dB): the
+content between the two. The refinement's target curve lies :data:`REFERENCE_TRUST` of the way from
+the swap's correction towards that difference (chosen on cleared music, never on the external check
+set), and Adam moves the EQ's parameters (normalised, from the swap's setting) until the correction
+curve fits it in shape. The EQ is linear and time-invariant and the compressor is taken as
+spectrally neutral, so the output's long-term spectrum is the input's plus the correction (dB): the
 refinement needs no pass over the audio; the correction is then applied once to the whole track.
 
 The output level is the caller's (:func:`dmaster.mastering.level.set_level`): the report's
@@ -68,11 +67,9 @@ REFINE_LEARNING_RATE = 0.03
 """Adam step size, in normalised parameter units (each parameter's range is [0, 1])."""
 PRIOR_WEIGHT = 0.01
 """Weight of the squared distance (normalised units, summed over parameters) from the swap's EQ."""
-TRUST_KNOTS = ((2000.0, 0.15), (4000.0, 0.45))
-"""(Hz, trust): how far each band of the refinement's target curve moves from the swap's correction
-towards the difference between the reference's and the input's long-term spectra."""
-REFINED = ("gain_db", "hz", "q")
-"""Which of each EQ band's parameters the refinement moves (by name suffix)."""
+REFERENCE_TRUST = 0.2
+"""How far the refinement's target curve lies from the swap's correction towards the difference between the
+reference's and the input's long-term spectra, in every band."""
 MATCH_RANGE_HZ = (40.0, 16000.0)
 """Bands (by centre) whose levels the refinement compares: the top band holds little but codec cut-offs."""
 CURVE_POINTS = 8
@@ -99,11 +96,9 @@ def _as_tensor(audio: np.ndarray | Tensor, name: str) -> Tensor:
     return (audio[None] if audio.ndim == 1 else audio).float()
 
 
-def check_audio(audio: Tensor, sample_rate: int, name: str) -> float:
+def _checked(audio: Tensor, sample_rate: int, name: str) -> float:
     """Raise ``ValueError`` naming ``name`` unless ``audio`` ``(channels, samples)`` is finite, long enough
     and not silent; return its integrated loudness (LUFS)."""
-    if audio.ndim != 2 or audio.shape[-1] == 0:
-        raise ValueError(f"{name} must be a non-empty (channels, samples) tensor, got {tuple(audio.shape)}")
     if not all_finite(audio):
         raise ValueError(f"{name} contains NaN or inf")
     if audio.shape[-1] < MIN_REFERENCE_SECONDS * sample_rate:
@@ -129,7 +124,7 @@ def prepare_reference(reference: ReferenceInput, sample_rate: int | None, model_
     else:
         reference = _as_tensor(reference, "reference")
     sample_rate = model_rate if sample_rate is None else int(sample_rate)
-    check_audio(reference, sample_rate, "reference")
+    _checked(reference, sample_rate, "reference")
     if sample_rate != model_rate:
         resampled = soxr.resample(reference.T.numpy(), sample_rate, model_rate, quality="HQ")
         reference = torch.from_numpy(np.ascontiguousarray(resampled.T))
@@ -145,11 +140,6 @@ def _bin_power(windows: Tensor) -> Tensor:
     spectrum = torch.stft(mono, STFT_SIZE, STFT_SIZE // 2, window=torch.hann_window(STFT_SIZE), center=False,
                           return_complex=True)
     return (spectrum.real.square() + spectrum.imag.square()).mean((0, -1)).double()
-
-
-def _long_term_db(windows: Tensor, sample_rate: int) -> Tensor:
-    """40 band levels (dB) of the long-term power spectrum of ``windows`` ``(n, channels, samples)``."""
-    return _bands_db(_bin_power(windows), sample_rate)
 
 
 def _bands_db(power: Tensor, sample_rate: int) -> Tensor:
@@ -184,25 +174,25 @@ def _weights(params: ChainParams, effects: Iterable[str], amount: float) -> Chai
 
 
 @lru_cache(maxsize=4)
-def _curve_grid(sample_rate: int) -> tuple[Tensor, Tensor]:
-    """Angular frequencies ``(points,)`` spread log-evenly inside the 40 bands (:data:`CURVE_POINTS` each, under
-    Nyquist) and the ``(points, 40)`` matrix that averages them per band: where EQ curves are evaluated."""
+def _curve_grid(sample_rate: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Where EQ curves are evaluated: frequencies spread log-evenly inside the 40 bands (:data:`CURVE_POINTS`
+    each, under Nyquist), as ``(3, points)`` powers of ``cos ω`` (1, cos ω, cos 2ω) and of ``e^{−jω}``, and the
+    ``(points, 40)`` matrix that averages them per band."""
     edges = np.asarray(BAND_EDGES_HZ)
     hz = np.concatenate([np.geomspace(low, high, CURVE_POINTS + 2)[1:-1] for low, high in zip(edges[:-1], edges[1:])])
+    omega = torch.from_numpy(2 * np.pi * np.minimum(hz, 0.499 * sample_rate) / sample_rate)
+    cosines = torch.stack([torch.ones_like(omega), torch.cos(omega), torch.cos(2 * omega)])
+    powers = torch.polar(torch.ones(3, len(omega), dtype=torch.float64), -torch.arange(3.0)[:, None] * omega)
     averaging = np.kron(np.eye(len(edges) - 1), np.full((CURVE_POINTS, 1), 1.0 / CURVE_POINTS))
-    omega = 2 * np.pi * np.minimum(hz, 0.499 * sample_rate) / sample_rate
-    return torch.from_numpy(omega), torch.from_numpy(averaging)
+    return omega, cosines, powers, torch.from_numpy(averaging)
 
 
 def _eq_power(eq_values: dict[str, Tensor], weight: Tensor | float, sample_rate: int) -> Tensor:
     """Power response ``(points,)`` float64 of the EQ on :func:`_curve_grid`, blended by ``weight`` as the
     chain blends (``1 + w·(H − 1)``); at full weight in real arithmetic, which is cheaper to differentiate."""
-    omega, _ = _curve_grid(sample_rate)
-    cosines = torch.stack([torch.ones_like(omega), torch.cos(omega), torch.cos(2 * omega)])  # (3, points)
-    z_1 = torch.polar(torch.ones_like(omega), -omega)
-    powers = torch.stack([torch.ones_like(z_1), z_1, z_1 * z_1])
+    omega, cosines, powers, _ = _curve_grid(sample_rate)
     full = not isinstance(weight, Tensor) and weight == 1.0
-    response = torch.ones_like(omega if full else z_1)
+    response = torch.ones_like(omega if full else powers[0])
     for kind, bands in _BANDS_BY_KIND:  # one biquad design per filter type, its bands batched
         gain_db, frequency, q = (torch.cat([eq_values[f"{band}_{name}"].double() for band in bands])
                                  for name in ("gain_db", "hz", "q"))
@@ -226,14 +216,7 @@ def _power_coefficients(c: Tensor) -> Tensor:
 
 def _curve_db(power: Tensor, sample_rate: int) -> Tensor:
     """A power response on :func:`_curve_grid` ``(points,)`` → its 40 band levels in dB."""
-    return 10 * torch.log10(power @ _curve_grid(sample_rate)[1])
-
-
-def reference_trust(centres_hz: np.ndarray) -> Tensor:
-    """Per band, the weight ``(bands,)`` of the reference's spectrum against the swap's in the refinement's
-    target curve (:data:`TRUST_KNOTS`, interpolated in log frequency)."""
-    hz, trust = zip(*TRUST_KNOTS)
-    return torch.from_numpy(np.interp(np.log(centres_hz), np.log(hz), trust))
+    return 10 * torch.log10(power @ _curve_grid(sample_rate)[3])
 
 
 def _refine(start: dict[str, Tensor], target_db: Tensor, inverse_db: Tensor, sample_rate: int,
@@ -244,14 +227,17 @@ def _refine(start: dict[str, Tensor], target_db: Tensor, inverse_db: Tensor, sam
     in normalised units. Returns the EQ and the loss before and after."""
     params = eq.SPEC.params
     start_vector = torch.stack([p.normalise(start[p.name].double()) for p in params], 1)[0]
-    moved = torch.tensor([p.name.endswith(REFINED) for p in params])
-    offset = torch.zeros(int(moved.sum()), dtype=torch.float64, requires_grad=True)
+    offset = torch.zeros(len(params), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.Adam([offset], lr=REFINE_LEARNING_RATE)
+    # Param.denormalise for all parameters at once: linear between the bounds, on a log scale where asked
+    logarithmic = torch.tensor([p.scale == "log" for p in params])
+    bounds = torch.tensor([[p.minimum, p.maximum] for p in params], dtype=torch.float64)
+    bounds = torch.where(logarithmic[:, None], bounds.log(), bounds)
 
     def values(offset: Tensor) -> dict[str, Tensor]:
-        vector = start_vector.clone()
-        vector[moved] = (start_vector[moved] + offset).clamp(0.0, 1.0)
-        return {p.name: p.denormalise(vector[i])[None] for i, p in enumerate(params)}
+        warped = torch.lerp(bounds[:, 0], bounds[:, 1], (start_vector + offset).clamp(0.0, 1.0))
+        physical = torch.where(logarithmic, warped.exp(), warped)
+        return {p.name: physical[i : i + 1] for i, p in enumerate(params)}
 
     def loss(offset: Tensor) -> tuple[Tensor, Tensor]:
         fit = spectrum_loss(inverse_db + _curve_db(_eq_power(values(offset), 1.0, sample_rate), sample_rate), target_db)
@@ -334,7 +320,7 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
     if not (isinstance(steps, int) and steps >= 0):
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     audio, reference = _as_tensor(audio, "audio"), _as_tensor(reference, "reference")
-    input_loudness, reference_loudness = check_audio(audio, rate, "audio"), check_audio(reference, rate, "reference")
+    input_loudness, reference_loudness = _checked(audio, rate, "audio"), _checked(reference, rate, "reference")
     keep = check_keep(keep, network)
     effects = tuple(e for e in (*TONE_AND_DYNAMICS, *(AMBIENCE if ambience else ())) if e not in keep)
 
@@ -349,7 +335,7 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
     applied = _weights(reference_estimate, effects, amount)
 
     # the compressor's inverse and forward are taken as spectrally neutral: the input as it is
-    input_db, reference_db = _long_term_db(input_windows, rate), _long_term_db(reference_windows, rate)
+    input_db, reference_db = (_bands_db(_bin_power(w), rate) for w in (input_windows, reference_windows))
     inverse_power = 1.0 / _eq_power(_physical(undone, "eq"), undone["eq"]["present"].double(), rate)
     refinement: dict[str, Any] = {"applied": False}
     if refine and "eq" in effects and amount > 0:
@@ -359,12 +345,12 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
         start = {k: v * weight / amount if k.endswith("_gain_db") else v for k, v in start.items()}
         inverse_db = _curve_db(inverse_power, rate)
         swap_db = inverse_db + _curve_db(_eq_power(_physical(applied, "eq"), weight, rate), rate)
-        target_db = swap_db + reference_trust(band_centres_hz()) * (reference_db - input_db - swap_db)
+        target_db = swap_db + REFERENCE_TRUST * (reference_db - input_db - swap_db)
         with torch.enable_grad():
             refined, (before, after) = _refine(start, target_db, inverse_db, rate, steps)
         applied["eq"] = {**refined, "present": torch.full((1,), float(amount))}
         refinement = {"applied": True, "steps": steps, "learning_rate": REFINE_LEARNING_RATE,
-                      "prior_weight": PRIOR_WEIGHT, "spectrum_loss_db2_before": round(before, 4),
+                      "reference_trust": REFERENCE_TRUST, "spectrum_loss_db2_before": round(before, 4),
                       "spectrum_loss_db2_after": round(after, 4)}
 
     forward_lti = _forward_response(applied, effects, rate)

@@ -1,5 +1,6 @@
 """Reference matching (:mod:`dmaster.reference`): shapes, errors, identity, the refinement and the example."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from dmaster.synth import music_like
 
 RATE = 44100
 EXAMPLE = Path(__file__).parent.parent / "examples" / "reference_master.py"
+BENCHMARK = Path(__file__).parent.parent / "benchmarks" / "reference_match.py"
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +132,20 @@ def test_example_runs():
     assert abs(float(lines["loudness reached (LUFS)"]) - float(lines["reference loudness (LUFS)"])) <= 0.2
     assert float(lines["refinement loss after (dB²)"]) < float(lines["refinement loss before (dB²)"])
     assert float(lines["true peak (dBTP)"]) <= -1.0 + 1e-3
+
+
+def test_benchmark_protocol_pieces(tmp_path, monkeypatch):
+    pytest.importorskip("pedalboard")
+    spec = importlib.util.spec_from_file_location("reference_match", BENCHMARK)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    track = music_like(22.0, RATE, 2, seed=4)
+    a, b = bench.passages(track)
+    assert a.shape == b.shape == (2, 10 * RATE) and not torch.equal(a, b)
+    style = bench.draw_style(np.random.default_rng(0))
+    assert bench.apply_style(a, style).shape == a.shape
+    monkeypatch.setattr(bench, "DOCS", tmp_path / "reference.md")
+    (tmp_path / "reference.md").write_text(f"# R\n\n{bench.BEGIN}\nold\n{bench.END}\n\nafter\n")
+    bench.write_docs("| new table |")
+    text = (tmp_path / "reference.md").read_text()
+    assert "| new table |" in text and "old" not in text and text.endswith("after\n")

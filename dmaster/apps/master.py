@@ -28,7 +28,7 @@ from ..mastering import MAX_LIMITING_DB, MAX_RATE, MIN_RATE, master
 from ..mastering.inputs import check_keep, check_settings, resample, resampled_length
 from ..mastering.pretrained import resolve_model
 from ..mastering.report import read_report
-from ..reference import check_audio, prepare_reference
+from ..reference import prepare_reference
 
 MISSED_TARGET_LU = 0.5
 """A loudness this far from ``--target-lufs`` gets a note."""
@@ -166,8 +166,12 @@ def run(args: argparse.Namespace) -> int:
         if args.report is not None:
             read_report(args.report, model)  # a bad report fails here, before any file
         if args.reference is not None:  # read once, checked before any file
-            args.reference_audio = prepare_reference(args.reference, None, model.sample_rate)
-            check_audio(args.reference_audio, model.sample_rate, str(args.reference))
+            try:
+                args.reference_audio = prepare_reference(args.reference, None, model.sample_rate)
+            except ValueError as error:
+                message = str(error)
+                raise ValueError(message if message.startswith(str(args.reference)) else
+                                 f"{args.reference}: {message}") from None
         args.output.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=args.output):  # a folder we cannot write into fails here, not per file
             pass
