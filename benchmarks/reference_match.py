@@ -28,7 +28,7 @@ import datetime
 import math
 import os
 import platform
-import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,13 +48,15 @@ from dmaster.mastering.pretrained import resolve_model
 from dmaster.metrics import mrstft_distance
 from dmaster.reference import match_reference
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report as sections  # noqa: E402  (benchmarks/report.py)
+
 SAMPLE_RATE = 44100
 CLIP_SECONDS = 10.0
 TRACK_LUFS = -24.0
 """Every track is scaled to this loudness before the styles (headroom for their boosts)."""
 PEAK_CEILING_DB = -1.0
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
-BEGIN, END = "<!-- BEGIN reference_match -->", "<!-- END reference_match -->"
 
 
 def draw_style(rng: np.random.Generator) -> dict[str, float]:
@@ -212,15 +214,8 @@ def markdown(summary: dict, comparisons: dict, meta: dict) -> str:
 
 
 def write_docs(text: str) -> None:
-    """Put ``text`` between the markers of ``docs/reference.md`` (appended with them when missing)."""
-    current = DOCS.read_text() if DOCS.is_file() else "# Reference mastering\n"
-    block = f"{BEGIN}\n{text.strip()}\n{END}"
-    if BEGIN in current and END in current:
-        updated = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, current, flags=re.S)
-    else:
-        updated = current.rstrip() + "\n\n" + block + "\n"
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(DOCS, updated)
+    """Put ``text`` between the markers of ``docs/reference.md`` (the benchmarks' one section writer)."""
+    sections.write_section("reference_match", text, DOCS)
 
 
 def main() -> None:
