@@ -57,6 +57,8 @@ TRACK_LUFS = -24.0
 """Every track is scaled to this loudness before the styles (headroom for their boosts)."""
 PEAK_CEILING_DB = -1.0
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
+BEGIN, END = "<!-- BEGIN reference_match -->", "<!-- END reference_match -->"
+"""The markers :func:`sections.write_section` keeps the table between."""
 
 
 def draw_style(rng: np.random.Generator) -> dict[str, float]:
