@@ -35,7 +35,7 @@ from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.generate import evenly_spaced_excerpts, track_params
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain, eq
-from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength
+from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
 from dmaster.residual import STFT_SIZE, band_levels_db, band_matrix, extra_response
@@ -74,7 +74,7 @@ def main() -> None:
     if args.excerpts < 2:
         parser.error("--excerpts must be at least 2 (the other excerpts of a song are its reference)")
 
-    model, strength, residual = resolve_model(None), resolve_strength(None), resolve_residual(None)
+    model, policy, residual = resolve_model(None), resolve_policy(None), resolve_residual(None)
     sample_rate = model.sample_rate
     chain = Chain(sample_rate)
     samples = int(args.seconds * sample_rate)
@@ -115,7 +115,8 @@ def main() -> None:
 
             outputs = {
                 "identity": degraded,
-                "param model (master() path)": restore(model, degraded, residual, strength).audio,
+                "param model (master() path)": restore(model, degraded, residual, policy.strength, 1.0,
+                                                       policy.calibration, policy.residual).audio,
                 "param model, its EQ inverse alone": restore(model, degraded, residual, eq_only).audio,
                 "LMMSE estimate from the long-term spectrum": matched(observed - lmmse),
                 "match the train music's mean spectrum": matched(music_mean),

@@ -30,7 +30,7 @@ from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.mastering.estimation import estimate
 from dmaster.mastering.level import set_level
-from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength
+from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import correction_strengths, restore
 from dmaster.metrics import mrstft_distance
 
@@ -52,7 +52,8 @@ def main() -> None:
 
     model = resolve_model(args.model)
     residual = resolve_residual(args.model)
-    strength = resolve_strength(args.model)
+    policy = resolve_policy(args.model)
+    strength = policy.strength
     chain, sample_rate = model.chain, model.sample_rate
     meter = pyloudnorm.Meter(sample_rate)
     tracks = [t for t in find_tracks(args.music_root) if split_of(t.id) == args.split]
@@ -87,7 +88,7 @@ def main() -> None:
             score("weighted × inverse strengths, peak under −1 dBFS", correction_strengths(estimated, strength),
                   peak=True)
             if residual is not None:
-                corrected = restore(model, degraded, residual, strength).audio
+                corrected = restore(model, degraded, residual, strength, 1.0, policy.calibration, policy.residual).audio
                 score("weighted × strengths, residual correction", out=corrected)
                 score("weighted × strengths, residual correction, peak under −1 dBFS (master)",
                       out=set_level(corrected, sample_rate, None, -1.0)[0])

@@ -59,7 +59,7 @@ from dmaster.data.splits import Track, find_tracks, split_of
 from dmaster.effects import Chain
 from dmaster.mastering import master
 from dmaster.mastering.level import set_level
-from dmaster.mastering.pretrained import resolve_model, resolve_residual, resolve_strength
+from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import apply_estimate, correction_strengths, restore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -98,7 +98,8 @@ class Systems:
     def __init__(self, param_model: str, unet_model: str):
         self.param, self.unet = resolve_model(param_model), resolve_model(unet_model)
         self.residual = {"param": resolve_residual(param_model), "unet": resolve_residual(unet_model)}
-        self.strength = resolve_strength(param_model)
+        self.policy = resolve_policy(param_model)
+        self.strength = self.policy.strength
         self.chain: Chain = self.param.chain
         self.sample_rate = self.param.sample_rate
 
@@ -108,7 +109,8 @@ class Systems:
         out = {"identity": given, "loudness-only": set_level(given, sr, LOUDNESS_ONLY_LUFS, PEAK_CEILING_DB)[0]}
         if item.truth is not None:
             out["oracle"] = ceiling(chain.inverse(given[None], item.truth)[0], sr)
-        restored, estimate, _ = restore(self.param, given, self.residual["param"], self.strength)
+        restored, estimate, _ = restore(self.param, given, self.residual["param"], self.strength, 1.0,
+                                        self.policy.calibration, self.policy.residual)
         out["param"] = ceiling(restored, sr)
         out["unet"] = ceiling(restore(self.unet, given, self.residual["unet"]).audio, sr)
         out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, self.strength), sr)

@@ -18,7 +18,8 @@ import torch
 
 Tensor = torch.Tensor
 
-__all__ = ["MRSTFT_RESOLUTIONS", "log_spectral_distance", "mrstft_distance", "si_sdr", "stft_magnitude"]
+__all__ = ["MRSTFT_RESOLUTIONS", "level_matched", "log_spectral_distance", "mrstft_distance", "si_sdr",
+           "stft_magnitude"]
 
 MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
 """``(n_fft, hop)`` in samples of each resolution of :func:`mrstft_distance`."""
@@ -55,6 +56,17 @@ def mrstft_distance(estimate: Tensor, reference: Tensor,
         log_distance = (est.log() - ref.log()).abs().flatten(1).mean(1)
         total = total + convergence + log_distance
     return total / len(resolutions)
+
+
+def level_matched(estimate: Tensor, reference: Tensor) -> Tensor:
+    """``estimate`` scaled to ``reference``'s RMS (over all its samples): to score a restoration apart from
+    its level, which is the user's loudness target. Silence is returned as it is.
+
+    >>> level_matched(torch.ones(2, 4), 3 * torch.ones(2, 4))[0, 0].item()
+    3.0
+    """
+    rms = float(estimate.square().mean().sqrt())
+    return estimate if rms == 0.0 else estimate * (float(reference.square().mean().sqrt()) / rms)
 
 
 def si_sdr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:

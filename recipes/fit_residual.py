@@ -1,8 +1,8 @@
 """Fit a model's residual correction (dmaster.residual) and write it next to the checkpoint.
 
 On excerpts of the train tracks degraded by the generator, the model's restoration (parameter
-model with its inverse strengths from recipes/fit_strength.py, or U-Net; without a correction)
-is compared with the original: the targets are the difference of their long-term spectra
+model with the inverse strengths of its policy, if one was fitted by recipes/fit_policy.py, or U-Net;
+without a correction) is compared with the original: the targets are the difference of their long-term spectra
 (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770). A ridge regression
 maps the analysis windows' features to them; its strength is chosen by cross-validation over train
 tracks (grouped by track). The band strength and a level offset are then chosen for the MR-STFT
@@ -31,7 +31,7 @@ from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain
 from dmaster.mastering.estimation import model_windows
 from dmaster.mastering.level import set_level
-from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, resolve_model, resolve_strength
+from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, resolve_model, resolve_policy
 from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
 from dmaster.residual import ResidualCorrection, band_levels_db, extra_response, regression_features
@@ -121,7 +121,7 @@ def main() -> None:
 
     model = resolve_model(args.model)
     tracks = find_tracks(args.music_root)
-    strength = resolve_strength(args.model)  # recipes/fit_strength.py runs first
+    strength = resolve_policy(args.model).strength  # the policy's, if recipes/fit_policy.py ran before
     train = examples(model, strength, [t for t in tracks if split_of(t.id) == "train"], args.draws, args.seconds,
                      args.seed, SELECTION_EVERY)
     val = examples(model, strength, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.seconds,

@@ -32,15 +32,23 @@ if [ "$STAGE" = excerpts ] || [ "$DEVICE" = cuda ]; then
 fi
 
 minutes=$(python -c "print(round($HOURS * 60))")
-common=(--music-root "$MUSIC" --track-seconds 60 --steps 1000000 --max-minutes "$minutes" --window-seconds 3
+# the whole train split decoded once and kept (--pool-tracks): on a CPU, decoding costs more than a step
+common=(--music-root "$MUSIC" --track-seconds 60 --pool-tracks "${POOL_TRACKS:-512}" --steps 1000000 --max-minutes "$minutes" --window-seconds 3
         --val-every 250 --device "$DEVICE" --seed 0 "${PRIOR[@]}")
 mkdir -p experiments
 threads=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
-resume() { [ -f "models/$1/last.pt" ] && echo --resume || true; }   # a rerun continues each run
-OMP_NUM_THREADS=$threads python -m dmaster.train --model param --run-name retrain_param "${common[@]}" \
-    $(resume retrain_param) --batch-size "${PARAM_BATCH:-8}" --e2e-weight 0.5 >> experiments/retrain_param.out 2>&1 &
-OMP_NUM_THREADS=$threads python -m dmaster.train --model unet --run-name retrain_unet "${common[@]}" \
-    $(resume retrain_unet) --batch-size "${UNET_BATCH:-8}" >> experiments/retrain_unet.out 2>&1 &
+MODELS=${MODELS:-param unet}   # MODELS=param trains the parameter model alone
+# a rerun continues each run; a first run starts from INIT_PARAM / INIT_UNET when given (fine-tuning at half the
+# learning rate: on a CPU the budget buys a few thousand steps, fewer than the shipped weights already learned from)
+start() {
+    if [ -f "models/$1/last.pt" ]; then echo --resume
+    elif [ -n "$2" ]; then echo --init-from "$2" --learning-rate 5e-4
+    fi
+}
+[[ " $MODELS " == *" param "* ]] && OMP_NUM_THREADS=$threads python -m dmaster.train --model param --run-name retrain_param "${common[@]}" \
+    $(start retrain_param "${INIT_PARAM:-}") --batch-size "${PARAM_BATCH:-8}" --e2e-weight 0.5 >> experiments/retrain_param.out 2>&1 &
+[[ " $MODELS " == *" unet "* ]] && OMP_NUM_THREADS=$threads python -m dmaster.train --model unet --run-name retrain_unet "${common[@]}" \
+    $(start retrain_unet "${INIT_UNET:-}") --batch-size "${UNET_BATCH:-8}" >> experiments/retrain_unet.out 2>&1 &
 wait
 [ "$STAGE" = train ] && exit 0
 

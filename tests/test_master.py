@@ -16,7 +16,7 @@ from dmaster.loudness import integrated_loudness
 from dmaster.mastering import MasterResult, chunks, level, master, pretrained
 from dmaster.mastering.estimation import aggregate, analysis_windows
 from dmaster.mastering.level import set_level
-from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, STRENGTH_SUFFIX, save_strength
+from dmaster.mastering.pretrained import POLICY_SUFFIX, RESIDUAL_SUFFIX, Policy, load_policy, save_policy
 from dmaster.mastering.restoration import MIN_PRESENCE, correction_strengths, filter_with, invert, restore
 from dmaster.residual import ResidualCorrection, extra_response
 from dmaster.synth import music_like
@@ -144,14 +144,15 @@ def test_inverse_strengths_next_to_the_checkpoint_are_applied(tmp_path, estimato
     checkpoint = tmp_path / "param.pt"
     save_checkpoint(checkpoint, estimator, "param", {}, step=0)
     full = master(CLIP, SR, model=checkpoint)
-    save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {name: 0.0 for name in estimator.chain.effect_names}, "test")
+    nothing = Policy(dict.fromkeys(estimator.chain.effect_names, 0.0), {})
+    save_policy(tmp_path / f"param{POLICY_SUFFIX}", nothing, "test")
     untouched = master(CLIP, SR, model=str(checkpoint))
     for name, effect in untouched.report["effects"].items():
         assert effect["inverse_strength"] == 0.0 and not effect["applied"] and effect["correction"] == "none"
         assert full.report["effects"][name]["inverse_strength"] == 1.0
     scale = untouched.audio.abs().max() / CLIP.abs().max()  # no inverse at all: only the peak ceiling's level step
     torch.testing.assert_close(untouched.audio, CLIP * scale, rtol=1e-4, atol=1e-6)
-    save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {"compressor": 0.5}, "test")
+    save_policy(tmp_path / f"param{POLICY_SUFFIX}", Policy({"compressor": 0.5}, {}), "test")
     half = master(CLIP, SR, model=checkpoint).report["effects"]
     assert half["compressor"]["correction_strength"] == pytest.approx(
         0.5 * half["compressor"]["presence_probability"], abs=1e-4)
@@ -209,7 +210,7 @@ def test_amount_scales_the_whole_correction(tmp_path, checkpoints, unet, capsys)
 
 def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys):
     checkpoint = param_with_a_level_correction(tmp_path, checkpoints, 3.0)
-    save_strength(tmp_path / f"param{STRENGTH_SUFFIX}", {"reverb": 0.5}, "test")
+    save_policy(tmp_path / f"param{POLICY_SUFFIX}", Policy({"reverb": 0.5}, {"echo": [2.0, -1.0]}, 0.5), "test")
     first = master(CLIP, SR, model=checkpoint)
     again = master(CLIP, SR, model=checkpoint, report=json.loads(first.to_json()))
     torch.testing.assert_close(again.audio, first.audio, rtol=1e-3, atol=1e-4)  # the report rounds to 4 digits
@@ -256,16 +257,46 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
 @pytest.mark.parametrize("content, message", [
     ('{"strength": {"flanger": 0.5}}', "unknown effect 'flanger'"),
     ('{"strength": {"echo": 1.5}}', r"strength of echo must lie in \[0, 1\], got 1.5"),
-    ('{"strengths": {}}', "not an inverse-strength file"),
-    ('not json', "not an inverse-strength file"),
+    ('{"strengths": {}}', "not a policy file"),
+    ('not json', "not a policy file"),
+    ('{"strength": {}, "calibration": {"flanger": [1, 0]}}', "unknown effect 'flanger'"),
+    ('{"strength": {}, "calibration": {"echo": [1]}}', "not a policy file"),
+    ('{"strength": {}, "calibration": {"echo": [NaN, 0]}}', "calibration values must be finite"),
+    ('{"strength": {}, "residual": 2}', r"residual must lie in \[0, 1\], got 2.0"),
 ])
-def test_a_bad_strength_file_is_named(tmp_path, estimator, content, message):
+def test_a_bad_policy_file_is_named(tmp_path, estimator, content, message):
     checkpoint = tmp_path / "param.pt"
     save_checkpoint(checkpoint, estimator, "param", {}, step=0)
-    (tmp_path / f"param{STRENGTH_SUFFIX}").write_text(content)
+    (tmp_path / f"param{POLICY_SUFFIX}").write_text(content)
     with pytest.raises(ValueError, match=message) as error:
         master(CLIP, SR, model=checkpoint)
-    assert "param.strength.json" in str(error.value)
+    assert "param.policy.json" in str(error.value)
+
+
+def test_a_policy_round_trips_and_the_shipped_one_reads(tmp_path):
+    policy = Policy({"eq": 0.25}, {"gain": [1.5, -0.5]}, 0.75)
+    save_policy(tmp_path / "p.json", policy, "test")
+    assert load_policy(tmp_path / "p.json") == policy
+    shipped = load_policy(pretrained.shipped_weights("param").with_name("param" + POLICY_SUFFIX))
+    assert set(shipped.strength) <= set(Chain(SR).effect_names)
+
+
+def test_calibration_moves_presence_and_with_it_the_correction(tmp_path, estimator):
+    checkpoint = tmp_path / "param.pt"
+    save_checkpoint(checkpoint, estimator, "param", {}, step=0)
+    plain = master(CLIP, SR, model=checkpoint).report["effects"]
+    names = list(plain)
+    save_policy(tmp_path / f"param{POLICY_SUFFIX}", Policy({}, {name: [1.0, -30.0] for name in names}), "test")
+    off = master(CLIP, SR, model=checkpoint)
+    for name in names:  # a calibration that says "absent" to everything leaves the audio alone
+        assert off.report["effects"][name]["presence_probability"] < 1e-6
+        assert not off.report["effects"][name]["applied"]
+    scale = off.audio.abs().max() / CLIP.abs().max()
+    torch.testing.assert_close(off.audio, CLIP * scale, rtol=1e-4, atol=1e-6)
+    save_policy(tmp_path / f"param{POLICY_SUFFIX}", Policy({}, {name: [1.0, 0.0] for name in names}), "test")
+    same = master(CLIP, SR, model=checkpoint).report["effects"]  # the identity calibration changes nothing
+    for name in names:
+        assert same[name]["presence_probability"] == pytest.approx(plain[name]["presence_probability"], abs=1e-4)
 
 
 @pytest.mark.parametrize(

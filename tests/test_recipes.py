@@ -13,7 +13,7 @@ import torch
 
 from dmaster.checkpoint import save_checkpoint
 from dmaster.data.splits import split_of
-from dmaster.mastering.pretrained import load_strength
+from dmaster.mastering.pretrained import load_policy
 from dmaster.residual import ResidualCorrection
 from dmaster.synth import music_like
 
@@ -64,21 +64,20 @@ def test_fit_residual_recipe_runs_end_to_end(tmp_path, estimator, monkeypatch, c
         assert "9 excerpts of 9 train tracks" in correction.description
 
 
-def test_fit_strength_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatch, capsys):
-    checkpoint = corpus_and_model(tmp_path, estimator, train=4, val=1)
-    run_recipe(monkeypatch, "fit_strength.py", "--model", str(checkpoint), "--music-root", str(tmp_path / "music"),
-               "--draws", "1", "--val-draws", "1", "--seconds", "2")
+def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatch, capsys):
+    checkpoint = corpus_and_model(tmp_path, estimator, train=1, val=3)
+    run_recipe(monkeypatch, "fit_policy.py", "--model", str(checkpoint), "--music-root", str(tmp_path / "music"),
+               "--draws", "1", "--seconds", "2")
     printed = capsys.readouterr().out
-    assert "4 train excerpts, every effect at strength 1" in printed and "compressor at 0: " in printed
-    sidecar = tmp_path / "param.strength.json"
-    if "nothing written" in printed:
-        assert not sidecar.exists()
-    else:
-        strength = load_strength(sidecar)
-        assert set(strength) == set(estimator.chain.effect_names) and set(strength.values()) <= {0.0, 0.5, 1.0}
+    assert "6 val excerpts of 3 tracks (3 degraded)" in printed and "compressor at 0: " in printed
+    assert "residual at 0: " not in printed  # no residual correction next to this checkpoint
+    policy = load_policy(tmp_path / "param.policy.json")
+    assert set(policy.strength) == set(estimator.chain.effect_names)
+    assert set(policy.strength.values()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert set(policy.calibration) == set(estimator.chain.effect_names)
     save_checkpoint(tmp_path / "unet.pt", unet, "unet", {}, step=0)
     with pytest.raises(SystemExit):
-        run_recipe(monkeypatch, "fit_strength.py", "--model", str(tmp_path / "unet.pt"))
+        run_recipe(monkeypatch, "fit_policy.py", "--model", str(tmp_path / "unet.pt"))
     assert "not a parameter model" in capsys.readouterr().err
 
 

@@ -3,7 +3,7 @@
 The pipeline, one module a step, data flowing down:
 
 * :mod:`.inputs` checks the audio and settings and converts the audio to the model's rate (and back);
-* :mod:`.pretrained` resolves the model and the files fitted for it (residual correction, inverse strengths);
+* :mod:`.pretrained` resolves the model and the files fitted for it (residual correction, policy);
 * :mod:`.estimation` has the parameter model listen to windows spread over the track and aggregates its
   estimates (the degradations are track-wide);
 * :mod:`.restoration` runs the chain's inverse over the whole track, each effect weighted by its correction
@@ -37,7 +37,7 @@ from .inputs import (
     resampled_length,
 )
 from .level import MAX_LIMITING_DB, set_level
-from .pretrained import ModelChoice, resolve_model, resolve_residual, resolve_strength
+from .pretrained import ModelChoice, resolve_model, resolve_policy, resolve_residual
 from .report import describe_correction, describe_estimate, read_report
 from .restoration import apply_estimate, restore, scaled_strengths
 
@@ -144,11 +144,13 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         return MasterResult(like_input(restored, audio, mono), rate, written)
     if given is None:
         progress("estimating and restoring")
-        inverse_strength = {**resolve_strength(model), **dict.fromkeys(keep, 0.0)}
+        policy = resolve_policy(model)
+        inverse_strength = {**policy.strength, **dict.fromkeys(keep, 0.0)}
         if isinstance(network, ParamEstimator):
             inverse_strength = scaled_strengths(network.chain, inverse_strength, amount)
         residual = resolve_residual(model) if correct_residual else None
-        restored, estimate, correction = restore(network, working, residual, inverse_strength, amount)
+        restored, estimate, correction = restore(network, working, residual, inverse_strength, amount,
+                                                 policy.calibration, policy.residual)
     else:
         progress("restoring")
         estimate, inverse_strength, correction = read_report(given, network)

@@ -1,14 +1,15 @@
 """Which model: the shipped weights or a checkpoint, and the files fitted for it that lie next to it
-(its residual correction ``<checkpoint>.residual.json`` and inverse strengths ``<checkpoint>.strength.json``)."""
+(its residual correction ``<checkpoint>.residual.json`` and policy ``<checkpoint>.policy.json``)."""
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable, NamedTuple, Union
 
 from torch import nn
 
@@ -17,8 +18,8 @@ from ..data.audio import write_json_atomic
 from ..effects import SPECS
 from ..residual import ResidualCorrection
 
-__all__ = ["RESIDUAL_SUFFIX", "SHIPPED", "STRENGTH_SUFFIX", "ModelChoice", "check_effect_names", "check_strength",
-           "load_strength", "resolve_model", "resolve_residual", "resolve_strength", "save_strength",
+__all__ = ["NO_POLICY", "POLICY_SUFFIX", "RESIDUAL_SUFFIX", "SHIPPED", "ModelChoice", "Policy", "check_effect_names",
+           "check_strength", "load_policy", "resolve_model", "resolve_policy", "resolve_residual", "save_policy",
            "shipped_weights"]
 
 ModelChoice = Union[None, str, Path, nn.Module]
@@ -27,8 +28,8 @@ loaded model."""
 SHIPPED = {"param": "param.pt", "unet": "unet.pt"}
 RESIDUAL_SUFFIX = ".residual.json"
 """A checkpoint's residual correction lies next to it: ``param.pt`` → ``param.residual.json``."""
-STRENGTH_SUFFIX = ".strength.json"
-"""A parameter model's inverse strengths lie next to it: ``param.pt`` → ``param.strength.json``."""
+POLICY_SUFFIX = ".policy.json"
+"""A parameter model's :class:`Policy` lies next to it: ``param.pt`` → ``param.policy.json``."""
 
 
 @lru_cache(maxsize=4)
@@ -99,19 +100,36 @@ def _load_residual(path: str, modified_ns: int) -> ResidualCorrection:
     return ResidualCorrection.load(path)
 
 
-def resolve_strength(model: ModelChoice) -> dict[str, float]:
-    """Per-effect inverse strengths in [0, 1] fitted for ``model`` (a file next to its checkpoint); ``{}``
-    (every effect at full strength) for a module, the U-Net or a checkpoint without one.
+class Policy(NamedTuple):
+    """How ``master()`` applies a parameter model's estimate: fitted on held-out music by
+    ``recipes/fit_strength.py`` and kept next to the checkpoint (``param.pt`` → ``param.policy.json``)."""
+
+    strength: dict[str, float]
+    """Per effect, its inverse strength in [0, 1] (missing: 1)."""
+    calibration: dict[str, list[float]]
+    """Per effect, ``[a, b]`` of :func:`~dmaster.mastering.restoration.calibrate` (missing: uncalibrated)."""
+    residual: float = 1.0
+    """How much of the residual correction to apply, 0–1."""
+
+
+NO_POLICY = Policy({}, {})
+"""Every effect at full strength, presence uncalibrated, the whole residual correction."""
+
+
+def resolve_policy(model: ModelChoice) -> Policy:
+    """The policy fitted for ``model`` (a file next to its checkpoint); :data:`NO_POLICY` for a module, the
+    U-Net or a checkpoint without one.
 
     Args:
         model: see :data:`ModelChoice`.
     """
-    sidecar = _sidecar(model, STRENGTH_SUFFIX)
-    return {} if sidecar is None else load_strength(sidecar)
+    sidecar = _sidecar(model, POLICY_SUFFIX)
+    return NO_POLICY if sidecar is None else load_policy(sidecar)
 
 
-def load_strength(path: str | Path) -> dict[str, float]:
-    """Read an inverse-strength file, ``{"strength": {effect: value in [0, 1]}, "description": ...}``.
+def load_policy(path: str | Path) -> Policy:
+    """Read a policy file, ``{"strength": {effect: 0–1}, "calibration": {effect: [a, b]}, "residual": 0–1,
+    "description": ...}`` (only ``strength`` is required).
 
     Args:
         path: the JSON file.
@@ -120,21 +138,29 @@ def load_strength(path: str | Path) -> dict[str, float]:
         ValueError: naming the file and what is wrong with it.
     """
     try:
-        strength = {str(name): float(value) for name, value in json.loads(Path(path).read_text())["strength"].items()}
+        stored = json.loads(Path(path).read_text())
+        strength = {str(name): float(value) for name, value in stored["strength"].items()}
+        calibration = {str(name): [float(a), float(b)] for name, (a, b) in stored.get("calibration", {}).items()}
+        residual = float(stored.get("residual", 1.0))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ValueError(f"{path} is not an inverse-strength file: {error!r}") from error
-    return check_strength(strength, str(path))
+        raise ValueError(f"{path} is not a policy file: {error!r}") from error
+    check_effect_names(calibration, str(path))
+    if not all(math.isfinite(v) for ab in calibration.values() for v in ab):
+        raise ValueError(f"{path}: calibration values must be finite")
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"{path}: residual must lie in [0, 1], got {residual}")
+    return Policy(check_strength(strength, str(path)), calibration, residual)
 
 
-def save_strength(path: str | Path, strength: dict[str, float], description: str) -> None:
-    """Write what :func:`load_strength` reads, atomically.
+def save_policy(path: str | Path, policy: Policy, description: str) -> None:
+    """Write what :func:`load_policy` reads, atomically.
 
     Args:
         path: the JSON file.
-        strength: ``{effect: inverse strength in [0, 1]}``.
-        description: how the strengths were chosen, for whoever reads the file.
+        policy: what to write.
+        description: how it was fitted, for whoever reads the file.
     """
-    write_json_atomic(path, {"strength": strength, "description": description})
+    write_json_atomic(path, {**policy._asdict(), "description": description})
 
 
 def check_effect_names(names: Iterable[str], source: str) -> None:

@@ -9,7 +9,7 @@ strength** actually applied to an effect's inverse: presence probability × inve
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -21,8 +21,8 @@ from ..residual import ResidualCorrection, extra_response
 from .chunks import in_chunks
 from .estimation import aggregate, model_windows
 
-__all__ = ["MIN_PRESENCE", "Correction", "Restoration", "apply_estimate", "correction_strengths", "filter_with",
-           "invert", "restore", "scaled_strengths"]
+__all__ = ["MIN_PRESENCE", "Correction", "Restoration", "apply_estimate", "calibrate", "correction_strengths",
+           "decide", "filter_with", "fix_probability", "invert", "restore", "scaled_strengths"]
 
 Tensor = torch.Tensor
 MIN_PRESENCE = 0.05
@@ -63,6 +63,44 @@ def correction_strengths(params: ChainParams, inverse_strength: dict[str, float]
             for name, effect in params.items()}
 
 
+def calibrate(params: ChainParams, calibration: dict[str, Sequence[float]] | None) -> ChainParams:
+    """``params`` with each effect's presence probability ``p`` calibrated: ``sigmoid(a * logit(p) + b)``
+    with the effect's ``[a, b]`` from ``calibration`` (fitted on held-out music by ``recipes/fit_strength.py``);
+    effects it does not name, and every effect when it is ``None``, keep ``p``.
+
+    >>> chain = Chain(44100)
+    >>> params = chain.sample_params(1, torch.Generator().manual_seed(0))
+    >>> params["eq"]["present"] = torch.tensor([0.8])
+    >>> round(float(calibrate(params, {"eq": [2.0, -3.0]})["eq"]["present"]), 3)  # logit 0.8 = 1.386
+    0.443
+    """
+    if not calibration:
+        return params
+    out = dict(params)
+    for name, (a, b) in calibration.items():
+        p = params[name]["present"].clamp(1e-6, 1 - 1e-6)
+        out[name] = {**params[name], "present": torch.sigmoid(a * torch.logit(p) + b)}
+    return out
+
+
+def fix_probability(params: ChainParams) -> Tensor:
+    """The probability that anything is to be fixed, ``1 - prod(1 - p)`` over the effects' presence
+    probabilities (as if independent): ``(batch,)``."""
+    return 1 - torch.stack([1 - effect["present"] for effect in params.values()]).prod(0)
+
+
+def decide(params: ChainParams, correction: Correction | None, calibration: dict[str, Sequence[float]] | None,
+           residual_strength: float = 1.0) -> tuple[ChainParams, Correction | None]:
+    """The estimate with its presence calibrated (:func:`calibrate`), and the residual ``correction`` times
+    ``residual_strength`` and, when the presence is calibrated, times the probability that anything is to be
+    fixed (:func:`fix_probability`): music that needs nothing gets neither inverse nor correction."""
+    if correction is None:
+        return calibrate(params, calibration), None
+    params = calibrate(params, calibration)
+    gate = float(fix_probability(params)[0]) if calibration else 1.0
+    return params, correction.scaled(residual_strength * gate)
+
+
 def scaled_strengths(chain: Chain, inverse_strength: dict[str, float], amount: float) -> dict[str, float]:
     """Every effect's inverse strength (missing ones at 1) times the user's ``amount``."""
     return {name: inverse_strength.get(name, 1.0) * amount for name in chain.effect_names}
@@ -70,7 +108,8 @@ def scaled_strengths(chain: Chain, inverse_strength: dict[str, float], amount: f
 
 @torch.no_grad()
 def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None,
-            inverse_strength: dict[str, float] | None = None, amount: float = 1.0) -> Restoration:
+            inverse_strength: dict[str, float] | None = None, amount: float = 1.0,
+            calibration: dict[str, Sequence[float]] | None = None, residual_strength: float = 1.0) -> Restoration:
     """Estimate what degraded ``audio`` and undo it.
 
     Args:
@@ -81,6 +120,9 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
         inverse_strength: per effect, for the parameter model (default 1; see :func:`scaled_strengths` for
             ``amount``).
         amount: for the U-Net, how much of its output is mixed with the input.
+        calibration: the parameter model's presence calibration (:func:`calibrate`).
+        residual_strength: for the parameter model, how much of the residual correction to apply (0–1; see
+            :func:`decide`).
     """
     if isinstance(model, SpectrogramUNet):
         restored = _restore_with_unet(model, audio)
@@ -92,7 +134,10 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
     windows = model_windows(model, audio)
     params = aggregate(model.chain, model.estimate(windows))
     correction = None if residual is None else Correction(
-        *residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params))).scaled(amount)
+        *residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params)))
+    params, correction = decide(params, correction, calibration, residual_strength)
+    if correction is not None:
+        correction = correction.scaled(amount)
     return Restoration(apply_estimate(model.chain, audio, params, inverse_strength, correction), params, correction)
 
 

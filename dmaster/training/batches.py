@@ -46,7 +46,7 @@ def _paired_batches(config: TrainConfig, split: str, rank: int, world_size: int,
 
 
 def _music_batches(config: TrainConfig, split: str, device: torch.device, rank: int, world_size: int,
-                   epoch: int, pool_tracks: int = 64) -> Iterator[Batch]:
+                   epoch: int, pool_tracks: int) -> Iterator[Batch]:
     """Endless batches of :class:`~dmaster.data.datasets.OnTheFlyBatches` (this rank's tracks)."""
     source = OnTheFlyBatches(config.music_root, config.window_seconds, config.batch_size, split, config.sample_rate,
                              device, config.seed, rank=rank, world_size=world_size, pool_tracks=pool_tracks,
@@ -79,7 +79,8 @@ def training_batches(config: TrainConfig, device: torch.device, rank: int, world
     elif config.manifest:
         source = _paired_batches(config, "train", rank, world_size, epoch=start_step, shuffle=True)
     else:
-        source = _music_batches(config, "train", device, rank, world_size, epoch=start_step)
+        source = _music_batches(config, "train", device, rank, world_size, epoch=start_step,
+                                pool_tracks=config.pool_tracks)
     return (_to_device(batch, device) for batch in source)
 
 
