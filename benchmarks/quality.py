@@ -61,6 +61,7 @@ from dmaster.mastering import master
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import apply_estimate, correction_strengths, restore
+from dmaster.metrics import Reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_sets as qs  # noqa: E402  (benchmarks/quality_sets.py)
@@ -202,7 +203,7 @@ def targets(name: str, summary: dict, paired: dict, presence: dict) -> list[dict
 def measure_set(name: str, items: list[qs.Item], systems: Systems, swapped: bool) -> dict:
     rows, presence_p, presence_t = [], [], []
     for item in items:
-        reference = qs.Reference(item.clean, systems.sample_rate)
+        reference = Reference(item.clean, systems.sample_rate)
         outputs, presence = systems.outputs(item, swapped)
         presence_p.append(presence)
         presence_t.append(item.present)

@@ -24,8 +24,6 @@ import numpy as np
 import torch
 
 from dmaster.effects import Chain, ChainParams
-from dmaster.loudness import integrated_loudness
-from dmaster.metrics import MRSTFT_RESOLUTIONS, log_spectral_distance, si_sdr, stft_magnitude
 
 Tensor = torch.Tensor
 
@@ -144,67 +142,6 @@ def pedalboard_item(track: str, seed: int, clean: Tensor, sample_rate: int) -> I
 
 
 # -- scores --------------------------------------------------------------------------------------------
-
-def level_matched(estimate: Tensor, reference: Tensor) -> Tensor:
-    """``estimate`` scaled to ``reference``'s RMS (the level is the user's loudness target, not the restoration)."""
-    return estimate * level_match_scale(estimate, reference)
-
-
-def level_match_scale(estimate: Tensor, reference: Tensor) -> float:
-    rms = float(estimate.square().mean().sqrt())
-    return 1.0 if rms == 0.0 else float(reference.square().mean().sqrt()) / rms
-
-
-EPS = 1e-7  # stft_magnitude's, added to the power
-
-
-class Reference:
-    """A clean excerpt with its spectra, computed once for every system scored against it.
-
-    :meth:`scores` gives what :func:`dmaster.metrics.mrstft_distance`, ``si_sdr`` and
-    ``log_spectral_distance`` give, with the estimate's spectra computed once for both the raw and the
-    level-matched MR-STFT (a scale multiplies the power; the ``eps`` is added back):
-
-    >>> from dmaster.metrics import mrstft_distance
-    >>> x = torch.randn(2, 8192, generator=torch.Generator().manual_seed(0))
-    >>> y = 0.3 * x + 0.05 * torch.randn(2, 8192, generator=torch.Generator().manual_seed(1))
-    >>> got = Reference(x, 44100).scores(y)
-    >>> abs(got["mrstft"] - float(mrstft_distance(y[None], x[None]))) < 1e-4
-    True
-    >>> abs(got["mrstft_level_matched"] - float(mrstft_distance(level_matched(y, x)[None], x[None]))) < 1e-4
-    True
-    >>> abs(got["lsd_db"] - float(log_spectral_distance(y[None], x[None]))) < 1e-3
-    True
-    """
-
-    def __init__(self, clean: Tensor, sample_rate: int):
-        self.clean, self.sample_rate = clean, sample_rate
-        self.power = [stft_magnitude(clean[None], n_fft, hop).square() for n_fft, hop in MRSTFT_RESOLUTIONS]
-        self.loudness = integrated_loudness(clean, sample_rate)
-
-    def scores(self, estimate: Tensor) -> dict[str, float]:
-        """Every metric of ``estimate`` ``(channels, samples)`` against the clean excerpt."""
-        scale = level_match_scale(estimate, self.clean) ** 2
-        raw, matched, lsd = 0.0, 0.0, None
-        for (n_fft, hop), ref_power in zip(MRSTFT_RESOLUTIONS, self.power):
-            power = stft_magnitude(estimate[None], n_fft, hop).square()
-            ref, ref_log = ref_power.sqrt(), ref_power.log()
-            for est_power, is_raw in ((power, True), ((power - EPS).clamp_min(0) * scale + EPS, False)):
-                distance = float((est_power.sqrt() - ref).norm() / ref.norm()
-                                 + 0.5 * (est_power.log() - ref_log).abs().mean())
-                if is_raw:
-                    raw += distance
-                else:
-                    matched += distance
-            if (n_fft, hop) == (2048, 512):
-                lsd = float((10 * (power.log10() - ref_power.log10())).square().mean(2).sqrt().mean())
-        if lsd is None:
-            lsd = float(log_spectral_distance(estimate[None], self.clean[None]))
-        error = abs(integrated_loudness(estimate, self.sample_rate) - self.loudness)
-        return {"mrstft": raw / len(MRSTFT_RESOLUTIONS), "mrstft_level_matched": matched / len(MRSTFT_RESOLUTIONS),
-                "si_sdr_db": float(si_sdr(estimate[None], self.clean[None])), "lsd_db": lsd,
-                "lufs_error_db": error if math.isfinite(error) else math.nan}
-
 
 def paired_difference(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:
     """Per item ``first − second`` (lower is better): how often ``first`` is lower, the mean difference and

@@ -14,11 +14,15 @@ True
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from .loudness import integrated_loudness
 
 Tensor = torch.Tensor
 
-__all__ = ["MRSTFT_RESOLUTIONS", "level_matched", "log_spectral_distance", "mrstft_distance", "si_sdr",
+__all__ = ["MRSTFT_RESOLUTIONS", "Reference", "level_matched", "log_spectral_distance", "mrstft_distance", "si_sdr",
            "stft_magnitude"]
 
 MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
@@ -65,8 +69,12 @@ def level_matched(estimate: Tensor, reference: Tensor) -> Tensor:
     >>> level_matched(torch.ones(2, 4), 3 * torch.ones(2, 4))[0, 0].item()
     3.0
     """
+    return estimate * _level_match_scale(estimate, reference)
+
+
+def _level_match_scale(estimate: Tensor, reference: Tensor) -> float:
     rms = float(estimate.square().mean().sqrt())
-    return estimate if rms == 0.0 else estimate * (float(reference.square().mean().sqrt()) / rms)
+    return 1.0 if rms == 0.0 else float(reference.square().mean().sqrt()) / rms
 
 
 def si_sdr(estimate: Tensor, reference: Tensor, eps: float = 1e-8) -> Tensor:
@@ -94,3 +102,67 @@ def _check_pair(estimate: Tensor, reference: Tensor) -> None:
     if estimate.shape != reference.shape or estimate.ndim != 3:
         raise ValueError(f"estimate and reference must share a (batch, channels, samples) shape, "
                          f"got {tuple(estimate.shape)} and {tuple(reference.shape)}")
+
+
+_EPS = 1e-7  # stft_magnitude's, added to the power
+
+
+class Reference:
+    """A clean excerpt with its spectra, computed once for every system scored against it.
+
+    :meth:`scores` gives what :func:`dmaster.metrics.mrstft_distance`, ``si_sdr`` and
+    ``log_spectral_distance`` give, with the estimate's spectra computed once for both the raw and the
+    level-matched MR-STFT (a scale multiplies the power; the ``eps`` is added back):
+
+    >>> x = torch.randn(2, 8192, generator=torch.Generator().manual_seed(0))
+    >>> y = 0.3 * x + 0.05 * torch.randn(2, 8192, generator=torch.Generator().manual_seed(1))
+    >>> got = Reference(x, 44100).scores(y)
+    >>> abs(got["mrstft"] - float(mrstft_distance(y[None], x[None]))) < 1e-4
+    True
+    >>> abs(got["mrstft_level_matched"] - float(mrstft_distance(level_matched(y, x)[None], x[None]))) < 1e-4
+    True
+    >>> abs(got["lsd_db"] - float(log_spectral_distance(y[None], x[None]))) < 1e-3
+    True
+    >>> abs(Reference(x, 44100).level_matched_mrstft(y) - got["mrstft_level_matched"]) < 1e-6
+    True
+    """
+
+    def __init__(self, clean: Tensor, sample_rate: int):
+        self.clean, self.sample_rate = clean, sample_rate
+        self.power = [stft_magnitude(clean[None], n_fft, hop).square() for n_fft, hop in MRSTFT_RESOLUTIONS]
+        self.magnitude = [power.sqrt() for power in self.power]
+        self.log_power = [power.log() for power in self.power]
+        self.loudness = integrated_loudness(clean, sample_rate)
+
+    def _distance(self, index: int, power: Tensor) -> float:
+        """The MR-STFT terms at resolution ``index`` of an estimate's ``power`` spectrum."""
+        ref = self.magnitude[index]
+        convergence = (power.sqrt() - ref).norm() / ref.norm()
+        return float(convergence + 0.5 * (power.log() - self.log_power[index]).abs().mean())
+
+    def level_matched_mrstft(self, estimate: Tensor) -> float:
+        """The level-matched MR-STFT distance of ``estimate`` ``(channels, samples)`` alone (cheaper than
+        :meth:`scores`)."""
+        scale = _level_match_scale(estimate, self.clean) ** 2
+        total = 0.0
+        for i, (n_fft, hop) in enumerate(MRSTFT_RESOLUTIONS):
+            power = stft_magnitude(estimate[None], n_fft, hop).square()
+            total += self._distance(i, (power - _EPS).clamp_min(0) * scale + _EPS)
+        return total / len(MRSTFT_RESOLUTIONS)
+
+    def scores(self, estimate: Tensor) -> dict[str, float]:
+        """Every metric of ``estimate`` ``(channels, samples)`` against the clean excerpt."""
+        scale = _level_match_scale(estimate, self.clean) ** 2
+        raw, matched, lsd = 0.0, 0.0, None
+        for i, (n_fft, hop) in enumerate(MRSTFT_RESOLUTIONS):
+            power = stft_magnitude(estimate[None], n_fft, hop).square()
+            raw += self._distance(i, power)
+            matched += self._distance(i, (power - _EPS).clamp_min(0) * scale + _EPS)
+            if (n_fft, hop) == (2048, 512):
+                lsd = float((10 * (power.log10() - self.power[i].log10())).square().mean(2).sqrt().mean())
+        if lsd is None:
+            lsd = float(log_spectral_distance(estimate[None], self.clean[None]))
+        error = abs(integrated_loudness(estimate, self.sample_rate) - self.loudness)
+        return {"mrstft": raw / len(MRSTFT_RESOLUTIONS), "mrstft_level_matched": matched / len(MRSTFT_RESOLUTIONS),
+                "si_sdr_db": float(si_sdr(estimate[None], self.clean[None])), "lsd_db": lsd,
+                "lufs_error_db": error if math.isfinite(error) else math.nan}

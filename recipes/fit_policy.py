@@ -44,7 +44,7 @@ from dmaster.mastering.estimation import aggregate, model_windows
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import POLICY_SUFFIX, Policy, resolve_model, resolve_residual, save_policy
 from dmaster.mastering.restoration import Correction, apply_estimate, calibrate, decide
-from dmaster.metrics import level_matched, mrstft_distance
+from dmaster.metrics import Reference
 from dmaster.models import ParamEstimator
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -68,7 +68,8 @@ def items(model: ParamEstimator, tracks, draws: int, seconds: float, seed: int, 
             else:
                 given, labels = clean, [False] * len(chain.effect_names)
             windows = model_windows(model, given)
-            rows.append({"clean": clean, "given": given, "degraded": k < draws, "windows": windows,
+            rows.append({"reference": Reference(clean, sample_rate), "given": given, "degraded": k < draws,
+                         "windows": windows,
                          "estimate": aggregate(chain, model.estimate(windows)), "labels": labels})
         print(f"  {number + 1}/{len(tracks)} tracks estimated", flush=True)
     return rows
@@ -116,7 +117,7 @@ def distances(model: ParamEstimator, rows: list[dict], calibration: dict, streng
         estimate, correction = decide(r["estimate"], r["correction"], calibration, residual_strength)
         restored = apply_estimate(model.chain, r["given"], estimate, strength, correction)
         restored = set_level(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
-        out.append(float(mrstft_distance(level_matched(restored, r["clean"])[None], r["clean"][None])))
+        out.append(r["reference"].level_matched_mrstft(restored))
     return np.array(out)
 
 
@@ -170,6 +171,8 @@ def main() -> None:
     calibration = fit_calibration(chain, rows)
     print(f"presence log loss {log_loss(chain, rows, None):.3f} -> calibrated {log_loss(chain, rows, calibration):.3f}"
           f"; calibration [a, b] {calibration}", flush=True)
+    nothing = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 0.0), 0.0)
+    print(f"nothing applied (the input under the peak ceiling): {summary(rows, nothing)}", flush=True)
     before = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 1.0), 1.0 if residual else 0.0)
     print(f"uncalibrated, every strength 1: {summary(rows, before)}", flush=True)
     chosen = {**dict.fromkeys(chain.effect_names, 1.0), **({"residual": 1.0} if residual else {})}
@@ -187,6 +190,11 @@ def main() -> None:
             if clearly_better(objective(rows, scores), objective(rows, best)):
                 chosen, best = {**chosen, part: candidate}, scores
     strength, residual_strength = {n: chosen[n] for n in chain.effect_names}, chosen.get("residual", 0.0)
+    print("harm against gain as every strength is scaled (the user's amount):")
+    for amount in (0.25, 0.5, 0.75):
+        scores = distances(model, rows, calibration, {n: v * amount for n, v in strength.items()},
+                           residual_strength * amount)
+        print(f"  amount {amount:g}: {summary(rows, scores)}", flush=True)
     description = (f"fitted on {len(rows)} excerpts of {len(tracks)} {args.split} tracks ({args.seconds:g} s; per "
                    f"track {args.draws} degraded as dmaster demaster draws, seeds from {args.seed}, and 1 clean): "
                    f"presence calibrated by logistic regression on audible presence (>= {args.audible_db:g} dB); "

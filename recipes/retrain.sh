@@ -52,10 +52,16 @@ start() {
 wait
 [ "$STAGE" = train ] && exit 0
 
+# each model's residual correction (fitted to its restorations of the train tracks), then the parameter model's
+# policy on the val tracks (calibration, inverse strengths, residual strength), which needs the correction
 mkdir -p models/retrained
-python recipes/export_weights.py models/retrain_param/best.pt models/retrained/param.pt
-python recipes/export_weights.py models/retrain_unet/best.pt models/retrained/unet.pt
-python recipes/fit_strength.py --model models/retrained/param.pt --music-root data/raw/debian_music
-python recipes/fit_residual.py --model models/retrained/param.pt --music-root data/raw/debian_music
-python recipes/fit_residual.py --model models/retrained/unet.pt --music-root data/raw/debian_music
+for kind in $MODELS; do
+    [ -f "models/retrained/$kind.pt" ] || python recipes/export_weights.py "models/retrain_$kind/best.pt" \
+        "models/retrained/$kind.pt"
+    [ -f "models/retrained/$kind.residual.json" ] || python recipes/fit_residual.py --model "models/retrained/$kind.pt" \
+        --music-root data/raw/debian_music --draws "${RESIDUAL_DRAWS:-8}"
+done
+if [[ " $MODELS " == *" param "* ]] && [ ! -f models/retrained/param.policy.json ]; then
+    python recipes/fit_policy.py --model models/retrained/param.pt --music-root data/raw/debian_music
+fi
 echo "measure with benchmarks/quality.py (--param-model/--unet-model models/retrained/...) before shipping"

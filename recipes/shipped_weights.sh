@@ -34,9 +34,9 @@ wait
 
 python recipes/export_weights.py models/shipped_param/best.pt dmaster/weights/param.pt
 python recipes/export_weights.py models/shipped_unet/best.pt dmaster/weights/unet.pt
-# the parameter model's per-effect inverse strengths, then each model's residual correction (tonal balance
-# and level), fitted to its restorations of the train tracks
-python recipes/fit_strength.py --model dmaster/weights/param.pt
+# each model's residual correction (tonal balance and level), fitted to its restorations of the train tracks,
+# then the parameter model's policy (presence calibration, inverse strengths, residual strength) on the val tracks
 python recipes/fit_residual.py --model dmaster/weights/param.pt
 python recipes/fit_residual.py --model dmaster/weights/unet.pt
+python recipes/fit_policy.py --model dmaster/weights/param.pt
 python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality

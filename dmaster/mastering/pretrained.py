@@ -102,7 +102,7 @@ def _load_residual(path: str, modified_ns: int) -> ResidualCorrection:
 
 class Policy(NamedTuple):
     """How ``master()`` applies a parameter model's estimate: fitted on held-out music by
-    ``recipes/fit_strength.py`` and kept next to the checkpoint (``param.pt`` → ``param.policy.json``)."""
+    ``recipes/fit_policy.py`` and kept next to the checkpoint (``param.pt`` → ``param.policy.json``)."""
 
     strength: dict[str, float]
     """Per effect, its inverse strength in [0, 1] (missing: 1)."""

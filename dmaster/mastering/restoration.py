@@ -65,7 +65,7 @@ def correction_strengths(params: ChainParams, inverse_strength: dict[str, float]
 
 def calibrate(params: ChainParams, calibration: dict[str, Sequence[float]] | None) -> ChainParams:
     """``params`` with each effect's presence probability ``p`` calibrated: ``sigmoid(a * logit(p) + b)``
-    with the effect's ``[a, b]`` from ``calibration`` (fitted on held-out music by ``recipes/fit_strength.py``);
+    with the effect's ``[a, b]`` from ``calibration`` (fitted on held-out music by ``recipes/fit_policy.py``);
     effects it does not name, and every effect when it is ``None``, keep ``p``.
 
     >>> chain = Chain(44100)
