@@ -12,8 +12,8 @@ an excerpt either degraded as ``dmaster demaster`` draws it (the specs' priors) 
    :func:`dmaster.data.prior.contributions_db`). A model trained where nearly every item has every
    effect on says "present" to clean music; calibration on items where absence is common corrects it.
 2. **Inverse strengths**: per effect, from :data:`STRENGTHS`, by one sweep of coordinate descent in
-   chain order, a change kept when it lowers the objective by more than twice the standard error of
-   the paired difference.
+   chain order: the best strength of an effect is kept when it lowers the objective by more than twice
+   the standard error of the paired difference.
 3. **Residual strength**: how much of the residual correction to apply, from :data:`STRENGTHS`, the
    same way; the correction is further weighted by the calibrated probability that anything is to be
    fixed, ``1 - prod(1 - q)`` (:func:`~dmaster.mastering.restoration.decide`).
@@ -184,11 +184,13 @@ def main() -> None:
     best = score(chosen)
     print(f"calibrated, every strength 1: {summary(rows, best)}", flush=True)
     for part in list(chosen):
+        trials = {}
         for candidate in [s for s in STRENGTHS if s != chosen[part]]:
-            scores = score({**chosen, part: candidate})
-            print(f"  {part} at {candidate:g}: {summary(rows, scores)}", flush=True)
-            if clearly_better(objective(rows, scores), objective(rows, best)):
-                chosen, best = {**chosen, part: candidate}, scores
+            trials[candidate] = score({**chosen, part: candidate})
+            print(f"  {part} at {candidate:g}: {summary(rows, trials[candidate])}", flush=True)
+        candidate = min(trials, key=lambda c: objective(rows, trials[c]).sum())
+        if clearly_better(objective(rows, trials[candidate]), objective(rows, best)):
+            chosen, best = {**chosen, part: candidate}, trials[candidate]
     strength, residual_strength = {n: chosen[n] for n in chain.effect_names}, chosen.get("residual", 0.0)
     print("harm against gain as every strength is scaled (the user's amount):")
     for amount in (0.25, 0.5, 0.75):

@@ -1,0 +1,57 @@
+"""The policy's parts (:mod:`dmaster.mastering.restoration`): calibrated presence, the probability that anything
+is to be fixed, and how they weigh the inverse and the residual correction."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dmaster import Chain
+from dmaster.mastering.restoration import Correction, calibrate, correction_strengths, decide, fix_probability
+
+SR = 44100
+probability = st.floats(0.0, 1.0)
+
+
+def estimate(**presence: float):
+    params = Chain(SR).sample_params(1, torch.Generator().manual_seed(0))
+    for name in params:
+        params[name]["present"] = torch.tensor([presence.get(name, 0.0)])
+    return params
+
+
+@settings(max_examples=50, deadline=None)
+@given(p=st.lists(probability, min_size=5, max_size=5), a=st.floats(0.1, 4.0), b=st.floats(-4.0, 4.0))
+def test_calibration_is_monotone_and_the_identity_changes_nothing(p, a, b):
+    names = Chain(SR).effect_names
+    params = estimate(**dict(zip(names, p)))
+    same = calibrate(params, {name: [1.0, 0.0] for name in names})
+    for name in names:
+        assert float(same[name]["present"][0]) == pytest.approx(p[names.index(name)], abs=1e-5)
+    higher = estimate(**{name: min(1.0, value + 0.1) for name, value in zip(names, p)})
+    low, high = (calibrate(x, {"eq": [a, b]})["eq"]["present"] for x in (params, higher))
+    assert 0.0 <= float(low) <= float(high) <= 1.0
+    assert calibrate(params, None) is params and calibrate(params, {}) is params
+
+
+@settings(max_examples=50, deadline=None)
+@given(p=st.lists(probability, min_size=5, max_size=5))
+def test_fix_probability_is_at_least_the_surest_effect(p):
+    params = estimate(**dict(zip(Chain(SR).effect_names, p)))
+    fix = float(fix_probability(params)[0])
+    assert max(p) - 1e-6 <= fix <= 1.0 + 1e-6
+    assert (fix == pytest.approx(0.0, abs=1e-6)) == (max(p) == 0.0)
+
+
+def test_decide_gates_the_residual_correction_only_when_calibrated():
+    correction = Correction(torch.full((40,), 2.0, dtype=torch.float64), 3.0)
+    clean = estimate()  # every effect absent
+    _, ungated = decide(clean, correction, None, 0.5)
+    assert ungated.level_db == pytest.approx(1.5)  # uncalibrated: the residual strength alone
+    calibration = {name: [1.0, 0.0] for name in clean}
+    params, gated = decide(clean, correction, calibration, 0.5)
+    assert abs(gated.level_db) < 1e-4 and float(gated.bands_db.abs().max()) < 1e-4  # nothing to fix
+    assert all(float(w["present"][0]) == 0.0 for w in correction_strengths(params).values())
+    _, sure = decide(estimate(echo=1.0), correction, calibration, 0.5)
+    assert sure.level_db == pytest.approx(1.5, abs=1e-4)
+    assert decide(clean, None, calibration)[1] is None
