@@ -13,7 +13,7 @@ an excerpt either degraded as ``dmaster demaster`` draws it (the specs' priors) 
    effect on says "present" to clean music; calibration on items where absence is common corrects it.
 2. **Inverse strengths**: per effect, from :data:`STRENGTHS`, by one sweep of coordinate descent in
    chain order: the best strength of an effect is kept when it lowers the objective by more than twice
-   the standard error of the paired difference.
+   the standard error of the paired difference. The gain stays at 1 (:data:`UNJUDGED`).
 3. **Residual strength**: how much of the residual correction to apply, from :data:`STRENGTHS`, the
    same way; the correction is further weighted by the calibrated probability that anything is to be
    fixed, ``1 - prod(1 - q)`` (:func:`~dmaster.mastering.restoration.decide`).
@@ -48,6 +48,8 @@ from dmaster.metrics import Reference
 from dmaster.models import ParamEstimator
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+UNJUDGED = ("gain",)
+"""Left at strength 1: a level-matched distance cannot tell whether a level correction helps."""
 PEAK_CEILING_DB = -1.0
 
 
@@ -183,7 +185,7 @@ def main() -> None:
 
     best = score(chosen)
     print(f"calibrated, every strength 1: {summary(rows, best)}", flush=True)
-    for part in list(chosen):
+    for part in [p for p in chosen if p not in UNJUDGED]:
         trials = {}
         for candidate in [s for s in STRENGTHS if s != chosen[part]]:
             trials[candidate] = score({**chosen, part: candidate})
