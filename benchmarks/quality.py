@@ -60,7 +60,7 @@ from dmaster.effects import Chain
 from dmaster.mastering import master
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
-from dmaster.mastering.restoration import apply_estimate, correction_strengths, restore
+from dmaster.mastering.restoration import apply_estimate, correction_strengths, restore, scaled_strengths
 from dmaster.metrics import Reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,7 +70,12 @@ import report  # noqa: E402  (benchmarks/report.py)
 PEAK_CEILING_DB = -1.0  # master()'s default
 LOUDNESS_ONLY_LUFS = -14.0
 SWAPPED = ("oracle, EQ not inverted", "oracle but the model's EQ", "the model's estimate but the true EQ")
-SYSTEMS = ("identity", "loudness-only", "oracle", "param", "unet", "param, no residual correction", *SWAPPED)
+AMOUNTS = (0.25, 0.5, 0.75)
+"""``master(amount=…)`` of the harm-against-gain curve."""
+SMALLER = tuple(f"param, amount {a:g}" for a in AMOUNTS)
+CURVE = (*SMALLER, "param", "param without its policy")
+SYSTEMS = ("identity", "loudness-only", "oracle", "param", "unet", "param, no residual correction", *SWAPPED,
+           *SMALLER, "param without its policy")
 QUICK = {"draws": 1, "seconds": 5.0, "max_tracks": 3}
 FULL = {"draws": 2, "seconds": 10.0, "max_tracks": 20}
 
@@ -110,11 +115,16 @@ class Systems:
         out = {"identity": given, "loudness-only": set_level(given, sr, LOUDNESS_ONLY_LUFS, PEAK_CEILING_DB)[0]}
         if item.truth is not None:
             out["oracle"] = ceiling(chain.inverse(given[None], item.truth)[0], sr)
-        restored, estimate, _ = restore(self.param, given, self.residual["param"], self.strength, 1.0,
+        restored, estimate, correction = restore(self.param, given, self.residual["param"], self.strength, 1.0,
                                         self.policy.calibration, self.policy.residual)
         out["param"] = ceiling(restored, sr)
         out["unet"] = ceiling(restore(self.unet, given, self.residual["unet"]).audio, sr)
         out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, self.strength), sr)
+        for amount in AMOUNTS:  # what master(amount=...) does with the same estimate
+            strength = scaled_strengths(chain, self.strength, amount)
+            scaled = None if correction is None else correction.scaled(amount)
+            out[f"param, amount {amount:g}"] = ceiling(apply_estimate(chain, given, estimate, strength, scaled), sr)
+        out["param without its policy"] = ceiling(restore(self.param, given, self.residual["param"]).audio, sr)
         if swapped and item.truth is not None:
             model = correction_strengths(estimate, self.strength)
             truth = item.truth
@@ -223,6 +233,21 @@ def measure_set(name: str, items: list[qs.Item], systems: Systems, swapped: bool
             "pedalboard": [{"track": i.track, "seed": i.seed, **i.drawn} for i in items if i.drawn] or None}
 
 
+def curve_markdown(results: dict[str, dict]) -> str:
+    """Harm against gain: the level-matched MR-STFT of ``master(amount=…)`` on every set, and of the model
+    without its policy (every strength 1, presence uncalibrated, the whole residual correction)."""
+    names = list(results)
+    lines = ["### Harm against gain", "",
+             "Level-matched MR-STFT of `master(amount=…)` with the shipped policy, and of the same model without "
+             "it; (d) is the harm done to music that needed nothing, (a)–(c) the gain. Identity for comparison.", "",
+             "| system | " + " | ".join(f"({n})" for n in names) + " |", "|---|" + "---|" * len(names)]
+    for system in ("identity", *CURVE):
+        cells = [f"{results[n]['summary'][system]['mrstft_level_matched']:.3f}" if system in results[n]["summary"]
+                 else "—" for n in names]
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def describe(name: str, result: dict, size: dict, args: argparse.Namespace) -> str:
     draws = "" if name == "d" else f" × {size['draws']} draws (seeds {args.seed}–{args.seed + size['draws'] - 1})"
     where = f"`{args.split}` tracks of {args.music_root.name}" if name == "a" else \
@@ -304,13 +329,15 @@ def main() -> None:
              "", "Systems: identity (the input as given); loudness-only (−14 LUFS under a −1 dBFS peak, the trivial "
              "baseline); oracle (the chain's inverse with the true parameters, under the −1 dBFS ceiling); param "
              "and unet (the shipped models through `master()`'s defaults); param without its residual correction; "
+             "param at a smaller `amount`, and without its policy (the harm-against-gain curve); "
              "the swapped-part rows (the chain's inverse with the true parameters but one part swapped). "
              "Level-matched: the output scaled to the original's RMS before scoring. Paired statistics are over "
              "items (draws of one track are not independent)."]
     if master_seconds is not None:
         intro.append(f"\n`master()` on a 3-minute stereo 44.1 kHz track: {master_seconds:.2f} s = "
                      f"{master_seconds / 180:.4f} × its duration (target ≤ 0.02).")
-    markdown = "\n".join(intro) + "\n\n" + "\n\n".join(qs.set_markdown(n, r) for n, r in results.items())
+    markdown = "\n".join(intro) + "\n\n" + curve_markdown(results) + "\n\n" + "\n\n".join(
+        qs.set_markdown(n, r) for n, r in results.items())
     print(markdown)
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -141,8 +141,12 @@ def test_quality_benchmark_runs_every_set_end_to_end(tmp_path, estimator, unet, 
         "mrstft_level_matched"]
     assert sets["c"]["pedalboard"] and sets["d"]["pedalboard"] is None
     markdown = (out / "quality.md").read_text()
-    for heading in ("### (a)", "### (b)", "### (c)", "### (d)", "param − loudness-only"):
+    for heading in ("### (a)", "### (b)", "### (c)", "### (d)", "param − loudness-only", "### Harm against gain",
+                    "| param, amount 0.5 |", "| param without its policy |"):
         assert heading in markdown
+    for result in sets.values():  # amount 1 is the default; a smaller amount moves the input less
+        summary = result["summary"]
+        assert "param, amount 0.25" in summary and "param without its policy" in summary
     quality = runpy.run_path(str(BENCHMARKS / "quality_sets.py"))
     headline = quality["headline_markdown"]({k: sets[k] for k in "ad"}, "header")
     assert headline.count("\n| (") == 2 and "| — |" in headline  # (d) has no oracle
