@@ -5,11 +5,15 @@
 # continues where it stopped (training with --resume, the fits and the corpus skip what exists).
 #
 #   bash recipes/retrain.sh                    # CPU: the two trainings side by side, HOURS each (default 6)
-#   DEVICE=cuda HOURS=0.15 bash recipes/retrain.sh   # on a lent GPU machine: see the note below
+#   MODELS=param INIT_PARAM=dmaster/weights/param.pt bash recipes/retrain.sh   # fine-tune the parameter model only
 #
 # On a lent GPU machine the music must travel in 64 MiB: build the excerpts here first
-# (`STAGE=excerpts bash recipes/retrain.sh`: short Vorbis excerpts of every train and val track) and
-# carry data/raw/debian_music_excerpts; the recipe then trains on them.
+# (`STAGE=excerpts bash recipes/retrain.sh`: 8 s Vorbis excerpts of every train and val track, about 40 MB),
+# then on the GPU machine train only, carrying them (and models/ to resume):
+#   DEVICE=cuda STAGE=train HOURS=0.15 PARAM_BATCH=64 UNET_BATCH=32 bash recipes/retrain.sh
+# and bring models/retrain_*/ back here, where a rerun without STAGE exports, fits and says how to measure.
+# On a CPU the training is slow: a step of the parameter model takes 2.5 s on one core of the 2-core VM
+# (30 s when the machine is shared), so a CPU run of a few hours is a fine-tuning, not a retraining.
 #
 # The prior's settings and why (benchmarks/prior_audibility.py measures how audible the specs' draws are):
 # every effect on less often than the specs say (EQ 0.8 -> 0.5, gain 0.7 -> 0.5, compressor and reverb
@@ -23,12 +27,15 @@ STAGE=${STAGE:-all}
 MUSIC=data/raw/debian_music
 PRIOR=(--presence "eq=0.5,gain=0.5,echo=0.3,reverb=0.4,compressor=0.4" --clean-share 0.15 --audible-db -20)
 
-[ -f "$MUSIC/manifest.jsonl" ] || python recipes/corpus.py
-if [ "$STAGE" = excerpts ] || [ "$DEVICE" = cuda ]; then
-    [ -d data/raw/debian_music_excerpts ] || python recipes/excerpt_corpus.py "$MUSIC" \
-        data/raw/debian_music_excerpts --seconds 12 --offset 30 --quality 0.7
+if [ "$STAGE" = excerpts ] || { [ "$DEVICE" = cuda ] && [ ! -d data/raw/debian_music_excerpts ]; }; then
+    [ -f "$MUSIC/manifest.jsonl" ] || python recipes/corpus.py
+    python recipes/excerpt_corpus.py "$MUSIC" data/raw/debian_music_excerpts --seconds 8 --offset 30 --quality 0.85
     [ "$STAGE" = excerpts ] && exit 0
-    MUSIC=data/raw/debian_music_excerpts
+fi
+if [ "$DEVICE" = cuda ]; then
+    MUSIC=data/raw/debian_music_excerpts   # carried: the full corpus does not travel
+else
+    [ -f "$MUSIC/manifest.jsonl" ] || python recipes/corpus.py
 fi
 
 minutes=$(python -c "print(round($HOURS * 60))")
@@ -59,7 +66,7 @@ for kind in $MODELS; do
     [ -f "models/retrained/$kind.pt" ] || python recipes/export_weights.py "models/retrain_$kind/best.pt" \
         "models/retrained/$kind.pt"
     [ -f "models/retrained/$kind.residual.json" ] || python recipes/fit_residual.py --model "models/retrained/$kind.pt" \
-        --music-root data/raw/debian_music --draws "${RESIDUAL_DRAWS:-8}"
+        --music-root data/raw/debian_music --draws "${RESIDUAL_DRAWS:-2}"
 done
 if [[ " $MODELS " == *" param "* ]] && [ ! -f models/retrained/param.policy.json ]; then
     python recipes/fit_policy.py --model models/retrained/param.pt --music-root data/raw/debian_music
