@@ -12,7 +12,7 @@ the input's long-term spectra (40 log-frequency bands of :mod:`dmaster.residual`
 removed: a statistic that needs no common notes) has the full size but carries every difference in
 content between the two. The refinement's target curve lies :data:`REFERENCE_TRUST` of the way from
 the swap's correction towards that difference (chosen on cleared music, never on the external check
-set), and Adam moves the EQ's parameters (normalised, from the swap's setting) until the correction
+set), and Levenberg–Marquardt steps move the EQ's parameters (normalised, from the swap's setting) until the correction
 curve fits it in shape. The EQ is linear and time-invariant and the compressor is taken as
 spectrally neutral, so the output's long-term spectrum is the input's plus the correction (dB): the
 refinement needs no pass over the audio; the correction is then applied once to the whole track.
@@ -61,10 +61,12 @@ TONE_AND_DYNAMICS = ("eq", "gain", "compressor")
 """Effects swapped by default: tonal balance, level and dynamics."""
 AMBIENCE = ("echo", "reverb")
 """Effects swapped only with ``ambience=True``."""
-REFINE_STEPS = 40
-"""Adam steps of the refinement."""
-REFINE_LEARNING_RATE = 0.03
-"""Adam step size, in normalised parameter units (each parameter's range is [0, 1])."""
+REFINE_STEPS = 6
+"""Levenberg–Marquardt steps of the refinement."""
+REFINE_DAMPING = 0.01
+"""The Levenberg–Marquardt damping the refinement starts from (relative to the normal matrix's diagonal)."""
+JACOBIAN_STEP = 1e-6
+"""Forward-difference step of the refinement's Jacobian, normalised parameter units."""
 PRIOR_WEIGHT = 0.01
 """Weight of the squared distance (normalised units, summed over parameters) from the swap's EQ."""
 REFERENCE_TRUST = 0.2
@@ -189,21 +191,23 @@ def _curve_grid(sample_rate: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 def _eq_power(eq_values: dict[str, Tensor], weight: Tensor | float, sample_rate: int) -> Tensor:
     """Power response ``(points,)`` float64 of the EQ on :func:`_curve_grid`, blended by ``weight`` as the
-    chain blends (``1 + w·(H − 1)``); at full weight in real arithmetic, which is cheaper to differentiate."""
+    chain blends (``1 + w·(H − 1)``). At full weight (``weight`` 1.0, in real arithmetic, which is cheaper) the
+    values may hold a batch of ``n`` EQs, and the responses are ``(n, points)``."""
     omega, cosines, powers, _ = _curve_grid(sample_rate)
     full = not isinstance(weight, Tensor) and weight == 1.0
+    count = len(eq_values[f"{eq.BANDS[0].name}_gain_db"])
     response = torch.ones_like(omega if full else powers[0])
-    for kind, bands in _BANDS_BY_KIND:  # one biquad design per filter type, its bands batched
+    for kind, bands in _BANDS_BY_KIND:  # one biquad design per filter type, its bands (and EQs) batched
         gain_db, frequency, q = (torch.cat([eq_values[f"{band}_{name}"].double() for band in bands])
                                  for name in ("gain_db", "hz", "q"))
-        b, a = biquad(gain_db, frequency.clamp(max=0.45 * sample_rate), q, sample_rate, kind)  # (bands, 3)
+        b, a = biquad(gain_db, frequency.clamp(max=0.45 * sample_rate), q, sample_rate, kind)  # (bands · n, 3)
         if full:  # |c0 + c1·e^{−jω} + c2·e^{−2jω}|² = Σc² + 2(c0c1 + c1c2)·cos ω + 2c0c2·cos 2ω
             ratio = (_power_coefficients(b) @ cosines) / (_power_coefficients(a) @ cosines)
+            response = response * ratio.reshape(len(bands), count, -1).prod(0)
         else:
-            ratio = (b.to(powers.dtype) @ powers) / (a.to(powers.dtype) @ powers)
-        response = response * ratio.prod(0)
+            response = response * ((b.to(powers.dtype) @ powers) / (a.to(powers.dtype) @ powers)).prod(0)
     if full:
-        return response
+        return response[0] if count == 1 else response
     response = 1.0 + weight * (response - 1.0)
     return response.real.square() + response.imag.square()
 
@@ -222,37 +226,54 @@ def _curve_db(power: Tensor, sample_rate: int) -> Tensor:
 def _refine(start: dict[str, Tensor], target_db: Tensor, inverse_db: Tensor, sample_rate: int,
             steps: int) -> tuple[dict[str, Tensor], list[float]]:
     """The forward EQ (physical units, batch of one, at full weight) whose correction curve (its band
-    response in dB plus ``inverse_db``, the input's EQ inverse) fits ``target_db`` ``(40,)``: Adam on
-    :func:`spectrum_loss` from ``start``, plus :data:`PRIOR_WEIGHT` times the squared distance from it
-    in normalised units. Returns the EQ and the loss before and after."""
+    response in dB plus ``inverse_db``, the input's EQ inverse) fits ``target_db`` ``(40,)``: Levenberg–Marquardt
+    steps on :func:`spectrum_loss` plus :data:`PRIOR_WEIGHT` times the squared distance from ``start`` in
+    normalised units (a least-squares problem in 18 parameters: each step solves it linearised, the Jacobian
+    by forward differences in one batched evaluation). Returns the EQ and the loss before and after."""
     params = eq.SPEC.params
     start_vector = torch.stack([p.normalise(start[p.name].double()) for p in params], 1)[0]
-    offset = torch.zeros(len(params), dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.Adam([offset], lr=REFINE_LEARNING_RATE)
     # Param.denormalise for all parameters at once: linear between the bounds, on a log scale where asked
     logarithmic = torch.tensor([p.scale == "log" for p in params])
     bounds = torch.tensor([[p.minimum, p.maximum] for p in params], dtype=torch.float64)
     bounds = torch.where(logarithmic[:, None], bounds.log(), bounds)
+    in_range = (band_centres_hz() >= MATCH_RANGE_HZ[0]) & (band_centres_hz() <= MATCH_RANGE_HZ[1])
+    weights = torch.from_numpy(in_range.astype(np.float64))
+    weights = weights / weights.sum()
 
-    def values(offset: Tensor) -> dict[str, Tensor]:
-        warped = torch.lerp(bounds[:, 0], bounds[:, 1], (start_vector + offset).clamp(0.0, 1.0))
+    def values(offsets: Tensor) -> dict[str, Tensor]:
+        """Physical values, each ``(n,)``, of offsets ``(n, parameters)``."""
+        warped = torch.lerp(bounds[:, 0], bounds[:, 1], (start_vector + offsets).clamp(0.0, 1.0))
         physical = torch.where(logarithmic, warped.exp(), warped)
-        return {p.name: physical[i : i + 1] for i, p in enumerate(params)}
+        return {p.name: physical[:, i] for i, p in enumerate(params)}
 
-    def loss(offset: Tensor) -> tuple[Tensor, Tensor]:
-        fit = spectrum_loss(inverse_db + _curve_db(_eq_power(values(offset), 1.0, sample_rate), sample_rate), target_db)
-        return fit + PRIOR_WEIGHT * offset.square().sum(), fit
+    def residuals(offsets: Tensor) -> Tensor:
+        """``(n, 40 + parameters)``, each row's sum of squares the loss: the weighted misfit, then the prior."""
+        power = _eq_power(values(offsets), 1.0, sample_rate).reshape(len(offsets), -1)
+        difference = inverse_db + _curve_db(power, sample_rate) - target_db
+        difference = difference - (weights * difference).sum(-1, keepdim=True)
+        return torch.cat([weights.sqrt() * difference, math.sqrt(PRIOR_WEIGHT) * offsets], 1)
 
-    with torch.no_grad():
-        before = float(loss(offset)[1])
+    def fit(offset: Tensor) -> float:
+        power = _eq_power(values(offset[None]), 1.0, sample_rate)
+        return float(spectrum_loss(inverse_db + _curve_db(power, sample_rate), target_db))
+
+    # the Jacobian by forward differences, all of them in one batched evaluation
+    probes = torch.cat([torch.zeros(1, len(params), dtype=torch.float64),
+                        JACOBIAN_STEP * torch.eye(len(params), dtype=torch.float64)])
+    offset = torch.zeros(len(params), dtype=torch.float64)
+    before, damping = fit(offset), REFINE_DAMPING
     for _ in range(steps):
-        optimiser.zero_grad()
-        total, _ = loss(offset)
-        total.backward()
-        optimiser.step()
-    with torch.no_grad():
-        after = float(loss(offset)[1])
-        return {k: v.float() for k, v in values(offset).items()}, [before, after]
+        evaluated = residuals(offset + probes)
+        current = evaluated[0]
+        jacobian = (evaluated[1:] - current).T / JACOBIAN_STEP
+        normal = jacobian.T @ jacobian
+        scaled = damping * (torch.diag(normal.diagonal()) + torch.eye(len(params), dtype=torch.float64))
+        step = torch.linalg.solve(normal + scaled, -jacobian.T @ current)
+        if residuals((offset + step)[None])[0].square().sum() < current.square().sum():
+            offset, damping = offset + step, damping / 3
+        else:
+            damping *= 3
+    return {k: v.float() for k, v in values(offset[None]).items()}, [before, fit(offset)]
 
 
 def _forward_response(values: ChainParams, effects: tuple[str, ...], sample_rate: int) -> ExtraResponse | None:
@@ -298,7 +319,7 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
         keep: effects of the input left as they are (neither undone nor replaced by the reference's).
         ambience: also swap echo and reverb (remove the input's, add the reference's).
         refine: move the forward EQ towards the reference's long-term spectrum (module docstring).
-        steps: Adam steps of the refinement.
+        steps: Levenberg–Marquardt steps of the refinement.
 
     Returns:
         The matched audio ``(channels, samples)`` before the level stage (normalise it to the report's
@@ -346,10 +367,9 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
         inverse_db = _curve_db(inverse_power, rate)
         swap_db = inverse_db + _curve_db(_eq_power(_physical(applied, "eq"), weight, rate), rate)
         target_db = swap_db + REFERENCE_TRUST * (reference_db - input_db - swap_db)
-        with torch.enable_grad():
-            refined, (before, after) = _refine(start, target_db, inverse_db, rate, steps)
+        refined, (before, after) = _refine(start, target_db, inverse_db, rate, steps)
         applied["eq"] = {**refined, "present": torch.full((1,), float(amount))}
-        refinement = {"applied": True, "steps": steps, "learning_rate": REFINE_LEARNING_RATE,
+        refinement = {"applied": True, "steps": steps,
                       "reference_trust": REFERENCE_TRUST, "spectrum_loss_db2_before": round(before, 4),
                       "spectrum_loss_db2_after": round(after, 4)}
 
