@@ -132,8 +132,10 @@ def matchering_system() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] 
     return run
 
 
-def systems(model) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
-    """Each system: (input, reference) → output ``(channels, samples)``, all at :data:`SAMPLE_RATE`."""
+def systems(model: str) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """Each system: (input, reference) → output ``(channels, samples)``, all at :data:`SAMPLE_RATE`; ``model``
+    names the parameter model (``"param"`` or a checkpoint), so that ``master()`` uses its policy and residual
+    correction as it does by default."""
     def level(audio: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return set_level(audio, SAMPLE_RATE, integrated_loudness(reference, SAMPLE_RATE), PEAK_CEILING_DB)[0]
 
@@ -242,7 +244,8 @@ def main() -> None:
         paths = [paths[round(i * len(paths) / limit)] for i in range(limit)]
     if len(paths) < 2:
         raise SystemExit(f"need at least two tracks under {args.music_root}")
-    model = resolve_model(args.model)
+    resolve_model(args.model)  # a bad --model fails here, before any music is read
+    model = args.model  # by name, so that master() finds the files fitted next to it (a loaded module has none)
     table = systems(model)
     items = make_items(paths, args.seed)
     for run in table.values():  # warm-up: model load, numba compilation
