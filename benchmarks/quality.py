@@ -225,7 +225,8 @@ def measure_set(name: str, items: list[qs.Item], systems: Systems, swapped: bool
               + ", ".join(f"{r['system']} {r['mrstft_level_matched']:.3f}" for r in mine), flush=True)
     present = [s for s in SYSTEMS if any(r["system"] == s for r in rows)]
     summary = qs.summarise(rows, present)
-    paired = {f"{a} − {b}": {key: qs.paired_difference(qs.column(rows, a, key), qs.column(rows, b, key))
+    tracks = qs.column(rows, "identity", "track")  # draws of one track are not independent: errors by track
+    paired = {f"{a} − {b}": {key: qs.paired_difference(qs.column(rows, a, key), qs.column(rows, b, key), tracks)
                              for key in ("mrstft_level_matched", "mrstft")} for a, b in comparisons(present)}
     presence = qs.presence_scores(presence_p, presence_t)
     return {"items": len(items), "tracks": len({i.track for i in items}), "summary": summary, "paired": paired,
@@ -331,8 +332,9 @@ def main() -> None:
              "and unet (the shipped models through `master()`'s defaults); param without its residual correction; "
              "param at a smaller `amount`, and without its policy (the harm-against-gain curve); "
              "the swapped-part rows (the chain's inverse with the true parameters but one part swapped). "
-             "Level-matched: the output scaled to the original's RMS before scoring. Paired statistics are over "
-             "items (draws of one track are not independent)."]
+             "Level-matched: the output scaled to the original's RMS before scoring. Paired statistics: wins "
+             "over items, standard errors over tracks (the mean difference per track; draws of one track are not "
+             "independent)."]
     if master_seconds is not None:
         intro.append(f"\n`master()` on a 3-minute stereo 44.1 kHz track: {master_seconds:.2f} s = "
                      f"{master_seconds / 180:.4f} × its duration (target ≤ 0.02).")

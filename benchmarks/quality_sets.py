@@ -143,11 +143,21 @@ def pedalboard_item(track: str, seed: int, clean: Tensor, sample_rate: int) -> I
 
 # -- scores --------------------------------------------------------------------------------------------
 
-def paired_difference(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:
+def paired_difference(first: Sequence[float], second: Sequence[float],
+                      groups: Sequence[str] | None = None) -> dict[str, float]:
     """Per item ``first − second`` (lower is better): how often ``first`` is lower, the mean difference and
-    its standard error."""
+    its standard error. With ``groups`` (e.g. each item's track), items of a group are not taken as
+    independent: the standard error is that of the group means' mean (a cluster-robust estimate).
+
+    >>> paired_difference([1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 0.0, 0.0], ["a", "a", "b", "b"])["standard_error"]
+    1.0
+    """
     difference = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
-    se = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else math.nan
+    units = difference
+    if groups is not None:
+        names = np.asarray(groups)
+        units = np.array([difference[names == name].mean() for name in dict.fromkeys(groups)])
+    se = float(units.std(ddof=1) / np.sqrt(len(units))) if len(units) > 1 else math.nan
     return {"wins": int((difference < 0).sum()), "items": len(difference),
             "mean_difference": float(difference.mean()), "standard_error": se}
 
@@ -207,7 +217,7 @@ def set_markdown(name: str, result: dict[str, Any]) -> str:
                      f"{s['mrstft_level_matched_median']:.3f} | {s['si_sdr_db']:.2f} | {s['lsd_db']:.2f} | "
                      f"{s['lufs_error_db']:.2f} |")
     lines += ["", "Paired, per item (first − second; negative: the first is better; wins: items where the first "
-              "is lower):", "",
+              "is lower; standard errors over tracks):", "",
               "| first − second | level-matched MR-STFT: wins | mean ± s.e. | raw MR-STFT: wins | mean ± s.e. |",
               "|---|---|---|---|---|"]
     for label, p in result["paired"].items():

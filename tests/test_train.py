@@ -85,8 +85,9 @@ def test_track_seconds_sets_how_much_of_each_track_the_loader_decodes(monkeypatc
             return iter(())
 
     monkeypatch.setattr(dmaster.training.batches, "OnTheFlyBatches", Recorder)
-    _music_batches(TrainConfig(music_root="music", track_seconds=track_seconds), "train", torch.device("cpu"), 0, 1, 0)
-    assert seen["max_seconds"] == max_seconds
+    config = TrainConfig(music_root="music", track_seconds=track_seconds, pool_tracks=500)
+    _music_batches(config, "train", torch.device("cpu"), 0, 1, 0, config.pool_tracks)
+    assert seen["max_seconds"] == max_seconds and seen["pool_tracks"] == 500
 
 
 def test_command_line_reports_bad_settings(tmp_path, capsys):
