@@ -116,14 +116,18 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=8, help="excerpts (and degradations) per track")
     parser.add_argument("--seconds", type=float, default=15.0, help="excerpt length")
     parser.add_argument("--seed", type=int, default=9000, help="seed of each track's first degradation")
+    parser.add_argument("--max-tracks", type=int, help="at most this many train tracks, spread over the sorted list "
+                                                       "(so over every package); default all")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
 
     model = resolve_model(args.model)
     tracks = find_tracks(args.music_root)
     strength = resolve_policy(args.model).strength  # the policy's, if recipes/fit_policy.py ran before
-    train = examples(model, strength, [t for t in tracks if split_of(t.id) == "train"], args.draws, args.seconds,
-                     args.seed, SELECTION_EVERY)
+    train_tracks = [t for t in tracks if split_of(t.id) == "train"]
+    if args.max_tracks and len(train_tracks) > args.max_tracks:
+        train_tracks = [train_tracks[int(i)] for i in np.linspace(0, len(train_tracks) - 1, args.max_tracks).round()]
+    train = examples(model, strength, train_tracks, args.draws, args.seconds, args.seed, SELECTION_EVERY)
     val = examples(model, strength, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.seconds,
                    args.seed, 1)
     x, y = (torch.stack([r[k] for r in train]).numpy() for k in ("x", "y"))

@@ -43,7 +43,7 @@ minutes=$(python -c "print(round($HOURS * 60))")
 common=(--music-root "$MUSIC" --track-seconds 60 --pool-tracks "${POOL_TRACKS:-512}" --steps 1000000 --max-minutes "$minutes" --window-seconds 3
         --val-every 250 --device "$DEVICE" --seed 0 "${PRIOR[@]}")
 mkdir -p experiments
-threads=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
+threads=${THREADS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}   # per training
 MODELS=${MODELS:-param unet}   # MODELS=param trains the parameter model alone
 # a rerun continues each run; a first run starts from INIT_PARAM / INIT_UNET when given (fine-tuning at half the
 # learning rate: on a CPU the budget buys a few thousand steps, fewer than the shipped weights already learned from)
@@ -66,7 +66,7 @@ for kind in $MODELS; do
     [ -f "models/retrained/$kind.pt" ] || python recipes/export_weights.py "models/retrain_$kind/best.pt" \
         "models/retrained/$kind.pt"
     [ -f "models/retrained/$kind.residual.json" ] || python recipes/fit_residual.py --model "models/retrained/$kind.pt" \
-        --music-root data/raw/debian_music --draws "${RESIDUAL_DRAWS:-2}"
+        --music-root data/raw/debian_music --draws 2 --seconds 10 --max-tracks "${RESIDUAL_TRACKS:-150}"
 done
 if [[ " $MODELS " == *" param "* ]] && [ ! -f models/retrained/param.policy.json ]; then
     python recipes/fit_policy.py --model models/retrained/param.pt --music-root data/raw/debian_music
