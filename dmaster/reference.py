@@ -12,8 +12,8 @@ the input's long-term spectra (40 log-frequency bands of :mod:`dmaster.residual`
 removed: a statistic that needs no common notes) has the full size but carries every difference in
 content between the two. The refinement's target curve lies :data:`REFERENCE_TRUST` of the way from
 the swap's correction towards that difference (chosen on cleared music, never on the external check
-set), and Levenberg–Marquardt steps move the EQ's parameters (normalised, from the swap's setting) until the correction
-curve fits it in shape. The EQ is linear and time-invariant and the compressor is taken as
+set), and Levenberg–Marquardt steps move the EQ's parameters (normalised, from the swap's setting)
+until the correction curve fits it in shape. The EQ is linear and time-invariant and the compressor is taken as
 spectrally neutral, so the output's long-term spectrum is the input's plus the correction (dB): the
 refinement needs no pass over the audio; the correction is then applied once to the whole track.
 
@@ -254,8 +254,8 @@ def _refine(start: dict[str, Tensor], target_db: Tensor, inverse_db: Tensor, sam
         return torch.cat([weights.sqrt() * difference, math.sqrt(PRIOR_WEIGHT) * offsets], 1)
 
     def fit(offset: Tensor) -> float:
-        power = _eq_power(values(offset[None]), 1.0, sample_rate)
-        return float(spectrum_loss(inverse_db + _curve_db(power, sample_rate), target_db))
+        """:func:`spectrum_loss` alone: the misfit part of the residuals."""
+        return float(residuals(offset[None])[0, : len(target_db)].square().sum())
 
     # the Jacobian by forward differences, all of them in one batched evaluation
     probes = torch.cat([torch.zeros(1, len(params), dtype=torch.float64),

@@ -94,9 +94,9 @@ def decide(params: ChainParams, correction: Correction | None, calibration: dict
     """The estimate with its presence calibrated (:func:`calibrate`), and the residual ``correction`` times
     ``residual_strength`` and, when the presence is calibrated, times the probability that anything is to be
     fixed (:func:`fix_probability`): music that needs nothing gets neither inverse nor correction."""
-    if correction is None:
-        return calibrate(params, calibration), None
     params = calibrate(params, calibration)
+    if correction is None:
+        return params, None
     gate = float(fix_probability(params)[0]) if calibration else 1.0
     return params, correction.scaled(residual_strength * gate)
 
