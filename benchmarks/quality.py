@@ -50,12 +50,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.generate import track_params
-from dmaster.data.splits import Track, find_tracks, split_of
+from dmaster.data.splits import Track, find_tracks, split_of, spread
 from dmaster.effects import Chain
 from dmaster.mastering import master
 from dmaster.mastering.level import set_level
@@ -85,13 +84,6 @@ def excerpt(audio: torch.Tensor, seconds: float, sample_rate: int) -> torch.Tens
     length = int(seconds * sample_rate)
     start = max(0, (audio.shape[-1] - length) // 2)
     return audio[:, start : start + length]
-
-
-def spread(tracks: list[Track], count: int | None) -> list[Track]:
-    """At most ``count`` tracks spread evenly over the sorted list (so over every package)."""
-    if count is None or len(tracks) <= count:
-        return tracks
-    return [tracks[int(i)] for i in np.linspace(0, len(tracks) - 1, count).round()]
 
 
 def ceiling(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:

@@ -192,7 +192,7 @@ def _curve_grid(sample_rate: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 def _eq_power(eq_values: dict[str, Tensor], weight: Tensor | float, sample_rate: int) -> Tensor:
     """Power response ``(points,)`` float64 of the EQ on :func:`_curve_grid`, blended by ``weight`` as the
     chain blends (``1 + w·(H − 1)``). At full weight (``weight`` 1.0, in real arithmetic, which is cheaper) the
-    values may hold a batch of ``n`` EQs, and the responses are ``(n, points)``."""
+    values may hold a batch of ``n`` EQs, and the responses are ``(n, points)`` (``n`` = 1 included)."""
     omega, cosines, powers, _ = _curve_grid(sample_rate)
     full = not isinstance(weight, Tensor) and weight == 1.0
     count = len(eq_values[f"{eq.BANDS[0].name}_gain_db"])
@@ -207,7 +207,7 @@ def _eq_power(eq_values: dict[str, Tensor], weight: Tensor | float, sample_rate:
         else:
             response = response * ((b.to(powers.dtype) @ powers) / (a.to(powers.dtype) @ powers)).prod(0)
     if full:
-        return response[0] if count == 1 else response
+        return response
     response = 1.0 + weight * (response - 1.0)
     return response.real.square() + response.imag.square()
 
@@ -248,7 +248,7 @@ def _refine(start: dict[str, Tensor], target_db: Tensor, inverse_db: Tensor, sam
 
     def residuals(offsets: Tensor) -> Tensor:
         """``(n, 40 + parameters)``, each row's sum of squares the loss: the weighted misfit, then the prior."""
-        power = _eq_power(values(offsets), 1.0, sample_rate).reshape(len(offsets), -1)
+        power = _eq_power(values(offsets), 1.0, sample_rate)
         difference = inverse_db + _curve_db(power, sample_rate) - target_db
         difference = difference - (weights * difference).sum(-1, keepdim=True)
         return torch.cat([weights.sqrt() * difference, math.sqrt(PRIOR_WEIGHT) * offsets], 1)

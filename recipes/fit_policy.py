@@ -104,7 +104,7 @@ def log_loss(chain, rows: list[dict], calibration: dict | None) -> float:
     """Mean binary cross-entropy of the (calibrated) presence against the audible-presence labels."""
     total = []
     for r in rows:
-        estimate = calibrate(r["estimate"], calibration) if calibration else r["estimate"]
+        estimate = calibrate(r["estimate"], calibration)
         for index, name in enumerate(chain.effect_names):
             q = min(max(float(estimate[name]["present"][0]), 1e-6), 1 - 1e-6)
             total.append(-math.log(q if r["labels"][index] else 1 - q))

@@ -27,7 +27,7 @@ import torch
 
 from dmaster.data.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
-from dmaster.data.splits import find_tracks, split_of
+from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
 from dmaster.mastering.estimation import model_windows
 from dmaster.mastering.level import set_level
@@ -124,9 +124,7 @@ def main() -> None:
     model = resolve_model(args.model)
     tracks = find_tracks(args.music_root)
     strength = resolve_policy(args.model).strength  # the policy's, if recipes/fit_policy.py ran before
-    train_tracks = [t for t in tracks if split_of(t.id) == "train"]
-    if args.max_tracks and len(train_tracks) > args.max_tracks:
-        train_tracks = [train_tracks[int(i)] for i in np.linspace(0, len(train_tracks) - 1, args.max_tracks).round()]
+    train_tracks = spread([t for t in tracks if split_of(t.id) == "train"], args.max_tracks or None)
     train = examples(model, strength, train_tracks, args.draws, args.seconds, args.seed, SELECTION_EVERY)
     val = examples(model, strength, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.seconds,
                    args.seed, 1)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+import numpy as np
+
 from .audio import AUDIO_EXTENSIONS
 
-__all__ = ["SPLITS", "Split", "Track", "check_split", "find_tracks", "split_of", "track_id", "unit_hash"]
+__all__ = ["SPLITS", "Split", "Track", "check_split", "find_tracks", "split_of", "spread", "track_id", "unit_hash"]
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
@@ -99,6 +101,18 @@ def split_of(track: str, val_fraction: float = 0.1, test_fraction: float = 0.1) 
     if position < test_fraction + val_fraction:
         return "val"
     return "train"
+
+
+def spread(tracks: list[Track], count: int | None) -> list[Track]:
+    """At most ``count`` of ``tracks`` (all of them when ``None``), spread evenly over the list: over every
+    package of a :func:`find_tracks` list, which is sorted by path.
+
+    >>> spread(list("abcdefg"), 3)
+    ['a', 'd', 'g']
+    """
+    if count is None or len(tracks) <= count:
+        return tracks
+    return [tracks[int(i)] for i in np.linspace(0, len(tracks) - 1, count).round()]
 
 
 def check_split(split: str) -> Split:
