@@ -6,6 +6,8 @@ its own ranges, not the project's chain): input = P1(a), reference = P2(b), targ
 "other track" set the reference is P2 applied to passage b of the next track. Systems:
 
 - input: the input as it is;
+- oracle: the target itself, normalised to the reference's loudness under the ceiling: the floor that the
+  loudness of another passage sets to the raw MR-STFT of every system that matches the reference's loudness;
 - loudness only: the input normalised to the reference's loudness (peaks limited to −1 dBFS);
 - Matchering 2 (``pip install .[bench]``; skipped when not importable), with its limiter;
 - dmaster blind: ``master()`` without the reference, normalised to the reference's loudness;
@@ -56,6 +58,8 @@ CLIP_SECONDS = 10.0
 TRACK_LUFS = -24.0
 """Every track is scaled to this loudness before the styles (headroom for their boosts)."""
 PEAK_CEILING_DB = -1.0
+System = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""A system of the table: (input, reference, target) → output."""
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 BEGIN, END = "<!-- BEGIN reference_match -->", "<!-- END reference_match -->"
 """The markers :func:`sections.write_section` keeps the table between."""
@@ -112,7 +116,7 @@ def make_items(paths: list[Path], seed: int) -> list[dict]:
     return items
 
 
-def matchering_system() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+def matchering_system() -> System | None:
     """Matchering 2 through its file interface (what it offers), or ``None`` when it is not installed."""
     try:
         import matchering
@@ -129,27 +133,29 @@ def matchering_system() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] 
             out, _ = sf.read(paths[2], dtype="float32", always_2d=True)
         return torch.from_numpy(np.ascontiguousarray(out.T))[:, : audio.shape[-1]]
 
-    return run
+    return lambda audio, reference, target: run(audio, reference)
 
 
-def systems(model: str) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
-    """Each system: (input, reference) → output ``(channels, samples)``, all at :data:`SAMPLE_RATE`; ``model``
-    names the parameter model (``"param"`` or a checkpoint), so that ``master()`` uses its policy and residual
-    correction as it does by default."""
+def systems(model: str) -> dict[str, System]:
+    """Each system: (input, reference, target) → output ``(channels, samples)``, all at :data:`SAMPLE_RATE` (only the
+    oracle looks at the target); ``model`` names the parameter model (``"param"`` or a checkpoint), so that
+    ``master()`` uses its policy and residual correction as it does by default."""
     def level(audio: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return set_level(audio, SAMPLE_RATE, integrated_loudness(reference, SAMPLE_RATE), PEAK_CEILING_DB)[0]
 
-    def reference_mode(refine: bool) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        def run(audio: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    def reference_mode(refine: bool) -> System:
+        def run(audio: torch.Tensor, reference: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             matched, report = match_reference(audio, reference, model, SAMPLE_RATE, refine=refine)
             return set_level(matched, SAMPLE_RATE, report["reference_loudness_lufs"], PEAK_CEILING_DB)[0]
         return run
 
-    table = {"input": lambda audio, reference: audio, "loudness only": level}
+    table: dict[str, System] = {"input": lambda audio, reference, target: audio,
+                                "oracle": lambda audio, reference, target: level(target, reference),
+                                "loudness only": lambda audio, reference, target: level(audio, reference)}
     peer = matchering_system()
     if peer is not None:
         table["Matchering"] = peer
-    table["dmaster blind"] = lambda audio, reference: master(
+    table["dmaster blind"] = lambda audio, reference, target: master(
         audio, SAMPLE_RATE, model=model, target_lufs=integrated_loudness(reference, SAMPLE_RATE)).audio
     table["dmaster reference, swap only"] = reference_mode(False)
     table["dmaster reference"] = reference_mode(True)
@@ -201,7 +207,7 @@ def markdown(summary: dict, comparisons: dict, meta: dict) -> str:
                   "| s per clip ↓ |",
                   "|---|---|---|---|---|"]
         for system, s in table["systems"].items():
-            seconds = "—" if system == "input" else f"{s['seconds']:.2f}"
+            seconds = "—" if system in ("input", "oracle") else f"{s['seconds']:.2f}"
             lines.append(f"| {system} | {s['mrstft']:.3f} | {s['mrstft_level_matched']:.3f} | "
                          f"{s['lufs_error']:.2f} | {seconds} |")
         lines.append("")
@@ -249,7 +255,8 @@ def main() -> None:
     table = systems(model)
     items = make_items(paths, args.seed)
     for run in table.values():  # warm-up: model load, numba compilation
-        run(items[0]["input"][:, : 5 * SAMPLE_RATE], items[0]["reference"]["same track"][:, : 5 * SAMPLE_RATE])
+        run(*(audio[:, : 5 * SAMPLE_RATE] for audio in (items[0]["input"], items[0]["reference"]["same track"],
+                                                         items[0]["target"])))
     if args.threads:  # again: starting numba's threading layer in the first runs resets torch's thread count
         torch.set_num_threads(args.threads)
 
@@ -258,7 +265,7 @@ def main() -> None:
         for name, reference in item["reference"].items():
             for system, run in table.items():
                 started = time.perf_counter()
-                output = run(item["input"], reference)
+                output = run(item["input"], reference, item["target"])
                 seconds = time.perf_counter() - started
                 rows.append({"set": name, "track": item["track"], "system": system, "seconds": seconds,
                              **scores(output, item["target"], reference)})
@@ -288,6 +295,8 @@ def main() -> None:
     if "Matchering" in same:
         targets[:0] = [f"MR-STFT {ours['mrstft']:.3f} = {ours['mrstft'] / same['Matchering']['mrstft']:.2f} × "
                        f"Matchering's (≤ 0.80)"]
+        targets.append(f"the oracle's MR-STFT {same['oracle']['mrstft']:.3f} = "
+                       f"{same['oracle']['mrstft'] / same['Matchering']['mrstft']:.2f} × Matchering's (the floor)")
         targets.append(f"time per clip {ours['seconds']:.2f} s = {ours['seconds'] / same['Matchering']['seconds']:.2f}"
                        f" × Matchering's (≤ 2)")
     meta = {"date": datetime.date.today().isoformat(),
