@@ -71,6 +71,7 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
     printed = capsys.readouterr().out
     assert "6 val excerpts of 3 tracks (3 degraded)" in printed and "compressor at 0: " in printed
     assert "clean weight 1: " in printed  # the harm budget's first fit, always made
+    assert "clean mean on unseen tracks" in printed  # the budget is judged on tracks each half was not fitted on
     assert "gain at 0: " not in printed  # a level-matched distance cannot judge the gain
     assert "residual at 0: " not in printed  # no residual correction next to this checkpoint
     policy = load_policy(tmp_path / "param.policy.json")
