@@ -159,13 +159,18 @@ def folds(rows: list[dict]) -> list[np.ndarray]:
     return [track % 2 == 0, track % 2 == 1]
 
 
+def select(rows: list[dict], mask: np.ndarray) -> list[dict]:
+    """The rows where the boolean ``mask`` is true."""
+    return [r for r, keep in zip(rows, mask) if keep]
+
+
 def descend(parts: dict[str, float], score, rows: list[dict], clean_weight: float,
             subset: np.ndarray | None = None) -> dict[str, float]:
     """One sweep of coordinate descent over ``parts`` (name -> strength; :data:`UNJUDGED` ones are kept),
     each part's best strength of :data:`STRENGTHS` kept when :func:`clearly_better`; on the rows of the
     boolean mask ``subset`` only when given."""
     subset = np.ones(len(rows), dtype=bool) if subset is None else subset
-    fitted = [r for r, keep in zip(rows, subset) if keep]
+    fitted = select(rows, subset)
     chosen = dict(parts)
     for part in [p for p in chosen if p not in UNJUDGED]:
         best = objective(fitted, score(chosen)[subset], clean_weight)
@@ -202,8 +207,9 @@ def main() -> None:
         parser.error(f"{args.model} is not a parameter model: the U-Net has no effects to weight")
     chain = model.chain
     tracks = spread([t for t in find_tracks(args.music_root) if split_of(t.id) == args.split], args.max_tracks)
-    if not tracks:
-        parser.error(f"no {args.split} tracks under {args.music_root}")
+    if len(tracks) < 2:
+        parser.error(f"{len(tracks)} {args.split} tracks under {args.music_root}: the harm budget's "
+                     "cross-validation needs at least 2")
     rows = items(model, tracks, args.draws, args.seconds, args.seed, args.audible_db)
     residual = resolve_residual(args.model)
     for r in rows:
@@ -234,7 +240,7 @@ def main() -> None:
         held_out = []
         for fitted, other in (halves, halves[::-1]):
             half = descend(start, score, rows, clean_weight, fitted)
-            held_out.append(clean_mean([r for r, keep in zip(rows, other) if keep], score(half)[other]))
+            held_out.append(clean_mean(select(rows, other), score(half)[other]))
         unseen = float(np.mean(held_out))
         chosen = descend(start, score, rows, clean_weight)
         best = score(chosen)
