@@ -10,12 +10,15 @@ Then a refinement of the forward EQ. The swap's correction is robust to the musi
 model's estimates are shrunk towards "nothing to fix"); the difference between the reference's and
 the input's long-term spectra (40 log-frequency bands of :mod:`dmaster.residual`, mean level
 removed: a statistic that needs no common notes) has the full size but carries every difference in
-content between the two. The refinement's target curve lies :data:`REFERENCE_TRUST` of the way from
-the swap's correction towards that difference (chosen on cleared music, never on the external check
-set), and Levenberg–Marquardt steps move the EQ's parameters (normalised, from the swap's setting)
-until the correction curve fits it in shape. The EQ is linear and time-invariant and the compressor is taken as
-spectrally neutral, so the output's long-term spectrum is the input's plus the correction (dB): the
-refinement needs no pass over the audio; the correction is then applied once to the whole track.
+content between the two, often several dB in a band (an intro against a chorus). The refinement's
+target curve is the swap's correction plus :data:`REFERENCE_TRUST` of what the difference adds to it,
+that excess limited to :data:`REFERENCE_LIMIT_DB` in every band, so that no difference of content
+pulls the curve far (both chosen on cleared music, never on the external check set, by
+``recipes/fit_reference_trust.py``). Levenberg–Marquardt steps move the EQ's parameters (normalised,
+from the swap's setting) until the correction curve fits it in shape. The EQ is linear and
+time-invariant and the compressor is taken as spectrally neutral, so the output's long-term
+spectrum is the input's plus the correction (dB): the refinement needs no pass over the audio; the
+correction is then applied once to the whole track.
 
 The output level is the caller's (:func:`dmaster.mastering.level.set_level`): the report's
 ``reference_loudness_lufs`` is the loudness to normalise to, under the peak ceiling.
@@ -69,9 +72,11 @@ JACOBIAN_STEP = 1e-6
 """Forward-difference step of the refinement's Jacobian, normalised parameter units."""
 PRIOR_WEIGHT = 0.01
 """Weight of the squared distance (normalised units, summed over parameters) from the swap's EQ."""
-REFERENCE_TRUST = 0.2
-"""How far the refinement's target curve lies from the swap's correction towards the difference between the
-reference's and the input's long-term spectra, in every band."""
+REFERENCE_TRUST = 0.3
+"""The share of the excess (the difference between the reference's and the input's long-term spectra, less the
+swap's correction, limited to :data:`REFERENCE_LIMIT_DB`) that the refinement's target curve adds to the swap's."""
+REFERENCE_LIMIT_DB = 3.0
+"""The most the excess may hold in any band (dB, either sign; mean over :data:`MATCH_RANGE_HZ` removed first)."""
 MATCH_RANGE_HZ = (40.0, 16000.0)
 """Bands (by centre) whose levels the refinement compares: the top band holds little but codec cut-offs."""
 CURVE_POINTS = 8
@@ -157,14 +162,24 @@ def spectrum_loss(output_db: Tensor, reference_db: Tensor) -> Tensor:
     the mean difference: the shape of the tonal balance, not its level.
 
     >>> flat = torch.zeros(40, dtype=torch.float64)
-    >>> float(spectrum_loss(flat + 6.0, flat)), float(spectrum_loss(flat.index_fill(0, torch.tensor([20]), 1.0), flat))
+    >>> bump = flat.index_fill(0, torch.tensor([20]), 1.0)
+    >>> round(float(spectrum_loss(flat + 6.0, flat)), 6), float(spectrum_loss(bump, flat))
     (0.0, 0.0249...)
     """
-    weights = torch.from_numpy(((band_centres_hz() >= MATCH_RANGE_HZ[0]) & (band_centres_hz() <= MATCH_RANGE_HZ[1]))
-                               .astype(np.float64))
-    difference = output_db - reference_db
-    difference = difference - (weights * difference).sum() / weights.sum()
-    return (weights * difference.square()).sum() / weights.sum()
+    weights = _match_weights()
+    return (weights * _centred(output_db - reference_db).square()).sum()
+
+
+def _match_weights() -> Tensor:
+    """``(40,)`` float64: equal weights summing to 1 on the bands inside :data:`MATCH_RANGE_HZ`, 0 outside."""
+    centres = band_centres_hz()
+    weights = torch.from_numpy(((centres >= MATCH_RANGE_HZ[0]) & (centres <= MATCH_RANGE_HZ[1])).astype(np.float64))
+    return weights / weights.sum()
+
+
+def _centred(db: Tensor) -> Tensor:
+    """Band levels ``(..., 40)`` less their mean over :data:`MATCH_RANGE_HZ`: the shape, not the level."""
+    return db - (_match_weights() * db).sum(-1, keepdim=True)
 
 
 def _weights(params: ChainParams, effects: Iterable[str], amount: float) -> ChainParams:
@@ -236,9 +251,7 @@ def _refine(start: dict[str, Tensor], target_db: Tensor, inverse_db: Tensor, sam
     logarithmic = torch.tensor([p.scale == "log" for p in params])
     bounds = torch.tensor([[p.minimum, p.maximum] for p in params], dtype=torch.float64)
     bounds = torch.where(logarithmic[:, None], bounds.log(), bounds)
-    in_range = (band_centres_hz() >= MATCH_RANGE_HZ[0]) & (band_centres_hz() <= MATCH_RANGE_HZ[1])
-    weights = torch.from_numpy(in_range.astype(np.float64))
-    weights = weights / weights.sum()
+    weights = _match_weights()
 
     def values(offsets: Tensor) -> dict[str, Tensor]:
         """Physical values, each ``(n,)``, of offsets ``(n, parameters)``."""
@@ -249,8 +262,7 @@ def _refine(start: dict[str, Tensor], target_db: Tensor, inverse_db: Tensor, sam
     def residuals(offsets: Tensor) -> Tensor:
         """``(n, 40 + parameters)``, each row's sum of squares the loss: the weighted misfit, then the prior."""
         power = _eq_power(values(offsets), 1.0, sample_rate)
-        difference = inverse_db + _curve_db(power, sample_rate) - target_db
-        difference = difference - (weights * difference).sum(-1, keepdim=True)
+        difference = _centred(inverse_db + _curve_db(power, sample_rate) - target_db)
         return torch.cat([weights.sqrt() * difference, math.sqrt(PRIOR_WEIGHT) * offsets], 1)
 
     def fit(offset: Tensor) -> float:
@@ -366,11 +378,13 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
         start = {k: v * weight / amount if k.endswith("_gain_db") else v for k, v in start.items()}
         inverse_db = _curve_db(inverse_power, rate)
         swap_db = inverse_db + _curve_db(_eq_power(_physical(applied, "eq"), weight, rate), rate)
-        target_db = swap_db + REFERENCE_TRUST * (reference_db - input_db - swap_db)
+        excess = _centred(reference_db - input_db - swap_db).clamp(-REFERENCE_LIMIT_DB, REFERENCE_LIMIT_DB)
+        target_db = swap_db + REFERENCE_TRUST * excess
         refined, (before, after) = _refine(start, target_db, inverse_db, rate, steps)
         applied["eq"] = {**refined, "present": torch.full((1,), float(amount))}
         refinement = {"applied": True, "steps": steps,
-                      "reference_trust": REFERENCE_TRUST, "spectrum_loss_db2_before": round(before, 4),
+                      "reference_trust": REFERENCE_TRUST, "reference_limit_db": REFERENCE_LIMIT_DB,
+                      "spectrum_loss_db2_before": round(before, 4),
                       "spectrum_loss_db2_after": round(after, 4)}
 
     forward_lti = _forward_response(applied, effects, rate)

@@ -19,7 +19,15 @@ from dmaster.loudness import integrated_loudness
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model
 from dmaster.metrics import mrstft_distance
-from dmaster.reference import match_reference, prepare_reference, spectrum_loss
+from dmaster.reference import (
+    MATCH_RANGE_HZ,
+    REFERENCE_LIMIT_DB,
+    REFERENCE_TRUST,
+    match_reference,
+    prepare_reference,
+    spectrum_loss,
+)
+from dmaster.residual import band_centres_hz
 from dmaster.synth import music_like
 
 RATE = 44100
@@ -101,6 +109,18 @@ def test_bright_reference_makes_the_mix_brighter_and_the_refinement_lowers_its_l
     assert refinement["applied"] and refinement["spectrum_loss_db2_after"] < refinement["spectrum_loss_db2_before"]
     swapped, _ = match_reference(mix, reference, model, RATE, refine=False)
     assert treble_ratio(out) > treble_ratio(swapped)  # the refinement moves towards the reference
+
+
+def test_the_refinement_takes_at_most_its_limited_share_of_the_spectral_difference(model, mix):
+    # a 10 dB shelf and other music: far more difference than any band may pull the curve
+    reference = eq.forward(music_like(3.0, RATE, 2, seed=9)[None], RATE, high_shelf_hz=3000.0,
+                           high_shelf_gain_db=10.0, high_shelf_q=0.7)[0]
+    curves = [np.array(list(match_reference(mix, reference, model, RATE, refine=refine)[1]
+                            ["correction"]["eq_curve_db"].values())) for refine in (False, True)]
+    inside = (band_centres_hz() >= MATCH_RANGE_HZ[0]) & (band_centres_hz() <= MATCH_RANGE_HZ[1])
+    moved = (curves[1] - curves[0])[inside]
+    moved -= moved.mean()
+    assert 0.2 < np.abs(moved).max() <= REFERENCE_TRUST * REFERENCE_LIMIT_DB + 0.3
 
 
 def test_amount_zero_and_keep_everything_are_the_identity(model, mix):

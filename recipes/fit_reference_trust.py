@@ -1,0 +1,124 @@
+"""Choose the reference refinement's trust and limit (:mod:`dmaster.reference`) on cleared music.
+
+For items built as ``benchmarks/reference_match.py`` builds them, but from the ``val`` tracks of the
+cleared corpus (never the external check set), the true tonal correction is known: the 40-band
+response of the reference's style EQ less the input's (pedalboard's filters, measured on an impulse).
+Per item this recipe takes the swap's correction S (``match_reference(refine=False)``) and the
+difference D between the reference's and the input's long-term band spectra, and scores every
+candidate target curve ``S + trust * clip(D - S, ±limit)`` by its rms distance (dB, mean over
+:data:`dmaster.reference.MATCH_RANGE_HZ` removed) from the true correction, for same-track and
+other-track references. The chosen pair minimises the mean of both sets; a two-fold cross-validation
+over the tracks shows what that choice is worth on tracks it was not chosen on. It prints; it writes
+nothing (the constants live in ``dmaster/reference.py``).
+
+    python recipes/fit_reference_trust.py --music-root data/raw/debian_music   # ~10 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pedalboard
+import torch
+
+from dmaster import reference
+from dmaster.data.splits import find_tracks, split_of
+from dmaster.residual import STFT_SIZE, band_centres_hz
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import reference_match as protocol  # noqa: E402  (benchmarks/reference_match.py: the items and their styles)
+
+TRUSTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+LIMITS_DB = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, float("inf"))
+SETS = ("same track", "other track")
+
+
+def style_eq_db(style: dict[str, float]) -> np.ndarray:
+    """The 40 band levels (dB) of a style's EQ (its shelves and peak filter), from its impulse response."""
+    rate = protocol.SAMPLE_RATE
+    board = pedalboard.Pedalboard([
+        pedalboard.LowShelfFilter(cutoff_frequency_hz=style["low_shelf_hz"], gain_db=style["low_shelf_db"]),
+        pedalboard.HighShelfFilter(cutoff_frequency_hz=style["high_shelf_hz"], gain_db=style["high_shelf_db"]),
+        pedalboard.PeakFilter(cutoff_frequency_hz=style["peak_hz"], gain_db=style["peak_db"], q=style["peak_q"])])
+    impulse = np.zeros((1, rate), np.float32)
+    impulse[0, 0] = 1.0
+    factor = -(-rate // STFT_SIZE)  # the DTFT at the STFT's bins, exactly: a longer transform, every factor-th bin
+    response = np.fft.rfft(board(impulse, rate)[0], STFT_SIZE * factor)[::factor]
+    return reference._bands_db(torch.from_numpy(np.abs(response).astype(np.float64) ** 2), rate).numpy()
+
+
+def centred(db: np.ndarray) -> np.ndarray:
+    """Band levels ``(..., 40)`` → those inside the match range, less their mean."""
+    centres = band_centres_hz()
+    inside = db[..., (centres >= reference.MATCH_RANGE_HZ[0]) & (centres <= reference.MATCH_RANGE_HZ[1])]
+    return inside - inside.mean(-1, keepdims=True)
+
+
+def measure(paths: list[Path], seeds: list[int]) -> dict[str, dict[str, np.ndarray]]:
+    """Per set: the true corrections E, the swap's S and the spectral differences D ``(items, bands)``, and the
+    track of each item."""
+    rows: dict[str, dict[str, list]] = {name: {"E": [], "S": [], "D": [], "track": []} for name in SETS}
+    for seed in seeds:
+        for item in protocol.make_items(paths, seed):
+            first, second = item["styles"]
+            truth = style_eq_db(second) - style_eq_db(first)
+            for name, ref in item["reference"].items():
+                _, report = reference.match_reference(item["input"], ref, "param", protocol.SAMPLE_RATE, refine=False)
+                spectra = report["spectra_db"]
+                for key, values in (("E", truth), ("S", list(report["correction"]["eq_curve_db"].values())),
+                                    ("D", np.subtract(list(spectra["reference"].values()),
+                                                      list(spectra["input"].values())))):
+                    rows[name][key].append(centred(np.asarray(values, dtype=np.float64)))
+                rows[name]["track"].append(item["track"])
+        print(f"seed {seed}: {len(paths)} tracks measured", flush=True)
+    return {name: {k: np.asarray(v) for k, v in values.items()} for name, values in rows.items()}
+
+
+def errors(data: dict[str, np.ndarray], trust: float, limit: float) -> np.ndarray:
+    """Per item, the rms distance (dB) of the target curve at ``trust`` and ``limit`` from the true correction."""
+    target = data["S"] + trust * np.clip(data["D"] - data["S"], -limit, limit)
+    return np.sqrt(((data["E"] - target) ** 2).mean(-1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
+    parser.add_argument("--tracks", type=int, default=40, help="val tracks used, spread evenly over the split")
+    parser.add_argument("--seeds", default="16,17", help="comma-separated style seeds")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    paths = [t.path for t in find_tracks(args.music_root) if split_of(t.id) == "val"]
+    if len(paths) < 2:
+        parser.error(f"--music-root {args.music_root}: {len(paths)} val tracks; the cross-validation needs 2")
+    paths = [paths[i * len(paths) // min(args.tracks, len(paths))] for i in range(min(args.tracks, len(paths)))]
+    data = measure(paths, [int(s) for s in args.seeds.split(",")])
+    grid = list(itertools.product(TRUSTS, LIMITS_DB))
+
+    def score(pair: tuple[float, float], keep=lambda tracks: np.ones(len(tracks), bool)) -> list[float]:
+        return [float(errors(data[name], *pair)[keep(data[name]["track"])].mean()) for name in SETS]
+
+    swap = [float(np.sqrt(((data[n]["E"] - data[n]["S"]) ** 2).mean(-1)).mean()) for n in SETS]
+    none = [float(np.sqrt((data[n]["E"] ** 2).mean(-1)).mean()) for n in SETS]
+    print(f"rms error (dB), {len(data[SETS[0]]['E'])} items per set: same track | other track")
+    print(f"  no correction {none[0]:.3f} | {none[1]:.3f};  swap alone {swap[0]:.3f} | {swap[1]:.3f}")
+    for pair in grid:
+        print("  trust {:.1f} limit {:>4} dB: {:.3f} | {:.3f}".format(*pair, *score(pair)))
+    best = min(grid, key=lambda pair: sum(score(pair)))
+    print("chosen: trust {} limit {} dB: {:.3f} | {:.3f}".format(*best, *score(best)))
+    tracks = sorted(set(data[SETS[0]]["track"]))
+    for fold in (0, 1):
+        held = {t for i, t in enumerate(tracks) if i % 2 == fold}
+        seen = lambda names: np.array([t not in held for t in names])  # noqa: E731
+        unseen = lambda names: np.array([t in held for t in names])  # noqa: E731
+        pick = min(grid, key=lambda pair: sum(score(pair, seen)))
+        now = (reference.REFERENCE_TRUST, reference.REFERENCE_LIMIT_DB)
+        print("fold {}: chosen on the other half trust {} limit {} dB -> held out {:.3f} | {:.3f}; "
+              "shipped {:.3f} | {:.3f}".format(fold, *pick, *score(pick, unseen), *score(now, unseen)))
+
+
+if __name__ == "__main__":
+    main()
