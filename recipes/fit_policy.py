@@ -247,8 +247,12 @@ def main() -> None:
         print(f"clean weight {clean_weight:g}: {chosen}: {summary(rows, best)}; clean mean on unseen tracks "
               f"{unseen:.3f} (each half fitted on the other)", flush=True)
         if unseen <= args.clean_budget:
+            verdict = (f"the smallest weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold "
+                       f"cross-validation) within {args.clean_budget:g}: {unseen:.3f}")
             break
     else:
+        verdict = (f"no weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold cross-validation) "
+                   f"within {args.clean_budget:g}: the largest, at {unseen:.3f}")
         print(f"no clean weight meets the budget {args.clean_budget:g} on unseen tracks: the last fit is kept")
     strength, residual_strength = {n: chosen[n] for n in chain.effect_names}, chosen.get("residual", 0.0)
     print("harm against gain as every strength is scaled (the user's amount):")
@@ -260,8 +264,7 @@ def main() -> None:
                    f"track {args.draws} degraded as dmaster demaster draws, seeds from {args.seed}, and 1 clean): "
                    f"presence calibrated by logistic regression on audible presence (>= {args.audible_db:g} dB); "
                    f"strengths from {STRENGTHS} by coordinate descent on the level-matched MR-STFT (degraded "
-                   f"mean + {clean_weight:g} x clean mean, the smallest weight of {CLEAN_WEIGHTS} keeping the clean "
-                   f"mean on unseen tracks (2-fold cross-validation) at {unseen:.3f}, within {args.clean_budget:g}), "
+                   f"mean + {clean_weight:g} x clean mean, {verdict}), "
                    f"a change kept when over two standard errors: "
                    f"{summary(rows, before)} -> {summary(rows, best)}")
     print(f"strengths {strength}, residual {residual_strength}\n{description}\n"

@@ -75,6 +75,8 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
     assert "gain at 0: " not in printed  # a level-matched distance cannot judge the gain
     assert "residual at 0: " not in printed  # no residual correction next to this checkpoint
     policy = load_policy(tmp_path / "param.policy.json")
+    description = json.loads((tmp_path / "param.policy.json").read_text())["description"]
+    assert ("no weight of" in description) == ("no clean weight meets the budget" in printed)  # says what held
     assert set(policy.strength) == set(estimator.chain.effect_names)
     assert set(policy.strength.values()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
     assert set(policy.calibration) == set(estimator.chain.effect_names)
