@@ -2,7 +2,7 @@
 
     python examples/another_mix.py [SONG] [OTHER_MIX]
 
-Without files it uses a synthesised song with an echo and a muffled top, and as its other mix
+Without files it uses a synthesised song, quiet and with a muffled top, and as its other mix
 the same song with the lead part left out. The second call estimates nothing: it applies the
 first report (``report=``), so both mixes are treated alike; ``keep=`` leaves an effect in.
 """
@@ -14,15 +14,15 @@ import soundfile as sf
 import torch
 
 import dmaster
-from dmaster.effects import echo, eq
+from dmaster.effects import eq, gain
 from dmaster.synth import music_like
 
 
 def degrade(clean: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``clean`` (channels, samples) with its top muffled and an echo added."""
+    """``clean`` (channels, samples) with its top muffled and turned down by 8 dB."""
     x = torch.from_numpy(clean)[None]
     x = eq.forward(x, sample_rate, high_shelf_hz=5000.0, high_shelf_q=0.7, high_shelf_gain_db=-6.0)
-    return echo.forward(x, sample_rate, delay_ms=300.0, level_db=-10.0)[0].numpy()
+    return gain.forward(x, sample_rate, gain_db=-8.0)[0].numpy()
 
 
 if len(sys.argv) > 2:
@@ -38,8 +38,9 @@ else:
 
 first = dmaster.master(song, sample_rate)
 again = dmaster.master(other, sample_rate, report=first.report)
-with_echo = dmaster.master(other, sample_rate, report=first.report, keep=["echo"])
-for name, result in (("song", first), ("other mix, same correction", again), ("other mix, echo kept", with_echo)):
+with_dynamics = dmaster.master(other, sample_rate, report=first.report, keep=["compressor"])
+for name, result in (("song", first), ("other mix, same correction", again),
+                     ("other mix, dynamics kept", with_dynamics)):
     applied = [f"{effect} {report['correction_strength']:.2f}" for effect, report in result.report["effects"].items()
                if report["applied"]]
     print(f"{name}: {', '.join(applied) or 'nothing undone'}")

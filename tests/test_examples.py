@@ -31,7 +31,7 @@ def test_master_file_prints_the_estimate():
 
 def test_another_mix_gets_the_same_correction():
     song, again, kept = (line.split(": ")[1] for line in run("another_mix.py").splitlines())
-    assert song == again and "echo" in again and "echo" not in kept
+    assert song == again and "compressor" in again and "compressor" not in kept
 
 
 def test_compare_with_unet():
