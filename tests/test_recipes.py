@@ -181,3 +181,18 @@ def test_prepare_debian_music_collects_every_package(tmp_path):
     assert found == ["fretsonfire/sectoid_metal_madness.flac", "nexuiz/thunder.ogg", "singularity/a_new_journey.ogg",
                      "wesnoth/battle.ogg"]
     assert sf.info(out / "fretsonfire/sectoid_metal_madness.flac").channels == 2
+
+
+def test_fit_reference_trust_recipe_runs_end_to_end(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pedalboard")
+    (tmp_path / "music").mkdir()
+    names = [name for name in (f"track{k:03d}" for k in range(100)) if split_of(name) == "val"][:2]
+    for k, name in enumerate(names):  # two passages of 10 s each
+        sf.write(tmp_path / "music" / f"{name}.wav", music_like(20.5, SR, 2, seed=k).T.numpy(), SR)
+    run_recipe(monkeypatch, "fit_reference_trust.py", "--music-root", str(tmp_path / "music"), "--seeds", "1")
+    printed = capsys.readouterr().out
+    assert "2 items per set" in printed and "chosen: trust" in printed and "fold 1: " in printed
+    (tmp_path / "music" / next(p.name for p in (tmp_path / "music").iterdir())).unlink()
+    with pytest.raises(SystemExit):
+        run_recipe(monkeypatch, "fit_reference_trust.py", "--music-root", str(tmp_path / "music"))
+    assert "1 val tracks" in capsys.readouterr().err
