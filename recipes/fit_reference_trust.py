@@ -26,8 +26,8 @@ import pedalboard
 import torch
 
 from dmaster import reference
-from dmaster.data.splits import find_tracks, split_of
-from dmaster.residual import STFT_SIZE, band_centres_hz
+from dmaster.data.splits import find_tracks, split_of, spread
+from dmaster.residual import STFT_SIZE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import reference_match as protocol  # noqa: E402  (benchmarks/reference_match.py: the items and their styles)
@@ -52,10 +52,8 @@ def style_eq_db(style: dict[str, float]) -> np.ndarray:
 
 
 def centred(db: np.ndarray) -> np.ndarray:
-    """Band levels ``(..., 40)`` → those inside the match range, less their mean."""
-    centres = band_centres_hz()
-    inside = db[..., (centres >= reference.MATCH_RANGE_HZ[0]) & (centres <= reference.MATCH_RANGE_HZ[1])]
-    return inside - inside.mean(-1, keepdims=True)
+    """Band levels ``(..., 40)`` → those inside the match range, less their mean (as the refinement compares)."""
+    return reference._centred(torch.from_numpy(db))[..., reference._match_weights() > 0].numpy()
 
 
 def measure(paths: list[Path], seeds: list[int]) -> dict[str, dict[str, np.ndarray]]:
@@ -91,17 +89,16 @@ def main() -> None:
     parser.add_argument("--seeds", default="16,17", help="comma-separated style seeds")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    paths = [t.path for t in find_tracks(args.music_root) if split_of(t.id) == "val"]
+    paths = [t.path for t in spread([t for t in find_tracks(args.music_root) if split_of(t.id) == "val"], args.tracks)]
     if len(paths) < 2:
         parser.error(f"--music-root {args.music_root}: {len(paths)} val tracks; the cross-validation needs 2")
-    paths = [paths[i * len(paths) // min(args.tracks, len(paths))] for i in range(min(args.tracks, len(paths)))]
     data = measure(paths, [int(s) for s in args.seeds.split(",")])
     grid = list(itertools.product(TRUSTS, LIMITS_DB))
 
     def score(pair: tuple[float, float], keep=lambda tracks: np.ones(len(tracks), bool)) -> list[float]:
         return [float(errors(data[name], *pair)[keep(data[name]["track"])].mean()) for name in SETS]
 
-    swap = [float(np.sqrt(((data[n]["E"] - data[n]["S"]) ** 2).mean(-1)).mean()) for n in SETS]
+    swap = score((0.0, 0.0))
     none = [float(np.sqrt((data[n]["E"] ** 2).mean(-1)).mean()) for n in SETS]
     print(f"rms error (dB), {len(data[SETS[0]]['E'])} items per set: same track | other track")
     print(f"  no correction {none[0]:.3f} | {none[1]:.3f};  swap alone {swap[0]:.3f} | {swap[1]:.3f}")
