@@ -116,7 +116,7 @@ def main() -> None:
             outputs = {
                 "identity": degraded,
                 "param model (master() path)": restore(model, degraded, residual, policy.strength, 1.0,
-                                                       policy.calibration, policy.residual).audio,
+                                                       policy.calibration, policy.residual, policy.threshold).audio,
                 "param model, its EQ inverse alone": restore(model, degraded, residual, eq_only).audio,
                 "LMMSE estimate from the long-term spectrum": matched(observed - lmmse),
                 "match the train music's mean spectrum": matched(music_mean),

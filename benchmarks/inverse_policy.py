@@ -88,7 +88,8 @@ def main() -> None:
             score("weighted × inverse strengths, peak under −1 dBFS", correction_strengths(estimated, strength),
                   peak=True)
             if residual is not None:
-                corrected = restore(model, degraded, residual, strength, 1.0, policy.calibration, policy.residual).audio
+                corrected = restore(model, degraded, residual, strength, 1.0, policy.calibration, policy.residual,
+                                    policy.threshold).audio
                 score("weighted × strengths, residual correction", out=corrected)
                 score("weighted × strengths, residual correction, peak under −1 dBFS (master)",
                       out=set_level(corrected, sample_rate, None, -1.0)[0])

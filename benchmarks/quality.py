@@ -107,18 +107,19 @@ class Systems:
         out = {"identity": given, "loudness-only": set_level(given, sr, LOUDNESS_ONLY_LUFS, PEAK_CEILING_DB)[0]}
         if item.truth is not None:
             out["oracle"] = ceiling(chain.inverse(given[None], item.truth)[0], sr)
-        restored, estimate, correction = restore(self.param, given, self.residual["param"], self.strength, 1.0,
-                                        self.policy.calibration, self.policy.residual)
+        restored, estimate, correction, applied = restore(self.param, given, self.residual["param"], self.strength,
+                                                          1.0, self.policy.calibration, self.policy.residual,
+                                                          self.policy.threshold)
         out["param"] = ceiling(restored, sr)
         out["unet"] = ceiling(restore(self.unet, given, self.residual["unet"]).audio, sr)
-        out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, self.strength), sr)
+        out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, applied), sr)
         for amount in AMOUNTS:  # what master(amount=...) does with the same estimate
-            strength = scaled_strengths(chain, self.strength, amount)
+            strength = scaled_strengths(chain, applied, amount)
             scaled = None if correction is None else correction.scaled(amount)
             out[f"param, amount {amount:g}"] = ceiling(apply_estimate(chain, given, estimate, strength, scaled), sr)
         out["param without its policy"] = ceiling(restore(self.param, given, self.residual["param"]).audio, sr)
         if swapped and item.truth is not None:
-            model = correction_strengths(estimate, self.strength)
+            model = correction_strengths(estimate, applied)
             truth = item.truth
             no_eq = {**truth, "eq": {**truth["eq"], "present": torch.zeros_like(truth["eq"]["present"])}}
             for name, params in zip(SWAPPED, (no_eq, {**truth, "eq": model["eq"]}, {**model, "eq": truth["eq"]})):

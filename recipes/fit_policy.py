@@ -11,9 +11,12 @@ an excerpt either degraded as ``dmaster demaster`` draws it (the specs' priors) 
    is on and audible (its contribution at least ``--audible-db`` relative to the degraded audio; see
    :func:`dmaster.data.prior.contributions_db`). A model trained where nearly every item has every
    effect on says "present" to clean music; calibration on items where absence is common corrects it.
-2. **Inverse strengths**: per effect, from :data:`STRENGTHS`, by one sweep of coordinate descent in
-   chain order: the best strength of an effect is kept when it lowers the objective by more than twice
-   the standard error of the paired difference. The gain stays at 1 (:data:`UNJUDGED`).
+2. **Inverse strengths and thresholds**: per effect, a strength from :data:`STRENGTHS` and, jointly with
+   it, a threshold from :data:`THRESHOLDS` (the calibrated presence below which the inverse is not applied
+   at all: an inverse that harms music without the effect, like the echo's comb, can still be applied
+   where the model is sure), by one sweep of coordinate descent in chain order: the best pair of an effect
+   is kept when it lowers the objective by more than twice the standard error of the paired difference.
+   The gain stays at 1 (:data:`UNJUDGED`).
 3. **Residual strength**: how much of the residual correction to apply, from :data:`STRENGTHS`, the
    same way; the correction is further weighted by the calibrated probability that anything is to be
    fixed, ``1 - prod(1 - q)`` (:func:`~dmaster.mastering.restoration.decide`).
@@ -48,11 +51,12 @@ from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.mastering.estimation import aggregate, model_windows
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import POLICY_SUFFIX, Policy, resolve_model, resolve_residual, save_policy
-from dmaster.mastering.restoration import Correction, apply_estimate, calibrate, decide
+from dmaster.mastering.restoration import Correction, apply_estimate, calibrate, decide, gated_strengths
 from dmaster.metrics import Reference
 from dmaster.models import ParamEstimator
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
 CLEAN_WEIGHTS = (1.0, 2.0, 4.0, 8.0)
 """Weights of the clean mean in the objective, tried in this order until the harm budget holds."""
 UNJUDGED = ("gain",)
@@ -119,16 +123,20 @@ def log_loss(chain, rows: list[dict], calibration: dict | None) -> float:
     return float(np.mean(total))
 
 
+def distance(model: ParamEstimator, row: dict, calibration: dict, strength: dict[str, float],
+             residual_strength: float, threshold: dict[str, float] | None = None) -> float:
+    """The level-matched MR-STFT distance to the original of ``master()``'s output for one item."""
+    estimate, correction = decide(row["estimate"], row["correction"], calibration, residual_strength)
+    restored = apply_estimate(model.chain, row["given"], estimate, gated_strengths(estimate, strength, threshold),
+                              correction)
+    restored = set_level(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
+    return row["reference"].level_matched_mrstft(restored)
+
+
 def distances(model: ParamEstimator, rows: list[dict], calibration: dict, strength: dict[str, float],
-              residual_strength: float) -> np.ndarray:
-    """Per item, the level-matched MR-STFT distance to the original of ``master()``'s output."""
-    out = []
-    for r in rows:
-        estimate, correction = decide(r["estimate"], r["correction"], calibration, residual_strength)
-        restored = apply_estimate(model.chain, r["given"], estimate, strength, correction)
-        restored = set_level(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
-        out.append(r["reference"].level_matched_mrstft(restored))
-    return np.array(out)
+              residual_strength: float, threshold: dict[str, float] | None = None) -> np.ndarray:
+    """Per item, :func:`distance`."""
+    return np.array([distance(model, r, calibration, strength, residual_strength, threshold) for r in rows])
 
 
 def objective(rows: list[dict], scores: np.ndarray, clean_weight: float) -> np.ndarray:
@@ -164,22 +172,32 @@ def select(rows: list[dict], mask: np.ndarray) -> list[dict]:
     return [r for r, keep in zip(rows, mask) if keep]
 
 
-def descend(parts: dict[str, float], score, rows: list[dict], clean_weight: float,
-            subset: np.ndarray | None = None) -> dict[str, float]:
-    """One sweep of coordinate descent over ``parts`` (name -> strength; :data:`UNJUDGED` ones are kept),
-    each part's best strength of :data:`STRENGTHS` kept when :func:`clearly_better`; on the rows of the
-    boolean mask ``subset`` only when given."""
+Part = tuple[float, float]
+"""A part's (strength, threshold); the residual correction's threshold is always 0."""
+
+
+def descend(parts: dict[str, Part], score, rows: list[dict], clean_weight: float,
+            subset: np.ndarray | None = None) -> dict[str, Part]:
+    """One sweep of coordinate descent over ``parts`` (name -> (strength, threshold); :data:`UNJUDGED` ones
+    are kept), each part's best pair of :data:`STRENGTHS` × :data:`THRESHOLDS` (the residual: × 0) kept
+    when :func:`clearly_better`; on the rows of the boolean mask ``subset`` only when given."""
     subset = np.ones(len(rows), dtype=bool) if subset is None else subset
     fitted = select(rows, subset)
     chosen = dict(parts)
     for part in [p for p in chosen if p not in UNJUDGED]:
         best = objective(fitted, score(chosen)[subset], clean_weight)
+        thresholds = (0.0,) if part == "residual" else THRESHOLDS
         trials = {}
-        for c in [c for c in STRENGTHS if c != chosen[part]]:
-            scores = score({**chosen, part: c})[subset]
-            print(f"  {part} at {c:g}: {summary(fitted, scores)}", flush=True)
-            trials[c] = objective(fitted, scores, clean_weight)
-        candidate = min(trials, key=lambda c: trials[c].sum())
+        for c in STRENGTHS:
+            tried = {(c, t): objective(fitted, score({**chosen, part: (c, t)})[subset], clean_weight)
+                     for t in thresholds if (c, t) != chosen[part] and (c > 0 or t == 0)}
+            if tried:
+                pair = min(tried, key=lambda k: tried[k].sum())
+                best_threshold = f", threshold {pair[1]:g}" if pair[1] else ""
+                print(f"  {part} at {c:g}{best_threshold}: {summary(fitted, score({**chosen, part: pair})[subset])}",
+                      flush=True)
+                trials.update(tried)
+        candidate = min(trials, key=lambda k: trials[k].sum())
         if clearly_better(trials[candidate], best):
             chosen[part] = candidate
     return chosen
@@ -224,15 +242,25 @@ def main() -> None:
     print(f"nothing applied (the input under the peak ceiling): {summary(rows, nothing)}", flush=True)
     before = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 1.0), 1.0 if residual else 0.0)
     print(f"uncalibrated, every strength 1: {summary(rows, before)}", flush=True)
-    start = {**dict.fromkeys(chain.effect_names, 1.0), **({"residual": 1.0} if residual else {})}
-    cache = {}
+    start = {**dict.fromkeys(chain.effect_names, (1.0, 0.0)), **({"residual": (1.0, 0.0)} if residual else {})}
+    for r in rows:
+        r["calibrated"] = calibrate(r["estimate"], calibration)
+    cache: dict[tuple, float] = {}
 
-    def score(parts: dict[str, float]) -> np.ndarray:
-        key = tuple(parts.items())
-        if key not in cache:
-            effects = {name: parts[name] for name in chain.effect_names}
-            cache[key] = distances(model, rows, calibration, effects, parts.get("residual", 0.0))
-        return cache[key]
+    def score(parts: dict[str, Part]) -> np.ndarray:
+        """Per item, its distance with ``parts``; cached per item and the strengths it gets after the
+        thresholds, so that a threshold costs no new restoration."""
+        strength = {name: parts[name][0] for name in chain.effect_names}
+        threshold = {name: parts[name][1] for name in chain.effect_names}
+        residual_strength = parts.get("residual", (0.0, 0.0))[0]
+        out = []
+        for index, r in enumerate(rows):
+            gated = gated_strengths(r["calibrated"], strength, threshold)
+            key = (index, tuple(gated.values()), residual_strength)
+            if key not in cache:
+                cache[key] = distance(model, r, calibration, gated, residual_strength)
+            out.append(cache[key])
+        return np.array(out)
 
     print(f"calibrated, every strength 1: {summary(rows, score(start))}", flush=True)
     halves = folds(rows)
@@ -254,23 +282,26 @@ def main() -> None:
         verdict = (f"no weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold cross-validation) "
                    f"within {args.clean_budget:g}: the largest, at {unseen:.3f}")
         print(f"no clean weight meets the budget {args.clean_budget:g} on unseen tracks: the last fit is kept")
-    strength, residual_strength = {n: chosen[n] for n in chain.effect_names}, chosen.get("residual", 0.0)
+    strength = {n: chosen[n][0] for n in chain.effect_names}
+    threshold = {n: chosen[n][1] for n in chain.effect_names}
+    residual_strength = chosen.get("residual", (0.0, 0.0))[0]
     print("harm against gain as every strength is scaled (the user's amount):")
     for amount in STRENGTHS[1:-1]:
         scores = distances(model, rows, calibration, {n: v * amount for n, v in strength.items()},
-                           residual_strength * amount)
+                           residual_strength * amount, threshold)
         print(f"  amount {amount:g}: {summary(rows, scores)}", flush=True)
     description = (f"fitted on {len(rows)} excerpts of {len(tracks)} {args.split} tracks ({args.seconds:g} s; per "
                    f"track {args.draws} degraded as dmaster demaster draws, seeds from {args.seed}, and 1 clean): "
                    f"presence calibrated by logistic regression on audible presence (>= {args.audible_db:g} dB); "
-                   f"strengths from {STRENGTHS} by coordinate descent on the level-matched MR-STFT (degraded "
+                   f"strengths from {STRENGTHS}, each with a threshold on calibrated presence from "
+                   f"{THRESHOLDS}, by coordinate descent on the level-matched MR-STFT (degraded "
                    f"mean + {clean_weight:g} x clean mean, {verdict}), "
                    f"a change kept when over two standard errors: "
                    f"{summary(rows, before)} -> {summary(rows, best)}")
-    print(f"strengths {strength}, residual {residual_strength}\n{description}\n"
+    print(f"strengths {strength}, thresholds {threshold}, residual {residual_strength}\n{description}\n"
           f"{(time.monotonic() - started) / 60:.1f} min")
     out = args.model.with_name(args.model.stem + POLICY_SUFFIX)
-    save_policy(out, Policy(strength, calibration, residual_strength), description)
+    save_policy(out, Policy(strength, calibration, residual_strength, threshold), description)
     print(f"wrote {out}")
 
 

@@ -55,7 +55,7 @@ def examples(model, strength: dict[str, float], tracks, draws: int, seconds: flo
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
         for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed):
-            restored, params, _ = restore(model, degraded, inverse_strength=strength)
+            restored, params = restore(model, degraded, inverse_strength=strength)[:2]
             windows = model_windows(model, degraded)
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]
             spectra = [band_levels_db(a[None], sample_rate) for a in (clean, restored)]

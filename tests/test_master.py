@@ -263,6 +263,8 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     ('{"strength": {}, "calibration": {"echo": [1]}}', "not a policy file"),
     ('{"strength": {}, "calibration": {"echo": [NaN, 0]}}', "calibration values must be finite"),
     ('{"strength": {}, "residual": 2}', r"residual must lie in \[0, 1\], got 2.0"),
+    ('{"strength": {}, "threshold": {"echo": 1.5}}', r"threshold of echo must lie in \[0, 1\], got 1.5"),
+    ('{"strength": {}, "threshold": {"flanger": 0.5}}', "unknown effect 'flanger'"),
 ])
 def test_a_bad_policy_file_is_named(tmp_path, estimator, content, message):
     checkpoint = tmp_path / "param.pt"
@@ -274,11 +276,32 @@ def test_a_bad_policy_file_is_named(tmp_path, estimator, content, message):
 
 
 def test_a_policy_round_trips_and_the_shipped_one_reads(tmp_path):
-    policy = Policy({"eq": 0.25}, {"gain": [1.5, -0.5]}, 0.75)
+    policy = Policy({"eq": 0.25}, {"gain": [1.5, -0.5]}, 0.75, {"echo": 0.7})
     save_policy(tmp_path / "p.json", policy, "test")
     assert load_policy(tmp_path / "p.json") == policy
     shipped = load_policy(pretrained.shipped_weights("param").with_name("param" + POLICY_SUFFIX))
     assert set(shipped.strength) <= set(Chain(SR).effect_names)
+
+
+def test_an_effect_below_its_threshold_is_left_alone_and_the_report_says_so(tmp_path, estimator):
+    checkpoint = tmp_path / "param.pt"
+    save_checkpoint(checkpoint, estimator, "param", {}, step=0)
+    plain = master(CLIP, SR, model=checkpoint).report["effects"]
+    effects = [name for name, effect in plain.items() if effect["presence_probability"] > MIN_PRESENCE + 0.01]
+    above, below = effects[::2], effects[1::2]
+    assert above and below, plain
+    threshold = {**{name: plain[name]["presence_probability"] + 0.01 for name in above},
+                 **{name: plain[name]["presence_probability"] - 0.01 for name in below}}
+    save_policy(tmp_path / f"param{POLICY_SUFFIX}", Policy({}, {}, 1.0, threshold), "test")
+    gated = master(CLIP, SR, model=checkpoint)
+    for name in above:  # less sure than its threshold: untouched, and the report's strength is the one applied
+        assert gated.report["effects"][name]["inverse_strength"] == 0.0 and not gated.report["effects"][name]["applied"]
+    for name in below:
+        assert gated.report["effects"][name] == plain[name]
+    again = master(CLIP, SR, model=checkpoint, report=json.loads(gated.to_json()))  # the report reproduces it
+    torch.testing.assert_close(again.audio, gated.audio, rtol=1e-3, atol=1e-4)
+    save_policy(tmp_path / f"param{POLICY_SUFFIX}", Policy({}, {}, 1.0, dict.fromkeys(plain, 0.0)), "test")
+    torch.testing.assert_close(master(CLIP, SR, model=checkpoint).audio, master(CLIP, SR, model=estimator).audio)
 
 
 def test_calibration_moves_presence_and_with_it_the_correction(tmp_path, estimator):

@@ -80,6 +80,9 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
     assert set(policy.strength) == set(estimator.chain.effect_names)
     assert set(policy.strength.values()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
     assert set(policy.calibration) == set(estimator.chain.effect_names)
+    assert set(policy.threshold) == set(estimator.chain.effect_names)
+    assert set(policy.threshold.values()) <= {0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9}
+    assert "threshold on calibrated presence" in description
     save_checkpoint(tmp_path / "unet.pt", unet, "unet", {}, step=0)
     with pytest.raises(SystemExit):
         run_recipe(monkeypatch, "fit_policy.py", "--model", str(tmp_path / "unet.pt"))

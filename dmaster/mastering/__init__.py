@@ -149,8 +149,9 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         if isinstance(network, ParamEstimator):
             inverse_strength = scaled_strengths(network.chain, inverse_strength, amount)
         residual = resolve_residual(model) if correct_residual else None
-        restored, estimate, correction = restore(network, working, residual, inverse_strength, amount,
-                                                 policy.calibration, policy.residual)
+        restored, estimate, correction, strength = restore(network, working, residual, inverse_strength, amount,
+                                                           policy.calibration, policy.residual, policy.threshold)
+        inverse_strength = inverse_strength if strength is None else strength
     else:
         progress("restoring")
         estimate, inverse_strength, correction = read_report(given, network)

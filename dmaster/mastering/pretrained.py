@@ -110,6 +110,9 @@ class Policy(NamedTuple):
     """Per effect, ``[a, b]`` of :func:`~dmaster.mastering.restoration.calibrate` (missing: uncalibrated)."""
     residual: float = 1.0
     """How much of the residual correction to apply, 0–1."""
+    threshold: dict[str, float] = {}
+    """Per effect, the calibrated presence probability in [0, 1] below which its inverse is not applied at all
+    (missing: 0): an effect whose inverse harms music without it is undone only where the model is sure."""
 
 
 NO_POLICY = Policy({}, {})
@@ -129,7 +132,7 @@ def resolve_policy(model: ModelChoice) -> Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Read a policy file, ``{"strength": {effect: 0–1}, "calibration": {effect: [a, b]}, "residual": 0–1,
-    "description": ...}`` (only ``strength`` is required).
+    "threshold": {effect: 0–1}, "description": ...}`` (only ``strength`` is required).
 
     Args:
         path: the JSON file.
@@ -142,6 +145,7 @@ def load_policy(path: str | Path) -> Policy:
         strength = {str(name): float(value) for name, value in stored["strength"].items()}
         calibration = {str(name): [float(a), float(b)] for name, (a, b) in stored.get("calibration", {}).items()}
         residual = float(stored.get("residual", 1.0))
+        threshold = {str(name): float(value) for name, value in stored.get("threshold", {}).items()}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{path} is not a policy file: {error!r}") from error
     check_effect_names(calibration, str(path))
@@ -149,7 +153,8 @@ def load_policy(path: str | Path) -> Policy:
         raise ValueError(f"{path}: calibration values must be finite")
     if not 0.0 <= residual <= 1.0:
         raise ValueError(f"{path}: residual must lie in [0, 1], got {residual}")
-    return Policy(check_strength(strength, str(path)), calibration, residual)
+    return Policy(check_strength(strength, str(path)), calibration, residual,
+                  check_strength(threshold, str(path), "threshold"))
 
 
 def save_policy(path: str | Path, policy: Policy, description: str) -> None:
@@ -171,11 +176,11 @@ def check_effect_names(names: Iterable[str], source: str) -> None:
             raise ValueError(f"{source}: unknown effect {name!r}; effects are {', '.join(effects)}")
 
 
-def check_strength(strength: dict[str, float], source: str) -> dict[str, float]:
+def check_strength(strength: dict[str, float], source: str, what: str = "strength") -> dict[str, float]:
     """``strength`` after checking that it names effects of the chain with values in [0, 1]; ``ValueError``
-    names ``source`` otherwise."""
+    names ``source`` and ``what`` the values are otherwise."""
     check_effect_names(strength, source)
     for name, value in strength.items():
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{source}: strength of {name} must lie in [0, 1], got {value}")
+            raise ValueError(f"{source}: {what} of {name} must lie in [0, 1], got {value}")
     return strength

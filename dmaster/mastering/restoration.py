@@ -4,7 +4,7 @@ by its correction strength, plus the residual correction; or the U-Net, in cross
 The words (defined once, in ``docs/mastering.md``): a model's **inverse strength** per effect (fitted,
 next to its checkpoint), the user's **amount** (0–1, scales every correction), and the **correction
 strength** actually applied to an effect's inverse: presence probability × inverse strength × amount,
-0 below :data:`MIN_PRESENCE`.
+0 below :data:`MIN_PRESENCE` or below the effect's fitted **threshold**.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .chunks import in_chunks
 from .estimation import aggregate, model_windows
 
 __all__ = ["MIN_PRESENCE", "Correction", "Restoration", "apply_estimate", "calibrate", "correction_strengths",
-           "decide", "filter_with", "fix_probability", "invert", "restore", "scaled_strengths"]
+           "decide", "filter_with", "fix_probability", "gated_strengths", "invert", "restore", "scaled_strengths"]
 
 Tensor = torch.Tensor
 MIN_PRESENCE = 0.05
@@ -52,6 +52,9 @@ class Restoration(NamedTuple):
     """The parameter estimate ``(1,)``; ``None`` for the U-Net."""
     correction: Correction | None = None
     """The residual correction applied; ``None`` when none was."""
+    strength: dict[str, float] | None = None
+    """Per effect, the inverse strength applied (0 where the presence was below its threshold); ``None`` for
+    the U-Net."""
 
 
 def correction_strengths(params: ChainParams, inverse_strength: dict[str, float] | None = None) -> ChainParams:
@@ -101,6 +104,21 @@ def decide(params: ChainParams, correction: Correction | None, calibration: dict
     return params, correction.scaled(residual_strength * gate)
 
 
+def gated_strengths(params: ChainParams, inverse_strength: dict[str, float] | None,
+                    threshold: dict[str, float] | None) -> dict[str, float]:
+    """Every effect's inverse strength (missing: 1), but 0 where the presence probability of ``params`` (a
+    batch of one) is below the effect's ``threshold`` (missing: 0).
+
+    >>> params = Chain(44100).sample_params(1, torch.Generator().manual_seed(0))
+    >>> params["echo"]["present"] = torch.tensor([0.6])
+    >>> gated_strengths(params, {"eq": 0.5}, {"echo": 0.7})
+    {'eq': 0.5, 'gain': 1.0, 'echo': 0.0, 'reverb': 1.0, 'compressor': 1.0}
+    """
+    inverse_strength, threshold = inverse_strength or {}, threshold or {}
+    return {name: 0.0 if float(effect["present"][0]) < threshold.get(name, 0.0) else inverse_strength.get(name, 1.0)
+            for name, effect in params.items()}
+
+
 def scaled_strengths(chain: Chain, inverse_strength: dict[str, float], amount: float) -> dict[str, float]:
     """Every effect's inverse strength (missing ones at 1) times the user's ``amount``."""
     return {name: inverse_strength.get(name, 1.0) * amount for name in chain.effect_names}
@@ -109,7 +127,8 @@ def scaled_strengths(chain: Chain, inverse_strength: dict[str, float], amount: f
 @torch.no_grad()
 def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None,
             inverse_strength: dict[str, float] | None = None, amount: float = 1.0,
-            calibration: dict[str, Sequence[float]] | None = None, residual_strength: float = 1.0) -> Restoration:
+            calibration: dict[str, Sequence[float]] | None = None, residual_strength: float = 1.0,
+            threshold: dict[str, float] | None = None) -> Restoration:
     """Estimate what degraded ``audio`` and undo it.
 
     Args:
@@ -123,6 +142,8 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
         calibration: the parameter model's presence calibration (:func:`calibrate`).
         residual_strength: for the parameter model, how much of the residual correction to apply (0–1; see
             :func:`decide`).
+        threshold: for the parameter model, per effect, the (calibrated) presence below which its inverse is
+            not applied (:func:`gated_strengths`).
     """
     if isinstance(model, SpectrogramUNet):
         restored = _restore_with_unet(model, audio)
@@ -138,7 +159,8 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
     params, correction = decide(params, correction, calibration, residual_strength)
     if correction is not None:
         correction = correction.scaled(amount)
-    return Restoration(apply_estimate(model.chain, audio, params, inverse_strength, correction), params, correction)
+    strength = gated_strengths(params, inverse_strength, threshold)
+    return Restoration(apply_estimate(model.chain, audio, params, strength, correction), params, correction, strength)
 
 
 def apply_estimate(chain: Chain, audio: Tensor, params: ChainParams, inverse_strength: dict[str, float] | None = None,
