@@ -8,6 +8,9 @@ its own ranges, not the project's chain): input = P1(a), reference = P2(b), targ
 - input: the input as it is;
 - oracle: the target itself, normalised to the reference's loudness under the ceiling: the floor that the
   loudness of another passage sets to the raw MR-STFT of every system that matches the reference's loudness;
+- oracle tone, input's dynamics: the input with its style's EQ undone and the reference style's applied (the
+  true settings; the input's compressor left as it is), at the reference's loudness: what a perfect tonal
+  correction alone would reach, the bound on how far estimating the EQ better can go;
 - loudness only: the input normalised to the reference's loudness (peaks limited to −1 dBFS);
 - Matchering 2 (``pip install .[bench]``; skipped when not importable), with its limiter;
 - dmaster blind: ``master()`` without the reference, normalised to the reference's loudness;
@@ -58,9 +61,12 @@ CLIP_SECONDS = 10.0
 TRACK_LUFS = -24.0
 """Every track is scaled to this loudness before the styles (headroom for their boosts)."""
 PEAK_CEILING_DB = -1.0
-System = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""A system of the table: (input, reference, target) → output."""
+System = Callable[[dict, torch.Tensor], torch.Tensor]
+"""A system of the table: (item of :func:`make_items`, reference) → output."""
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
+ORACLE_TONE = "oracle tone, input's dynamics"
+ORACLES = ("input", "oracle", ORACLE_TONE)
+"""Rows that are no system to time."""
 BEGIN, END = "<!-- BEGIN reference_match -->", "<!-- END reference_match -->"
 """The markers :func:`sections.write_section` keeps the table between."""
 
@@ -75,15 +81,29 @@ def draw_style(rng: np.random.Generator) -> dict[str, float]:
             "attack_ms": log_uniform(1, 30), "release_ms": log_uniform(50, 400), "gain_db": float(rng.uniform(-9, 9))}
 
 
+def style_eq(style: dict[str, float], sign: float = 1.0) -> list:
+    """The pedalboard filters of a style's EQ (shelves and peak filter); ``sign`` −1 gives its inverse (each
+    filter's gain negated: these biquads' exact inverses)."""
+    return [pedalboard.LowShelfFilter(cutoff_frequency_hz=style["low_shelf_hz"], gain_db=sign * style["low_shelf_db"]),
+            pedalboard.HighShelfFilter(cutoff_frequency_hz=style["high_shelf_hz"],
+                                       gain_db=sign * style["high_shelf_db"]),
+            pedalboard.PeakFilter(cutoff_frequency_hz=style["peak_hz"], gain_db=sign * style["peak_db"],
+                                  q=style["peak_q"])]
+
+
 def apply_style(audio: torch.Tensor, style: dict[str, float]) -> torch.Tensor:
     """``audio`` ``(channels, samples)`` through the pedalboard chain of ``style``."""
     board = pedalboard.Pedalboard([
-        pedalboard.LowShelfFilter(cutoff_frequency_hz=style["low_shelf_hz"], gain_db=style["low_shelf_db"]),
-        pedalboard.HighShelfFilter(cutoff_frequency_hz=style["high_shelf_hz"], gain_db=style["high_shelf_db"]),
-        pedalboard.PeakFilter(cutoff_frequency_hz=style["peak_hz"], gain_db=style["peak_db"], q=style["peak_q"]),
+        *style_eq(style),
         pedalboard.Compressor(threshold_db=style["threshold_db"], ratio=style["ratio"], attack_ms=style["attack_ms"],
                               release_ms=style["release_ms"]),
         pedalboard.Gain(gain_db=style["gain_db"])])
+    return torch.from_numpy(board(audio.numpy(), SAMPLE_RATE))
+
+
+def swap_tone(audio: torch.Tensor, first: dict[str, float], second: dict[str, float]) -> torch.Tensor:
+    """``audio`` with style ``first``'s EQ undone and ``second``'s applied (its dynamics left as they are)."""
+    board = pedalboard.Pedalboard([*style_eq(first, -1.0), *style_eq(second)])
     return torch.from_numpy(board(audio.numpy(), SAMPLE_RATE))
 
 
@@ -102,7 +122,8 @@ def load_track(path: Path) -> torch.Tensor:
 
 
 def make_items(paths: list[Path], seed: int) -> list[dict]:
-    """Per track: input P1(a), target P2(a), reference P2(b) and, from the next track, P2(b′)."""
+    """Per track: input P1(a), target P2(a), reference P2(b) and, from the next track, P2(b′); and the input with
+    P1's EQ swapped for P2's (:func:`swap_tone`)."""
     tracks = [passages(load_track(path)) for path in paths]
     items = []
     for index, path in enumerate(paths):
@@ -110,7 +131,9 @@ def make_items(paths: list[Path], seed: int) -> list[dict]:
         first, second = draw_style(rng), draw_style(rng)
         a, b = tracks[index]
         other_b = tracks[(index + 1) % len(tracks)][1]
-        items.append({"track": path.stem, "input": apply_style(a, first), "target": apply_style(a, second),
+        given = apply_style(a, first)
+        items.append({"track": path.stem, "input": given, "target": apply_style(a, second),
+                      "tone swapped": swap_tone(given, first, second),
                       "reference": {"same track": apply_style(b, second), "other track": apply_style(other_b, second)},
                       "styles": [first, second]})
     return items
@@ -133,30 +156,31 @@ def matchering_system() -> System | None:
             out, _ = sf.read(paths[2], dtype="float32", always_2d=True)
         return torch.from_numpy(np.ascontiguousarray(out.T))[:, : audio.shape[-1]]
 
-    return lambda audio, reference, target: run(audio, reference)
+    return lambda item, reference: run(item["input"], reference)
 
 
 def systems(model: str) -> dict[str, System]:
-    """Each system: (input, reference, target) → output ``(channels, samples)``, all at :data:`SAMPLE_RATE` (only the
-    oracle looks at the target); ``model`` names the parameter model (``"param"`` or a checkpoint), so that
-    ``master()`` uses its policy and residual correction as it does by default."""
+    """Each system: (item, reference) → output ``(channels, samples)``, all at :data:`SAMPLE_RATE` (only the
+    oracles look at the target or the styles); ``model`` names the parameter model (``"param"`` or a checkpoint),
+    so that ``master()`` uses its policy and residual correction as it does by default."""
     def level(audio: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return set_level(audio, SAMPLE_RATE, integrated_loudness(reference, SAMPLE_RATE), PEAK_CEILING_DB)[0]
 
     def reference_mode(refine: bool) -> System:
-        def run(audio: torch.Tensor, reference: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            matched, report = match_reference(audio, reference, model, SAMPLE_RATE, refine=refine)
+        def run(item: dict, reference: torch.Tensor) -> torch.Tensor:
+            matched, report = match_reference(item["input"], reference, model, SAMPLE_RATE, refine=refine)
             return set_level(matched, SAMPLE_RATE, report["reference_loudness_lufs"], PEAK_CEILING_DB)[0]
         return run
 
-    table: dict[str, System] = {"input": lambda audio, reference, target: audio,
-                                "oracle": lambda audio, reference, target: level(target, reference),
-                                "loudness only": lambda audio, reference, target: level(audio, reference)}
+    table: dict[str, System] = {"input": lambda item, reference: item["input"],
+                                "oracle": lambda item, reference: level(item["target"], reference),
+                                ORACLE_TONE: lambda item, reference: level(item["tone swapped"], reference),
+                                "loudness only": lambda item, reference: level(item["input"], reference)}
     peer = matchering_system()
     if peer is not None:
         table["Matchering"] = peer
-    table["dmaster blind"] = lambda audio, reference, target: master(
-        audio, SAMPLE_RATE, model=model, target_lufs=integrated_loudness(reference, SAMPLE_RATE)).audio
+    table["dmaster blind"] = lambda item, reference: master(
+        item["input"], SAMPLE_RATE, model=model, target_lufs=integrated_loudness(reference, SAMPLE_RATE)).audio
     table["dmaster reference, swap only"] = reference_mode(False)
     table["dmaster reference"] = reference_mode(True)
     return table
@@ -207,7 +231,7 @@ def markdown(summary: dict, comparisons: dict, meta: dict) -> str:
                   "| s per clip ↓ |",
                   "|---|---|---|---|---|"]
         for system, s in table["systems"].items():
-            seconds = "—" if system in ("input", "oracle") else f"{s['seconds']:.2f}"
+            seconds = "—" if system in ORACLES else f"{s['seconds']:.2f}"
             lines.append(f"| {system} | {s['mrstft']:.3f} | {s['mrstft_level_matched']:.3f} | "
                          f"{s['lufs_error']:.2f} | {seconds} |")
         lines.append("")
@@ -255,8 +279,9 @@ def main() -> None:
     table = systems(model)
     items = make_items(paths, args.seed)
     for run in table.values():  # warm-up: model load, numba compilation
-        run(*(audio[:, : 5 * SAMPLE_RATE] for audio in (items[0]["input"], items[0]["reference"]["same track"],
-                                                         items[0]["target"])))
+        first = items[0]
+        run({key: first[key][:, : 5 * SAMPLE_RATE] for key in ("input", "target", "tone swapped")},
+            first["reference"]["same track"][:, : 5 * SAMPLE_RATE])
     if args.threads:  # again: starting numba's threading layer in the first runs resets torch's thread count
         torch.set_num_threads(args.threads)
 
@@ -265,7 +290,7 @@ def main() -> None:
         for name, reference in item["reference"].items():
             for system, run in table.items():
                 started = time.perf_counter()
-                output = run(item["input"], reference, item["target"])
+                output = run(item, reference)
                 seconds = time.perf_counter() - started
                 rows.append({"set": name, "track": item["track"], "system": system, "seconds": seconds,
                              **scores(output, item["target"], reference)})
@@ -297,6 +322,9 @@ def main() -> None:
                        f"Matchering's (≤ 0.80)"]
         targets.append(f"the oracle's MR-STFT {same['oracle']['mrstft']:.3f} = "
                        f"{same['oracle']['mrstft'] / same['Matchering']['mrstft']:.2f} × Matchering's (the floor)")
+        tone = same[ORACLE_TONE]["mrstft"]
+        targets.append(f"a perfect tonal correction alone (the {ORACLE_TONE} row) {tone:.3f} = "
+                       f"{tone / same['Matchering']['mrstft']:.2f} × Matchering's")
         targets.append(f"time per clip {ours['seconds']:.2f} s = {ours['seconds'] / same['Matchering']['seconds']:.2f}"
                        f" × Matchering's (≤ 2)")
     meta = {"date": datetime.date.today().isoformat(),

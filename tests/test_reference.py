@@ -164,6 +164,13 @@ def test_benchmark_protocol_pieces(tmp_path, monkeypatch):
     assert a.shape == b.shape == (2, 10 * RATE) and not torch.equal(a, b)
     style = bench.draw_style(np.random.default_rng(0))
     assert bench.apply_style(a, style).shape == a.shape
+    # the tonal oracle: a style's EQ undone by its inverse filters, and another's put in its place
+    other = bench.draw_style(np.random.default_rng(1))
+    torch.testing.assert_close(bench.swap_tone(a, style, style), a, atol=1e-3, rtol=0)
+    equalised = torch.from_numpy(bench.pedalboard.Pedalboard(bench.style_eq(style))(a.numpy(), RATE))
+    torch.testing.assert_close(bench.swap_tone(equalised, style, other),
+                               torch.from_numpy(bench.pedalboard.Pedalboard(bench.style_eq(other))(a.numpy(), RATE)),
+                               atol=1e-3, rtol=0)
     monkeypatch.setattr(bench, "DOCS", tmp_path / "reference.md")
     (tmp_path / "reference.md").write_text(f"# R\n\n{bench.BEGIN}\nold\n{bench.END}\n\nafter\n")
     bench.write_docs("| new table |")
