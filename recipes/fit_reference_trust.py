@@ -8,8 +8,11 @@ difference D between the reference's and the input's long-term band spectra, and
 candidate target curve ``S + trust * clip(D - S, ±limit)`` by its rms distance (dB, mean over
 :data:`dmaster.reference.MATCH_RANGE_HZ` removed) from the true correction, for same-track and
 other-track references. The chosen pair minimises the mean of both sets; a two-fold cross-validation
-over the tracks shows what that choice is worth on tracks it was not chosen on. It prints; it writes
-nothing (the constants live in ``dmaster/reference.py``).
+over the tracks shows what that choice is worth on tracks it was not chosen on. Two more lines say how far any
+such rule can go: the rms of D − E (how much the two passages' own content differs, the noise in the
+reference's evidence) and the best linear estimate of E from S and D (ridge regression on the other half of
+the tracks, a matrix over all bands, scored on the held-out half): the bound of every trust-and-limit rule.
+It prints; it writes nothing (the constants live in ``dmaster/reference.py``).
 
     python recipes/fit_reference_trust.py --music-root data/raw/debian_music   # ~10 min on 2 cores
 """
@@ -35,6 +38,8 @@ import reference_match as protocol  # noqa: E402  (benchmarks/reference_match.py
 TRUSTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 LIMITS_DB = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, float("inf"))
 SETS = ("same track", "other track")
+RIDGES = (1e2, 1e3, 1e4, 1e5)
+"""Regularisations tried for the linear bound (the features are dB, summed over items)."""
 
 
 def style_eq_db(style: dict[str, float]) -> np.ndarray:
@@ -82,6 +87,21 @@ def errors(data: dict[str, np.ndarray], trust: float, limit: float) -> np.ndarra
     return np.sqrt(((data["E"] - target) ** 2).mean(-1))
 
 
+def linear_bound(data: dict[str, np.ndarray], ridge: float) -> float:
+    """Mean rms error (dB) of the ridge-regression estimate ``S + [D − S, 1] · A`` of E, ``A`` fitted on one half
+    of the tracks and scored on the other (both ways)."""
+    tracks = sorted(set(data["track"]))
+    features = np.concatenate([data["D"] - data["S"], np.ones((len(data["D"]), 1))], 1)
+    wanted = data["E"] - data["S"]
+    out = []
+    for fold in (0, 1):
+        held = np.array([t in tracks[fold::2] for t in data["track"]])
+        x, y = features[~held], wanted[~held]
+        matrix = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
+        out.append(np.sqrt(((wanted[held] - features[held] @ matrix) ** 2).mean(-1)))
+    return float(np.concatenate(out).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
@@ -102,6 +122,12 @@ def main() -> None:
     none = [float(np.sqrt((data[n]["E"] ** 2).mean(-1)).mean()) for n in SETS]
     print(f"rms error (dB), {len(data[SETS[0]]['E'])} items per set: same track | other track")
     print(f"  no correction {none[0]:.3f} | {none[1]:.3f};  swap alone {swap[0]:.3f} | {swap[1]:.3f}")
+    noise = [float(np.sqrt(((data[n]["D"] - data[n]["E"]) ** 2).mean(-1)).mean()) for n in SETS]
+    print(f"  the spectral difference itself (D; its rms error is the passages' own difference) {noise[0]:.3f} | "
+          f"{noise[1]:.3f}")
+    bound = [min(linear_bound(data[n], ridge) for ridge in RIDGES) for n in SETS]
+    print(f"  best linear estimate from S and D, on held-out tracks (ridge from {RIDGES}) {bound[0]:.3f} | "
+          f"{bound[1]:.3f}")
     for pair in grid:
         print("  trust {:.1f} limit {:>4} dB: {:.3f} | {:.3f}".format(*pair, *score(pair)))
     best = min(grid, key=lambda pair: sum(score(pair)))

@@ -195,6 +195,7 @@ def test_fit_reference_trust_recipe_runs_end_to_end(tmp_path, monkeypatch, capsy
     run_recipe(monkeypatch, "fit_reference_trust.py", "--music-root", str(tmp_path / "music"), "--seeds", "1")
     printed = capsys.readouterr().out
     assert "2 items per set" in printed and "chosen: trust" in printed and "fold 1: " in printed
+    assert "best linear estimate from S and D" in printed
     (tmp_path / "music" / next(p.name for p in (tmp_path / "music").iterdir())).unlink()
     with pytest.raises(SystemExit):
         run_recipe(monkeypatch, "fit_reference_trust.py", "--music-root", str(tmp_path / "music"))
