@@ -22,7 +22,9 @@ Systems, every output scored against the clean excerpt:
 - param, no residual correction: the same estimate and strengths, without the residual correction;
 - swapped-part rows (sets a, b), each the chain's inverse under the peak ceiling: "oracle, EQ not
   inverted" (the true parameters, the EQ left alone), "oracle but the model's EQ" (the model's EQ at its
-  correction strength, every other effect true), "the model's estimate but the true EQ".
+  correction strength, every other effect true), "the model's estimate but the true EQ", and "oracle but
+  the model's echo" (reverb, compressor) the same way: what each effect's estimate costs, apart (the gain's
+  is invisible to a level-matched score);
 
 Scores: MR-STFT raw and level-matched (the output scaled to the original's RMS first: the level is the
 user's loudness target, the restoration is judged apart from it), SI-SDR, log-spectral distance, LUFS
@@ -69,11 +71,15 @@ import report  # noqa: E402  (benchmarks/report.py)
 PEAK_CEILING_DB = -1.0  # master()'s default
 LOUDNESS_ONLY_LUFS = -14.0
 SWAPPED = ("oracle, EQ not inverted", "oracle but the model's EQ", "the model's estimate but the true EQ")
+ALONE = ("echo", "reverb", "compressor")
+"""Effects whose estimate is also swapped into the truth alone (the EQ's is one of :data:`SWAPPED`)."""
+SWAPPED_ALONE = tuple(f"oracle but the model's {name}" for name in ALONE)
 AMOUNTS = (0.25, 0.5, 0.75)
 """``master(amount=…)`` of the harm-against-gain curve."""
 SMALLER = tuple(f"param, amount {a:g}" for a in AMOUNTS)
 CURVE = (*SMALLER, "param", "param without its policy")
 SYSTEMS = ("identity", "loudness-only", "oracle", "param", "unet", "param, no residual correction", *SWAPPED,
+           *SWAPPED_ALONE,
            *SMALLER, "param without its policy")
 QUICK = {"draws": 1, "seconds": 5.0, "max_tracks": 3}
 FULL = {"draws": 2, "seconds": 10.0, "max_tracks": 20}
@@ -122,7 +128,9 @@ class Systems:
             model = correction_strengths(estimate, applied)
             truth = item.truth
             no_eq = {**truth, "eq": {**truth["eq"], "present": torch.zeros_like(truth["eq"]["present"])}}
-            for name, params in zip(SWAPPED, (no_eq, {**truth, "eq": model["eq"]}, {**model, "eq": truth["eq"]})):
+            swaps = [no_eq, {**truth, "eq": model["eq"]}, {**model, "eq": truth["eq"]},
+                     *({**truth, effect: model[effect]} for effect in ALONE)]
+            for name, params in zip(SWAPPED + SWAPPED_ALONE, swaps):
                 out[name] = ceiling(chain.inverse(given[None], params)[0], sr)
         presence = {name: float(estimate[name]["present"][0]) for name in chain.effect_names}
         return out, presence
