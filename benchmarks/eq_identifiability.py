@@ -11,8 +11,9 @@ estimate can only tell them apart as far as the music's spectrum is predictable.
   identity; the shipped parameter model (``master()``'s path, and its EQ inverse alone); the linear
   minimum-mean-square-error (LMMSE) estimate of the EQ from the long-term spectrum, with the EQ prior's and
   the train music's mean and covariance (the best any estimate from the long-term spectrum alone can do
-  if both were Gaussian); matching the train music's mean spectrum; and matching the spectrum of the same
-  song's other excerpts (a reference that no blind estimate has), fully and half way.
+  if both were Gaussian; on the bands of ``dmaster.reference.MATCH_RANGE_HZ``, see :data:`INSIDE`);
+  matching the train music's mean spectrum; and matching the spectrum of the same song's other excerpts
+  (a reference that no blind estimate has), fully and half way.
 
     python benchmarks/eq_identifiability.py --music-root data/raw/debian_music --out experiments/eq_identifiability
 
@@ -38,7 +39,8 @@ from dmaster.effects import Chain, eq
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
-from dmaster.residual import STFT_SIZE, band_levels_db, band_matrix, extra_response
+from dmaster.reference import MATCH_RANGE_HZ
+from dmaster.residual import STFT_SIZE, band_centres_hz, band_levels_db, band_matrix, extra_response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
@@ -50,6 +52,12 @@ SPLITS = {"test": ("test",), "val": ("val",), "val+test": ("val", "test")}
 def relative(spectrum_db: torch.Tensor) -> torch.Tensor:
     """Band levels relative to their mean over bands (the tonal balance without the level)."""
     return spectrum_db - spectrum_db.mean(-1, keepdim=True)
+
+
+INSIDE = torch.from_numpy((band_centres_hz() >= MATCH_RANGE_HZ[0]) & (band_centres_hz() <= MATCH_RANGE_HZ[1]))
+"""The bands the LMMSE estimate works on: outside them, codec low-pass filters (many tracks are cut at 16 kHz
+or so) and the lowest octave make the music's spectrum so heavy-tailed that a Gaussian estimate spreads their
+outliers over every other band."""
 
 
 def eq_prior_bands(chain: Chain, draws: int, seed: int) -> torch.Tensor:
@@ -88,9 +96,11 @@ def main() -> None:
             clips = evenly_spaced_excerpts(audio, args.excerpts, samples)
             music += [relative(band_levels_db(clip[None], sample_rate)) for clip in clips]
     music = torch.stack(music)
-    eq_mean, eq_cov, music_mean, music_cov = eq_bands.mean(0), torch.cov(eq_bands.T), music.mean(0), torch.cov(music.T)
-    lmmse_gain = eq_cov @ torch.linalg.inv(eq_cov + music_cov)
-    posterior_std = (eq_cov - lmmse_gain @ eq_cov).diag().clamp(min=0).sqrt().mean()
+    eq_cov, music_mean, music_cov = torch.cov(eq_bands.T), music.mean(0), torch.cov(music.T)
+    eq_inside, music_inside = relative(eq_bands[:, INSIDE]), relative(music[:, INSIDE])
+    prior_inside = torch.cov(eq_inside.T)
+    lmmse_gain = prior_inside @ torch.linalg.inv(prior_inside + torch.cov(music_inside.T))
+    posterior_std = (prior_inside - lmmse_gain @ prior_inside).diag().clamp(min=0).sqrt().mean()
     spread = {"eq_prior_std_db": float(eq_cov.diag().sqrt().mean()),
               "music_std_db": float(music_cov.diag().sqrt().mean()),
               "lmmse_posterior_std_db": float(posterior_std), "train_excerpts": len(music)}
@@ -107,7 +117,9 @@ def main() -> None:
             observed = relative(band_levels_db(degraded[None], sample_rate))
             others = torch.stack([c for j, c in enumerate(clips) if j != k])
             same_song = relative(band_levels_db(others, sample_rate))
-            lmmse = eq_mean + lmmse_gain @ (observed - music_mean - eq_mean)
+            inside = relative(observed[INSIDE])
+            lmmse = torch.zeros_like(observed)  # the EQ's estimate inside the bands, none outside
+            lmmse[INSIDE] = eq_inside.mean(0) + lmmse_gain @ (inside - music_inside.mean(0) - eq_inside.mean(0))
 
             def matched(towards: torch.Tensor, fraction: float = 1.0) -> torch.Tensor:
                 bands = (fraction * (towards - observed)).clamp(-12.0, 12.0)
@@ -141,7 +153,8 @@ def main() -> None:
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__}
     lines = [f"EQ prior band response: {spread['eq_prior_std_db']:.2f} dB standard deviation (mean over 40 bands, "
              f"{PRIOR_DRAWS} draws); the train music's own long-term spectrum: {spread['music_std_db']:.2f} dB "
-             f"({spread['train_excerpts']} excerpts of {args.seconds:g} s); LMMSE posterior if both were Gaussian: "
+             f"({spread['train_excerpts']} excerpts of {args.seconds:g} s); LMMSE posterior if both were Gaussian "
+             f"(the bands of {MATCH_RANGE_HZ[0]:g} Hz to {MATCH_RANGE_HZ[1]:g} Hz): "
              f"{spread['lmmse_posterior_std_db']:.2f} dB.", "",
              f"{len(rows)} {args.split} excerpts of {args.seconds:g} s degraded by the EQ alone (seeds {args.seed}–"
              f"{args.seed + args.excerpts - 1}), outputs scaled to the original's RMS; machine: {machine}.", "",
