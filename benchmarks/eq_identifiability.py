@@ -98,7 +98,7 @@ def main() -> None:
     music = torch.stack(music)
     eq_cov, music_mean, music_cov = torch.cov(eq_bands.T), music.mean(0), torch.cov(music.T)
     eq_inside, music_inside = relative(eq_bands[:, INSIDE]), relative(music[:, INSIDE])
-    prior_inside = torch.cov(eq_inside.T)
+    prior_inside, eq_inside_mean, music_inside_mean = torch.cov(eq_inside.T), eq_inside.mean(0), music_inside.mean(0)
     lmmse_gain = prior_inside @ torch.linalg.inv(prior_inside + torch.cov(music_inside.T))
     posterior_std = (prior_inside - lmmse_gain @ prior_inside).diag().clamp(min=0).sqrt().mean()
     spread = {"eq_prior_std_db": float(eq_cov.diag().sqrt().mean()),
@@ -119,7 +119,7 @@ def main() -> None:
             same_song = relative(band_levels_db(others, sample_rate))
             inside = relative(observed[INSIDE])
             lmmse = torch.zeros_like(observed)  # the EQ's estimate inside the bands, none outside
-            lmmse[INSIDE] = eq_inside.mean(0) + lmmse_gain @ (inside - music_inside.mean(0) - eq_inside.mean(0))
+            lmmse[INSIDE] = eq_inside_mean + lmmse_gain @ (inside - music_inside_mean - eq_inside_mean)
 
             def matched(towards: torch.Tensor, fraction: float = 1.0) -> torch.Tensor:
                 bands = (fraction * (towards - observed)).clamp(-12.0, 12.0)

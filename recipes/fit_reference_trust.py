@@ -45,10 +45,7 @@ RIDGES = (1e2, 1e3, 1e4, 1e5)
 def style_eq_db(style: dict[str, float]) -> np.ndarray:
     """The 40 band levels (dB) of a style's EQ (its shelves and peak filter), from its impulse response."""
     rate = protocol.SAMPLE_RATE
-    board = pedalboard.Pedalboard([
-        pedalboard.LowShelfFilter(cutoff_frequency_hz=style["low_shelf_hz"], gain_db=style["low_shelf_db"]),
-        pedalboard.HighShelfFilter(cutoff_frequency_hz=style["high_shelf_hz"], gain_db=style["high_shelf_db"]),
-        pedalboard.PeakFilter(cutoff_frequency_hz=style["peak_hz"], gain_db=style["peak_db"], q=style["peak_q"])])
+    board = pedalboard.Pedalboard(protocol.style_eq(style))
     impulse = np.zeros((1, rate), np.float32)
     impulse[0, 0] = 1.0
     factor = -(-rate // STFT_SIZE)  # the DTFT at the STFT's bins, exactly: a longer transform, every factor-th bin
