@@ -18,7 +18,8 @@ Systems, every output scored against the clean excerpt:
 - oracle: the chain's inverse with the true parameters, through ``master()``'s −1 dBFS peak ceiling;
 - param: ``master()``'s defaults with the parameter model (the path of ``master()`` without its
   resampling: estimate, inverse at the fitted strengths, residual correction, peak under −1 dBFS);
-- unet: ``master(model="unet")`` the same way;
+- unet: ``master(model="unet")`` the same way (its mask and residual correction at the strengths of its
+  policy); "unet without its policy" at full strength, as trained;
 - param, no residual correction: the same estimate and strengths, without the residual correction;
 - swapped-part rows (sets a, b), each the chain's inverse under the peak ceiling: "oracle, EQ not
   inverted" (the true parameters, the EQ left alone), "oracle but the model's EQ" (the model's EQ at its
@@ -77,10 +78,10 @@ SWAPPED_ALONE = tuple(f"oracle but the model's {name}" for name in ALONE)
 AMOUNTS = (0.25, 0.5, 0.75)
 """``master(amount=…)`` of the harm-against-gain curve."""
 SMALLER = tuple(f"param, amount {a:g}" for a in AMOUNTS)
-CURVE = (*SMALLER, "param", "param without its policy")
+CURVE = (*SMALLER, "param", "param without its policy", "unet", "unet without its policy")
 SYSTEMS = ("identity", "loudness-only", "oracle", "param", "unet", "param, no residual correction", *SWAPPED,
            *SWAPPED_ALONE,
-           *SMALLER, "param without its policy")
+           *SMALLER, "param without its policy", "unet without its policy")
 QUICK = {"draws": 1, "seconds": 5.0, "max_tracks": 3}
 FULL = {"draws": 2, "seconds": 10.0, "max_tracks": 20}
 
@@ -103,6 +104,7 @@ class Systems:
         self.param, self.unet = resolve_model(param_model), resolve_model(unet_model)
         self.residual = {"param": resolve_residual(param_model), "unet": resolve_residual(unet_model)}
         self.policy = resolve_policy(param_model)
+        self.unet_policy = resolve_policy(unet_model)
         self.strength = self.policy.strength
         self.chain: Chain = self.param.chain
         self.sample_rate = self.param.sample_rate
@@ -117,13 +119,16 @@ class Systems:
                                                           1.0, self.policy.calibration, self.policy.residual,
                                                           self.policy.threshold)
         out["param"] = ceiling(restored, sr)
-        out["unet"] = ceiling(restore(self.unet, given, self.residual["unet"]).audio, sr)
+        unet = self.unet_policy
+        out["unet"] = ceiling(restore(self.unet, given, self.residual["unet"], residual_strength=unet.residual,
+                                      mask=unet.mask).audio, sr)
         out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, applied), sr)
         for amount in AMOUNTS:  # what master(amount=...) does with the same estimate
             strength = scaled_strengths(chain, applied, amount)
             scaled = None if correction is None else correction.scaled(amount)
             out[f"param, amount {amount:g}"] = ceiling(apply_estimate(chain, given, estimate, strength, scaled), sr)
         out["param without its policy"] = ceiling(restore(self.param, given, self.residual["param"]).audio, sr)
+        out["unet without its policy"] = ceiling(restore(self.unet, given, self.residual["unet"]).audio, sr)
         if swapped and item.truth is not None:
             model = correction_strengths(estimate, applied)
             truth = item.truth
@@ -236,12 +241,13 @@ def measure_set(name: str, items: list[qs.Item], systems: Systems, swapped: bool
 
 
 def curve_markdown(results: dict[str, dict]) -> str:
-    """Harm against gain: the level-matched MR-STFT of ``master(amount=…)`` on every set, and of the model
+    """Harm against gain: the level-matched MR-STFT of ``master(amount=…)`` on every set, and of each model
     without its policy (every strength 1, presence uncalibrated, the whole residual correction)."""
     names = list(results)
     lines = ["### Harm against gain", "",
-             "Level-matched MR-STFT of `master(amount=…)` with the shipped policy, and of the same model without "
-             "it; (d) is the harm done to music that needed nothing, (a)–(c) the gain. Identity for comparison.", "",
+             "Level-matched MR-STFT of `master(amount=…)` with the shipped policy, and of each model without "
+             "its policy; (d) is the harm done to music that needed nothing, (a)–(c) the gain. Identity for "
+             "comparison.", "",
              "| system | " + " | ".join(f"({n})" for n in names) + " |", "|---|" + "---|" * len(names)]
     for system in ("identity", *CURVE):
         cells = [f"{results[n]['summary'][system]['mrstft_level_matched']:.3f}" if system in results[n]["summary"]
@@ -331,7 +337,7 @@ def main() -> None:
              "", "Systems: identity (the input as given); loudness-only (−14 LUFS under a −1 dBFS peak, the trivial "
              "baseline); oracle (the chain's inverse with the true parameters, under the −1 dBFS ceiling); param "
              "and unet (the shipped models through `master()`'s defaults); param without its residual correction; "
-             "param at a smaller `amount`, and without its policy (the harm-against-gain curve); "
+             "param at a smaller `amount`, and param and unet without their policies (the harm-against-gain curve); "
              "the swapped-part rows (the chain's inverse with the true parameters but one part swapped). "
              "Level-matched: the output scaled to the original's RMS before scoring. Paired statistics: wins "
              "over items, standard errors over tracks (the mean difference per track; draws of one track are not "

@@ -1,10 +1,9 @@
-"""Fit the policy by which master() applies a parameter model's estimate; write it next to the checkpoint.
+"""Fit the policy by which master() applies a model's correction; write it next to the checkpoint.
 
 The policy (:class:`~dmaster.mastering.pretrained.Policy`) says how much ``master()`` trusts each part
-of the estimate.
-
-Three parts, fitted in this order on music the model was not trained on (the ``val`` split), each item
-an excerpt either degraded as ``dmaster demaster`` draws it (the specs' priors) or left clean:
+of the correction. For a parameter model, three parts, fitted in this order on music the model was not
+trained on (the ``val`` split), each item an excerpt either degraded as ``dmaster demaster`` draws it (the
+specs' priors) or left clean:
 
 1. **Calibrated presence**: per effect, the presence probability ``p`` becomes
    ``sigmoid(a * logit(p) + b)``, ``a`` and ``b`` fitted by logistic regression on whether the effect
@@ -31,7 +30,13 @@ other, both ways round), so the budget needs no margin guessed for unseen music;
 fitted on all the tracks at that weight. A harm budget rather than a fixed exchange rate between harm and
 gain. Every weight's fit is printed: the curve of harm against gain.
 
+For the U-Net, two parts, fitted the same way (same items, objective, harm budget and descent, swept until it
+settles): its **mask strength** (the log gains of its time–frequency mask times it) and the residual strength.
+The shipped baseline is fitted with ``--clean-budget inf`` (clean weight 0): at its strongest on degraded music,
+the fairest opponent for the parameter model on the degraded sets; its harm to clean music is measured apart.
+
     python recipes/fit_policy.py --model dmaster/weights/param.pt   # writes dmaster/weights/param.policy.json
+    python recipes/fit_policy.py --model dmaster/weights/unet.pt --clean-budget inf   # unet.policy.json
 """
 
 from __future__ import annotations
@@ -48,26 +53,41 @@ from dmaster.data.audio import load_audio
 from dmaster.data.generate import evenly_spaced_excerpts, track_params
 from dmaster.data.prior import contributions_db
 from dmaster.data.splits import find_tracks, split_of, spread
+from dmaster.effects import Chain
 from dmaster.mastering.estimation import aggregate, model_windows
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import POLICY_SUFFIX, Policy, resolve_model, resolve_residual, save_policy
-from dmaster.mastering.restoration import Correction, apply_estimate, calibrate, decide, gated_strengths
+from dmaster.mastering.restoration import (
+    Correction,
+    apply_estimate,
+    calibrate,
+    decide,
+    filter_with,
+    gated_strengths,
+    restore,
+)
 from dmaster.metrics import Reference
-from dmaster.models import ParamEstimator
+from dmaster.models import ParamEstimator, SpectrogramUNet
+from dmaster.residual import ResidualCorrection, extra_response
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
-CLEAN_WEIGHTS = (1.0, 2.0, 4.0, 8.0)
-"""Weights of the clean mean in the objective, tried in this order until the harm budget holds."""
+CLEAN_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0)
+"""Weights of the clean mean in the objective, tried in this order until the harm budget holds (0: the most
+gain on degraded music, whatever the harm)."""
+UNGATED = ("residual", "mask")
+"""Parts fitted without a threshold: the residual correction's and the U-Net's mask strengths."""
 UNJUDGED = ("gain",)
 """Left at strength 1: a level-matched distance cannot tell whether a level correction helps."""
 PEAK_CEILING_DB = -1.0
 
 
-def items(model: ParamEstimator, tracks, draws: int, seconds: float, seed: int, audible_db: float) -> list[dict]:
-    """Per track ``draws`` degraded excerpts and one clean one, with the model's estimate, the residual
-    correction's features and the audible-presence labels."""
-    chain, sample_rate = model.chain, model.sample_rate
+def items(model: ParamEstimator | SpectrogramUNet, tracks, draws: int, seconds: float, seed: int,
+          audible_db: float) -> list[dict]:
+    """Per track ``draws`` degraded excerpts and one clean one; for a parameter model with its estimate, the
+    residual correction's features and the audible-presence labels."""
+    sample_rate = model.sample_rate
+    chain = model.chain if isinstance(model, ParamEstimator) else Chain(sample_rate)
     rows = []
     for number, track in enumerate(tracks):
         audio = load_audio(track.path, sample_rate)
@@ -80,11 +100,12 @@ def items(model: ParamEstimator, tracks, draws: int, seconds: float, seed: int, 
                 labels = (contributions_db(chain, clean[None], truth)[0] >= audible_db).tolist()
             else:
                 given, labels = clean, [False] * len(chain.effect_names)
-            windows = model_windows(model, given)
-            rows.append({"reference": Reference(clean, sample_rate), "given": given, "degraded": k < draws,
-                         "track": number,
-                         "windows": windows,
-                         "estimate": aggregate(chain, model.estimate(windows)), "labels": labels})
+            row = {"reference": Reference(clean, sample_rate), "given": given, "degraded": k < draws,
+                   "track": number}
+            if isinstance(model, ParamEstimator):
+                row["windows"] = model_windows(model, given)
+                row["estimate"], row["labels"] = aggregate(chain, model.estimate(row["windows"])), labels
+            rows.append(row)
         print(f"  {number + 1}/{len(tracks)} tracks estimated", flush=True)
     return rows
 
@@ -186,7 +207,7 @@ def descend(parts: dict[str, Part], score, rows: list[dict], clean_weight: float
     chosen = dict(parts)
     for part in [p for p in chosen if p not in UNJUDGED]:
         best = objective(fitted, score(chosen)[subset], clean_weight)
-        thresholds = (0.0,) if part == "residual" else THRESHOLDS
+        thresholds = (0.0,) if part in UNGATED else THRESHOLDS
         trials = {}
         for c in STRENGTHS:
             tried = {(c, t): objective(fitted, score({**chosen, part: (c, t)})[subset], clean_weight)
@@ -203,38 +224,88 @@ def descend(parts: dict[str, Part], score, rows: list[dict], clean_weight: float
     return chosen
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=Path("dmaster/weights/param.pt"))
-    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
-    parser.add_argument("--split", default="val", choices=("train", "val"), help="the tracks fitted on")
-    parser.add_argument("--draws", type=int, default=2, help="degraded excerpts per track (plus one clean)")
-    parser.add_argument("--seconds", type=float, default=6.0, help="excerpt length")
-    parser.add_argument("--seed", type=int, default=8000, help="seed of each track's first degradation")
-    parser.add_argument("--audible-db", type=float, default=-20.0, help="an effect contributing less is absent")
-    parser.add_argument("--max-tracks", type=int, help="at most this many tracks, spread over the sorted list")
-    parser.add_argument("--clean-budget", type=float, default=0.15,
-                        help="the most mean level-matched distance from clean music the policy may cost on tracks "
-                             "it was not fitted on (cross-validated); default: the issue's target for clean music")
-    args = parser.parse_args()
-    torch.set_grad_enabled(False)
-    started = time.monotonic()
+def search_weights(rows: list[dict], start: dict[str, Part], score, clean_budget: float, settle: bool = False):
+    """The harm budget: for each of :data:`CLEAN_WEIGHTS` in turn, fit by :func:`descend` (one sweep, or with
+    ``settle`` sweeps until nothing changes) on each half of the tracks and measure the clean mean on the other;
+    stop at the first weight within ``clean_budget``. Returns the parts fitted on all the rows at that weight
+    (or the last), their scores, the weight and a sentence saying which held."""
+    def fit(clean_weight: float, subset: np.ndarray | None = None) -> dict[str, Part]:
+        parts = descend(start, score, rows, clean_weight, subset)
+        while settle and (again := descend(parts, score, rows, clean_weight, subset)) != parts:
+            parts = again
+        return parts
 
-    model = resolve_model(args.model)
-    if not isinstance(model, ParamEstimator):
-        parser.error(f"{args.model} is not a parameter model: the U-Net has no effects to weight")
-    chain = model.chain
-    tracks = spread([t for t in find_tracks(args.music_root) if split_of(t.id) == args.split], args.max_tracks)
-    if len(tracks) < 2:
-        parser.error(f"{len(tracks)} {args.split} tracks under {args.music_root}: the harm budget's "
-                     "cross-validation needs at least 2")
-    rows = items(model, tracks, args.draws, args.seconds, args.seed, args.audible_db)
-    residual = resolve_residual(args.model)
-    for r in rows:
+    halves = folds(rows)
+    for clean_weight in CLEAN_WEIGHTS:
+        held_out = []
+        for fitted, other in (halves, halves[::-1]):
+            half = fit(clean_weight, fitted)
+            held_out.append(clean_mean(select(rows, other), score(half)[other]))
+        unseen = float(np.mean(held_out))
+        chosen = fit(clean_weight)
+        best = score(chosen)
+        print(f"clean weight {clean_weight:g}: {chosen}: {summary(rows, best)}; clean mean on unseen tracks "
+              f"{unseen:.3f} (each half fitted on the other)", flush=True)
+        if unseen <= clean_budget:
+            return chosen, best, clean_weight, (
+                f"the smallest weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold "
+                f"cross-validation) within {clean_budget:g}: {unseen:.3f}")
+    print(f"no clean weight meets the budget {clean_budget:g} on unseen tracks: the last fit is kept")
+    return chosen, best, clean_weight, (
+        f"no weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold cross-validation) "
+        f"within {clean_budget:g}: the largest, at {unseen:.3f}")
+
+
+def fit_unet(model: SpectrogramUNet, rows: list[dict], residual: ResidualCorrection | None, clean_budget: float):
+    """The U-Net's policy: its mask strength and residual strength from :data:`STRENGTHS`, by the same
+    coordinate descent (swept until it settles: the two interact) and harm budget as a parameter model's.
+    Returns the policy and how it was chosen."""
+    outputs: dict[tuple[int, float], torch.Tensor] = {}
+    cache: dict[tuple[int, float, float], float] = {}
+    for r in rows:  # what restore() applies to the U-Net's output, before its strength
         r["correction"] = None if residual is None else Correction(
-            *residual.correct(r["windows"], model.sample_rate, *chain.to_vectors(r["estimate"])))
-    print(f"{len(rows)} {args.split} excerpts of {len(tracks)} tracks ({sum(r['degraded'] for r in rows)} degraded)")
+            *residual.correct(model_windows(model, r["given"]), model.sample_rate))
 
+    def distance(index: int, mask: float, residual_strength: float) -> float:
+        """The level-matched MR-STFT distance to the original of ``master(model="unet")``'s output."""
+        if (index, mask) not in outputs:
+            outputs[index, mask] = restore(model, rows[index]["given"], mask=mask).audio
+        restored, correction = outputs[index, mask], rows[index]["correction"]
+        if correction is not None and residual_strength > 0:
+            restored = filter_with(restored, extra_response(*correction.scaled(residual_strength), model.sample_rate),
+                                   model.sample_rate)
+        restored = set_level(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
+        return rows[index]["reference"].level_matched_mrstft(restored)
+
+    def score(parts: dict[str, Part]) -> np.ndarray:
+        mask, residual_strength = parts["mask"][0], parts.get("residual", (0.0, 0.0))[0]
+        for index in range(len(rows)):
+            if (index, mask, residual_strength) not in cache:
+                cache[index, mask, residual_strength] = distance(index, mask, residual_strength)
+        return np.array([cache[index, mask, residual_strength] for index in range(len(rows))])
+
+    start = {"mask": (1.0, 0.0), **({"residual": (1.0, 0.0)} if residual else {})}
+    before = score(start)
+    print(f"nothing applied (the input under the peak ceiling): {summary(rows, score({'mask': (0.0, 0.0)}))}\n"
+          f"mask and residual correction at 1: {summary(rows, before)}", flush=True)
+    chosen, best, clean_weight, verdict = search_weights(rows, start, score, clean_budget, settle=True)
+    mask, residual_strength = chosen["mask"][0], chosen.get("residual", (0.0, 0.0))[0]
+    print("harm against gain as both are scaled (the user's amount):")
+    for amount in STRENGTHS[1:-1]:
+        scaled = {"mask": (mask * amount, 0.0), "residual": (residual_strength * amount, 0.0)}
+        print(f"  amount {amount:g}: {summary(rows, score(scaled))}", flush=True)
+    how = (f"mask and residual strengths from {STRENGTHS} by coordinate descent (swept until settled) on the "
+           f"level-matched MR-STFT "
+           f"(degraded mean + {clean_weight:g} x clean mean, {verdict}), a change kept when over two standard "
+           f"errors: {summary(rows, before)} -> {summary(rows, best)}")
+    return Policy({}, {}, residual_strength, {}, mask), how
+
+
+def fit_param(model: ParamEstimator, rows: list[dict], residual: ResidualCorrection | None, audible_db: float,
+              clean_budget: float):
+    """A parameter model's policy: calibration, then strengths and thresholds, then the residual strength (see
+    the module's docstring). Returns the policy and how it was chosen."""
+    chain = model.chain
     calibration = fit_calibration(chain, rows)
     print(f"presence log loss {log_loss(chain, rows, None):.3f} -> calibrated {log_loss(chain, rows, calibration):.3f}"
           f"; calibration [a, b] {calibration}", flush=True)
@@ -263,25 +334,7 @@ def main() -> None:
         return np.array(out)
 
     print(f"calibrated, every strength 1: {summary(rows, score(start))}", flush=True)
-    halves = folds(rows)
-    for clean_weight in CLEAN_WEIGHTS:
-        held_out = []
-        for fitted, other in (halves, halves[::-1]):
-            half = descend(start, score, rows, clean_weight, fitted)
-            held_out.append(clean_mean(select(rows, other), score(half)[other]))
-        unseen = float(np.mean(held_out))
-        chosen = descend(start, score, rows, clean_weight)
-        best = score(chosen)
-        print(f"clean weight {clean_weight:g}: {chosen}: {summary(rows, best)}; clean mean on unseen tracks "
-              f"{unseen:.3f} (each half fitted on the other)", flush=True)
-        if unseen <= args.clean_budget:
-            verdict = (f"the smallest weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold "
-                       f"cross-validation) within {args.clean_budget:g}: {unseen:.3f}")
-            break
-    else:
-        verdict = (f"no weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold cross-validation) "
-                   f"within {args.clean_budget:g}: the largest, at {unseen:.3f}")
-        print(f"no clean weight meets the budget {args.clean_budget:g} on unseen tracks: the last fit is kept")
+    chosen, best, clean_weight, verdict = search_weights(rows, start, score, clean_budget)
     strength = {n: chosen[n][0] for n in chain.effect_names}
     threshold = {n: chosen[n][1] for n in chain.effect_names}
     residual_strength = chosen.get("residual", (0.0, 0.0))[0]
@@ -290,18 +343,55 @@ def main() -> None:
         scores = distances(model, rows, calibration, {n: v * amount for n, v in strength.items()},
                            residual_strength * amount, threshold)
         print(f"  amount {amount:g}: {summary(rows, scores)}", flush=True)
+    how = (f"presence calibrated by logistic regression on audible presence (>= {audible_db:g} dB); "
+           f"strengths from {STRENGTHS}, each with a threshold on calibrated presence from "
+           f"{THRESHOLDS}, by coordinate descent on the level-matched MR-STFT (degraded "
+           f"mean + {clean_weight:g} x clean mean, {verdict}), "
+           f"a change kept when over two standard errors: "
+           f"{summary(rows, before)} -> {summary(rows, best)}")
+    return Policy(strength, calibration, residual_strength, threshold), how
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=Path("dmaster/weights/param.pt"))
+    parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
+    parser.add_argument("--split", default="val", choices=("train", "val"), help="the tracks fitted on")
+    parser.add_argument("--draws", type=int, default=2, help="degraded excerpts per track (plus one clean)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="excerpt length")
+    parser.add_argument("--seed", type=int, default=8000, help="seed of each track's first degradation")
+    parser.add_argument("--audible-db", type=float, default=-20.0, help="an effect contributing less is absent")
+    parser.add_argument("--max-tracks", type=int, help="at most this many tracks, spread over the sorted list")
+    parser.add_argument("--clean-budget", type=float, default=0.15,
+                        help="the most mean level-matched distance from clean music the policy may cost on tracks "
+                             "it was not fitted on (cross-validated); default: the issue's target for clean music")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    started = time.monotonic()
+
+    model = resolve_model(args.model)
+    if not isinstance(model, (ParamEstimator, SpectrogramUNet)):
+        parser.error(f"{args.model} is neither a parameter model nor the U-Net")
+    tracks = spread([t for t in find_tracks(args.music_root) if split_of(t.id) == args.split], args.max_tracks)
+    if len(tracks) < 2:
+        parser.error(f"{len(tracks)} {args.split} tracks under {args.music_root}: the harm budget's "
+                     "cross-validation needs at least 2")
+    rows = items(model, tracks, args.draws, args.seconds, args.seed, args.audible_db)
+    residual = resolve_residual(args.model)
+    print(f"{len(rows)} {args.split} excerpts of {len(tracks)} tracks ({sum(r['degraded'] for r in rows)} degraded)")
+    if isinstance(model, SpectrogramUNet):
+        policy, how = fit_unet(model, rows, residual, args.clean_budget)
+    else:
+        for r in rows:
+            r["correction"] = None if residual is None else Correction(
+                *residual.correct(r["windows"], model.sample_rate, *model.chain.to_vectors(r["estimate"])))
+        policy, how = fit_param(model, rows, residual, args.audible_db, args.clean_budget)
     description = (f"fitted on {len(rows)} excerpts of {len(tracks)} {args.split} tracks ({args.seconds:g} s; per "
                    f"track {args.draws} degraded as dmaster demaster draws, seeds from {args.seed}, and 1 clean): "
-                   f"presence calibrated by logistic regression on audible presence (>= {args.audible_db:g} dB); "
-                   f"strengths from {STRENGTHS}, each with a threshold on calibrated presence from "
-                   f"{THRESHOLDS}, by coordinate descent on the level-matched MR-STFT (degraded "
-                   f"mean + {clean_weight:g} x clean mean, {verdict}), "
-                   f"a change kept when over two standard errors: "
-                   f"{summary(rows, before)} -> {summary(rows, best)}")
-    print(f"strengths {strength}, thresholds {threshold}, residual {residual_strength}\n{description}\n"
-          f"{(time.monotonic() - started) / 60:.1f} min")
+                   f"{how}")
+    print(f"{policy}\n{description}\n{(time.monotonic() - started) / 60:.1f} min")
     out = args.model.with_name(args.model.stem + POLICY_SUFFIX)
-    save_policy(out, Policy(strength, calibration, residual_strength, threshold), description)
+    save_policy(out, policy, description)
     print(f"wrote {out}")
 
 

@@ -1,9 +1,10 @@
 """Fit a model's residual correction (dmaster.residual) and write it next to the checkpoint.
 
 On excerpts of the train tracks degraded by the generator, the model's restoration (parameter
-model with the inverse strengths of its policy, if one was fitted by recipes/fit_policy.py, or U-Net;
-without a correction) is compared with the original: the targets are the difference of their long-term spectra
-(relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770). A ridge regression
+model with the inverse strengths of its policy, or U-Net with its policy's mask strength, if one was
+fitted by recipes/fit_policy.py; without a correction) is compared with the original: the targets are the
+difference of their long-term spectra (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770).
+A ridge regression
 maps the analysis windows' features to them; its strength is chosen by cross-validation over train
 tracks (grouped by track). The band strength and a level offset are then chosen for the MR-STFT
 distance of ``master()``'s output (the peak kept under −1 dBFS) with the cross-validated (held-out
@@ -31,7 +32,7 @@ from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
 from dmaster.mastering.estimation import model_windows
 from dmaster.mastering.level import set_level
-from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, resolve_model, resolve_policy
+from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, Policy, resolve_model, resolve_policy
 from dmaster.mastering.restoration import filter_with, restore
 from dmaster.metrics import mrstft_distance
 from dmaster.residual import ResidualCorrection, band_levels_db, extra_response, regression_features
@@ -44,10 +45,10 @@ SELECTION_EVERY = 4
 PEAK_CEILING_DB = -1.0
 
 
-def examples(model, strength: dict[str, float], tracks, draws: int, seconds: float, seed: int, keep_audio_every: int):
+def examples(model, policy: Policy, tracks, draws: int, seconds: float, seed: int, keep_audio_every: int):
     """Per excerpt: the track id, features, targets (40 band dB + level dB) and, for every
-    ``keep_audio_every``-th excerpt, the uncorrected restoration (with the model's inverse
-    ``strength``) and the original."""
+    ``keep_audio_every``-th excerpt, the uncorrected restoration (with the inverse strengths of the model's
+    ``policy``, or the U-Net's mask strength) and the original."""
     sample_rate = model.sample_rate
     chain = Chain(sample_rate)
     meter = pyloudnorm.Meter(sample_rate)
@@ -55,7 +56,7 @@ def examples(model, strength: dict[str, float], tracks, draws: int, seconds: flo
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
         for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed):
-            restored, params = restore(model, degraded, inverse_strength=strength)[:2]
+            restored, params = restore(model, degraded, inverse_strength=policy.strength, mask=policy.mask)[:2]
             windows = model_windows(model, degraded)
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]
             spectra = [band_levels_db(a[None], sample_rate) for a in (clean, restored)]
@@ -123,10 +124,10 @@ def main() -> None:
 
     model = resolve_model(args.model)
     tracks = find_tracks(args.music_root)
-    strength = resolve_policy(args.model).strength  # the policy's, if recipes/fit_policy.py ran before
+    policy = resolve_policy(args.model)  # the one recipes/fit_policy.py fitted, if it ran before
     train_tracks = spread([t for t in tracks if split_of(t.id) == "train"], args.max_tracks or None)
-    train = examples(model, strength, train_tracks, args.draws, args.seconds, args.seed, SELECTION_EVERY)
-    val = examples(model, strength, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.seconds,
+    train = examples(model, policy, train_tracks, args.draws, args.seconds, args.seed, SELECTION_EVERY)
+    val = examples(model, policy, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.seconds,
                    args.seed, 1)
     x, y = (torch.stack([r[k] for r in train]).numpy() for k in ("x", "y"))
     groups = np.array([r["track"] for r in train])

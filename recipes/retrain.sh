@@ -59,8 +59,8 @@ start() {
 wait
 [ "$STAGE" = train ] && exit 0
 
-# each model's residual correction (fitted to its restorations of the train tracks), then the parameter model's
-# policy on the val tracks (calibration, inverse strengths, residual strength), which needs the correction
+# each model's residual correction (fitted to its restorations of the train tracks), then its policy on the val
+# tracks (calibration, inverse strengths, residual strength; the U-Net's mask and residual strengths), which needs it
 mkdir -p models/retrained
 for kind in $MODELS; do
     [ -f "models/retrained/$kind.pt" ] || python recipes/export_weights.py "models/retrain_$kind/best.pt" \
@@ -70,5 +70,8 @@ for kind in $MODELS; do
 done
 if [[ " $MODELS " == *" param "* ]] && [ ! -f models/retrained/param.policy.json ]; then
     python recipes/fit_policy.py --model models/retrained/param.pt --music-root data/raw/debian_music
+fi
+if [[ " $MODELS " == *" unet "* ]] && [ ! -f models/retrained/unet.policy.json ]; then
+    python recipes/fit_policy.py --model models/retrained/unet.pt --music-root data/raw/debian_music --clean-budget inf
 fi
 echo "measure with benchmarks/quality.py (--param-model/--unet-model models/retrained/...) before shipping"

@@ -35,8 +35,10 @@ wait
 python recipes/export_weights.py models/shipped_param/best.pt dmaster/weights/param.pt
 python recipes/export_weights.py models/shipped_unet/best.pt dmaster/weights/unet.pt
 # each model's residual correction (tonal balance and level), fitted to its restorations of the train tracks,
-# then the parameter model's policy (presence calibration, inverse strengths, residual strength) on the val tracks
+# then each model's policy on the val tracks (the parameter model's presence calibration, inverse strengths and
+# residual strength under the harm budget; the U-Net's mask and residual strengths at its strongest on degraded music)
 python recipes/fit_residual.py --model dmaster/weights/param.pt
 python recipes/fit_residual.py --model dmaster/weights/unet.pt
 python recipes/fit_policy.py --model dmaster/weights/param.pt
+python recipes/fit_policy.py --model dmaster/weights/unet.pt --clean-budget inf
 python benchmarks/quality.py --music-root data/raw/debian_music --out experiments/quality

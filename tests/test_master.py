@@ -263,6 +263,7 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     ('{"strength": {}, "calibration": {"echo": [1]}}', "not a policy file"),
     ('{"strength": {}, "calibration": {"echo": [NaN, 0]}}', "calibration values must be finite"),
     ('{"strength": {}, "residual": 2}', r"residual must lie in \[0, 1\], got 2.0"),
+    ('{"strength": {}, "mask": -0.5}', r"mask must lie in \[0, 1\], got -0.5"),
     ('{"strength": {}, "threshold": {"echo": 1.5}}', r"threshold of echo must lie in \[0, 1\], got 1.5"),
     ('{"strength": {}, "threshold": {"flanger": 0.5}}', "unknown effect 'flanger'"),
 ])
@@ -276,11 +277,29 @@ def test_a_bad_policy_file_is_named(tmp_path, estimator, content, message):
 
 
 def test_a_policy_round_trips_and_the_shipped_one_reads(tmp_path):
-    policy = Policy({"eq": 0.25}, {"gain": [1.5, -0.5]}, 0.75, {"echo": 0.7})
+    policy = Policy({"eq": 0.25}, {"gain": [1.5, -0.5]}, 0.75, {"echo": 0.7}, 0.5)
     save_policy(tmp_path / "p.json", policy, "test")
     assert load_policy(tmp_path / "p.json") == policy
     shipped = load_policy(pretrained.shipped_weights("param").with_name("param" + POLICY_SUFFIX))
     assert set(shipped.strength) <= set(Chain(SR).effect_names)
+
+
+def test_the_unet_policy_sets_its_mask_and_residual_strengths(tmp_path, unet):
+    checkpoint = tmp_path / "unet.pt"
+    save_checkpoint(checkpoint, unet, "unet", {}, step=0)
+    level_only_correction(40 + 1, 20 * np.log10(2)).save(tmp_path / f"unet{RESIDUAL_SUFFIX}")
+    quiet = CLIP * 1e-2
+    full = master(quiet, SR, model=checkpoint, peak_ceiling_db=0.0)
+    assert full.report["mask_strength"] == 1.0 and full.report["residual_correction"]["level_db"] == pytest.approx(
+        6.02, abs=0.01)
+    save_policy(tmp_path / f"unet{POLICY_SUFFIX}", Policy({}, {}, 0.5, {}, 0.0), "test")
+    masked = master(quiet, SR, model=checkpoint, peak_ceiling_db=0.0)  # no mask: only half the level correction
+    assert masked.report["mask_strength"] == 0.0
+    torch.testing.assert_close(masked.audio, quiet * 10 ** (3.01 / 20), rtol=1e-3, atol=1e-6)
+    save_policy(tmp_path / f"unet{POLICY_SUFFIX}", Policy({}, {}, 0.0, {}, 0.5), "test")
+    half = master(quiet, SR, model=checkpoint, peak_ceiling_db=0.0, amount=0.5)
+    assert half.report["mask_strength"] == 0.25 and "residual_correction" not in half.report
+    torch.testing.assert_close(half.audio, unet(quiet[None], 0.25)[0], rtol=1e-4, atol=1e-6)
 
 
 def test_an_effect_below_its_threshold_is_left_alone_and_the_report_says_so(tmp_path, estimator):

@@ -239,3 +239,13 @@ def test_unet_output_has_no_spike_at_the_end():
             restored = unet(audio)
             bound = 10 ** (unet.hyperparameters["max_gain_db"] / 20) * float(audio.abs().max())
             assert float(restored.abs().max()) <= bound
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.25, 1.0])
+def test_unet_strength_scales_the_log_gain_of_its_mask(strength):
+    unet = SpectrogramUNet(**TINY_UNET).eval()
+    unet.log_gains = lambda log_magnitude: torch.full_like(log_magnitude, math.log(2.0))  # +6 dB everywhere
+    with torch.no_grad():
+        restored = unet(CLIPS, strength)
+    ratio = restored.square().mean().sqrt() / CLIPS.square().mean().sqrt()
+    assert float(ratio) == pytest.approx(2.0 ** strength, rel=1e-3)  # all but the Nyquist bin, passed through

@@ -70,7 +70,7 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
                "--draws", "1", "--seconds", "2")
     printed = capsys.readouterr().out
     assert "6 val excerpts of 3 tracks (3 degraded)" in printed and "compressor at 0: " in printed
-    assert "clean weight 1: " in printed  # the harm budget's first fit, always made
+    assert "clean weight 0: " in printed  # the harm budget's first fit (no weight on harm), always made
     assert "clean mean on unseen tracks" in printed  # the budget is judged on tracks each half was not fitted on
     assert "gain at 0: " not in printed  # a level-matched distance cannot judge the gain
     assert "residual at 0: " not in printed  # no residual correction next to this checkpoint
@@ -83,10 +83,17 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
     assert set(policy.threshold) == set(estimator.chain.effect_names)
     assert set(policy.threshold.values()) <= {0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9}
     assert "threshold on calibrated presence" in description
-    save_checkpoint(tmp_path / "unet.pt", unet, "unet", {}, step=0)
-    with pytest.raises(SystemExit):
-        run_recipe(monkeypatch, "fit_policy.py", "--model", str(tmp_path / "unet.pt"))
-    assert "not a parameter model" in capsys.readouterr().err
+    save_checkpoint(tmp_path / "unet.pt", unet, "unet", {}, step=0)  # the U-Net: its mask strength
+    run_recipe(monkeypatch, "fit_policy.py", "--model", str(tmp_path / "unet.pt"), "--music-root",
+               str(tmp_path / "music"), "--draws", "1", "--seconds", "2")
+    printed = capsys.readouterr().out
+    assert "mask at 0.5: " in printed and "residual at" not in printed and "clean weight 0: " in printed
+    policy = load_policy(tmp_path / "unet.policy.json")
+    assert policy.strength == {} and policy.mask in {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert "mask and residual strengths" in json.loads((tmp_path / "unet.policy.json").read_text())["description"]
+    (tmp_path / "estimator.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a dmaster model checkpoint"):
+        run_recipe(monkeypatch, "fit_policy.py", "--model", str(tmp_path / "estimator.pt"))
 
 
 def test_eq_identifiability_benchmark_runs_end_to_end(tmp_path, monkeypatch):

@@ -90,8 +90,8 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         keep: effects to leave in, e.g. ``"reverb"`` when the room is wanted; they are still estimated and
             reported.
         amount: how much of the correction to apply, 0–1: every effect's correction strength and the residual
-            correction (dB) scaled by it (the U-Net's output mixed with the input); 0 leaves the audio as it
-            is but for the level.
+            correction (dB) scaled by it (for the U-Net, its mask's dB); 0 leaves the audio as it is but for
+            the level.
         report: an earlier result's ``report`` (or the path of its JSON) whose estimate, inverse strengths
             and residual correction are applied instead of estimating anew: the same correction for another
             mix, or an estimate edited by hand. ``params`` is its old name.
@@ -150,7 +150,8 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
             inverse_strength = scaled_strengths(network.chain, inverse_strength, amount)
         residual = resolve_residual(model) if correct_residual else None
         restored, estimate, correction, strength = restore(network, working, residual, inverse_strength, amount,
-                                                           policy.calibration, policy.residual, policy.threshold)
+                                                           policy.calibration, policy.residual, policy.threshold,
+                                                           policy.mask)
         inverse_strength = inverse_strength if strength is None else strength
     else:
         progress("restoring")
@@ -158,7 +159,7 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         inverse_strength = scaled_strengths(network.chain, {**inverse_strength, **dict.fromkeys(keep, 0.0)}, amount)
         correction = correction.scaled(amount) if correct_residual and correction is not None else None
         restored = apply_estimate(network.chain, working, estimate, inverse_strength, correction)
-    written: dict[str, Any] = {"model": "unet"} if estimate is None else {
+    written: dict[str, Any] = {"model": "unet", "mask_strength": policy.mask * amount} if estimate is None else {
         "model": "param", "effects": describe_estimate(network.chain, estimate, inverse_strength)}
     if given is not None:
         written["estimate_given"] = True

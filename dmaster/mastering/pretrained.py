@@ -29,7 +29,7 @@ SHIPPED = {"param": "param.pt", "unet": "unet.pt"}
 RESIDUAL_SUFFIX = ".residual.json"
 """A checkpoint's residual correction lies next to it: ``param.pt`` → ``param.residual.json``."""
 POLICY_SUFFIX = ".policy.json"
-"""A parameter model's :class:`Policy` lies next to it: ``param.pt`` → ``param.policy.json``."""
+"""A model's :class:`Policy` lies next to it: ``param.pt`` → ``param.policy.json``."""
 
 
 @lru_cache(maxsize=4)
@@ -101,8 +101,9 @@ def _load_residual(path: str, modified_ns: int) -> ResidualCorrection:
 
 
 class Policy(NamedTuple):
-    """How ``master()`` applies a parameter model's estimate: fitted on held-out music by
-    ``recipes/fit_policy.py`` and kept next to the checkpoint (``param.pt`` → ``param.policy.json``)."""
+    """How ``master()`` applies a model's correction: fitted on held-out music by ``recipes/fit_policy.py`` and
+    kept next to the checkpoint (``param.pt`` → ``param.policy.json``). A parameter model's uses every field but
+    :attr:`mask`; the U-Net's only :attr:`residual` and :attr:`mask`."""
 
     strength: dict[str, float]
     """Per effect, its inverse strength in [0, 1] (missing: 1)."""
@@ -113,6 +114,8 @@ class Policy(NamedTuple):
     threshold: dict[str, float] = {}
     """Per effect, the calibrated presence probability in [0, 1] below which its inverse is not applied at all
     (missing: 0): an effect whose inverse harms music without it is undone only where the model is sure."""
+    mask: float = 1.0
+    """The U-Net's mask strength, 0–1: the log gains of its time–frequency mask times this (1: as trained)."""
 
 
 NO_POLICY = Policy({}, {})
@@ -120,8 +123,8 @@ NO_POLICY = Policy({}, {})
 
 
 def resolve_policy(model: ModelChoice) -> Policy:
-    """The policy fitted for ``model`` (a file next to its checkpoint); :data:`NO_POLICY` for a module, the
-    U-Net or a checkpoint without one.
+    """The policy fitted for ``model`` (a file next to its checkpoint); :data:`NO_POLICY` for a module or a
+    checkpoint without one.
 
     Args:
         model: see :data:`ModelChoice`.
@@ -132,7 +135,8 @@ def resolve_policy(model: ModelChoice) -> Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Read a policy file, ``{"strength": {effect: 0–1}, "calibration": {effect: [a, b]}, "residual": 0–1,
-    "threshold": {effect: 0–1}, "description": ...}`` (only ``strength`` is required).
+    "threshold": {effect: 0–1}, "mask": 0–1, "description": ...}`` (only ``strength`` is required; a U-Net's
+    is ``{}``).
 
     Args:
         path: the JSON file.
@@ -146,15 +150,17 @@ def load_policy(path: str | Path) -> Policy:
         calibration = {str(name): [float(a), float(b)] for name, (a, b) in stored.get("calibration", {}).items()}
         residual = float(stored.get("residual", 1.0))
         threshold = {str(name): float(value) for name, value in stored.get("threshold", {}).items()}
+        mask = float(stored.get("mask", 1.0))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{path} is not a policy file: {error!r}") from error
     check_effect_names(calibration, str(path))
     if not all(math.isfinite(v) for ab in calibration.values() for v in ab):
         raise ValueError(f"{path}: calibration values must be finite")
-    if not 0.0 <= residual <= 1.0:
-        raise ValueError(f"{path}: residual must lie in [0, 1], got {residual}")
+    for name, value in (("residual", residual), ("mask", mask)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{path}: {name} must lie in [0, 1], got {value}")
     return Policy(check_strength(strength, str(path)), calibration, residual,
-                  check_strength(threshold, str(path), "threshold"))
+                  check_strength(threshold, str(path), "threshold"), mask)
 
 
 def save_policy(path: str | Path, policy: Policy, description: str) -> None:

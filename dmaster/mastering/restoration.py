@@ -128,7 +128,7 @@ def scaled_strengths(chain: Chain, inverse_strength: dict[str, float], amount: f
 def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None,
             inverse_strength: dict[str, float] | None = None, amount: float = 1.0,
             calibration: dict[str, Sequence[float]] | None = None, residual_strength: float = 1.0,
-            threshold: dict[str, float] | None = None) -> Restoration:
+            threshold: dict[str, float] | None = None, mask: float = 1.0) -> Restoration:
     """Estimate what degraded ``audio`` and undo it.
 
     Args:
@@ -138,20 +138,22 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
             U-Net's output is filtered with it).
         inverse_strength: per effect, for the parameter model (default 1; see :func:`scaled_strengths` for
             ``amount``).
-        amount: for the U-Net, how much of its output is mixed with the input.
+        amount: the user's amount (0–1): scales the residual correction (dB) and, for the U-Net, its mask.
         calibration: the parameter model's presence calibration (:func:`calibrate`).
-        residual_strength: for the parameter model, how much of the residual correction to apply (0–1; see
-            :func:`decide`).
+        residual_strength: how much of the residual correction to apply (0–1; for the parameter model further
+            weighted by :func:`decide`).
         threshold: for the parameter model, per effect, the (calibrated) presence below which its inverse is
             not applied (:func:`gated_strengths`).
+        mask: for the U-Net, its fitted mask strength (0–1): the log gains of its mask times ``mask × amount``.
     """
     if isinstance(model, SpectrogramUNet):
-        restored = _restore_with_unet(model, audio)
+        restored = _restore_with_unet(model, audio, mask * amount)
         correction = None
-        if residual is not None:
-            correction = Correction(*residual.correct(model_windows(model, audio), model.sample_rate)).scaled(amount)
+        if residual is not None and residual_strength * amount > 0:
+            correction = Correction(*residual.correct(model_windows(model, audio), model.sample_rate)).scaled(
+                residual_strength * amount)
             restored = filter_with(restored, extra_response(*correction, model.sample_rate), model.sample_rate)
-        return Restoration(amount * restored + (1 - amount) * audio, None, correction)
+        return Restoration(restored, None, correction)
     windows = model_windows(model, audio)
     params = aggregate(model.chain, model.estimate(windows))
     correction = None if residual is None else Correction(
@@ -187,14 +189,16 @@ def filter_with(audio: Tensor, extra: ExtraResponse, sample_rate: int) -> Tensor
 
 
 @torch.no_grad()
-def _restore_with_unet(model: SpectrogramUNet, audio: Tensor) -> Tensor:
-    """Run the U-Net over ``audio`` in overlapping chunks, cross-faded (no seams). The U-Net is not
-    time-invariant, so it gets its own chunker rather than :func:`in_chunks`."""
+def _restore_with_unet(model: SpectrogramUNet, audio: Tensor, strength: float = 1.0) -> Tensor:
+    """Run the U-Net (its mask at ``strength``) over ``audio`` in overlapping chunks, cross-faded (no seams).
+    The U-Net is not time-invariant, so it gets its own chunker rather than :func:`in_chunks`."""
+    if strength == 0:
+        return audio.clone()
     chunk = int(UNET_CHUNK_SECONDS * model.sample_rate)
     overlap = int(UNET_OVERLAP_SECONDS * model.sample_rate)
     samples = audio.shape[-1]
     if samples <= chunk:
-        return _unet_pairs(model, audio)
+        return _unet_pairs(model, audio, strength)
     step = chunk - overlap
     out = torch.zeros_like(audio)
     weight = torch.zeros(samples)
@@ -204,20 +208,21 @@ def _restore_with_unet(model: SpectrogramUNet, audio: Tensor) -> Tensor:
     for start in range(0, samples - overlap, step):
         piece = audio[:, start : start + chunk]
         w = fade[: piece.shape[-1]]
-        out[:, start : start + piece.shape[-1]] += _unet_pairs(model, piece) * w
+        out[:, start : start + piece.shape[-1]] += _unet_pairs(model, piece, strength) * w
         weight[start : start + piece.shape[-1]] += w
     return out / weight.clamp_min(1e-6)
 
 
-def _unet_pairs(model: SpectrogramUNet, audio: Tensor) -> Tensor:
+def _unet_pairs(model: SpectrogramUNet, audio: Tensor, strength: float) -> Tensor:
     """The U-Net takes stereo; mono is duplicated and more channels go through in pairs; a clip shorter
     than the U-Net's minimum is zero-padded to it."""
     samples = audio.shape[-1]
     if samples < model.min_samples:
-        return _unet_pairs(model, torch.nn.functional.pad(audio, (0, model.min_samples - samples)))[:, :samples]
+        padded = torch.nn.functional.pad(audio, (0, model.min_samples - samples))
+        return _unet_pairs(model, padded, strength)[:, :samples]
     channels = audio.shape[0]
     if channels == 1:
-        return model(audio.expand(2, -1)[None])[0].mean(0, keepdim=True)
+        return model(audio.expand(2, -1)[None], strength)[0].mean(0, keepdim=True)
     padded = torch.cat([audio, audio[-1:]]) if channels % 2 else audio
-    restored = model(padded.reshape(-1, 2, padded.shape[-1]).contiguous()).reshape(padded.shape)
+    restored = model(padded.reshape(-1, 2, padded.shape[-1]).contiguous(), strength).reshape(padded.shape)
     return restored[:channels]

@@ -135,12 +135,14 @@ class SpectrogramUNet(nn.Module):
         x = self.output(torch.cat([self.unpatch(x), padded], dim=1))[..., :frames]
         return self.max_log_gain * torch.tanh(x / self.max_log_gain)
 
-    def forward(self, audio: Tensor) -> Tensor:
+    def forward(self, audio: Tensor, strength: float = 1.0) -> Tensor:
         """Restore audio.
 
         Args:
             audio: ``(batch, channels, samples)`` float audio at :attr:`sample_rate`, at least
                 :attr:`min_samples` long; not level-normalised (its level matters).
+            strength: how much of the change to apply: the log gain of every bin times it (1: as trained,
+                0: the audio back as it came).
 
         Returns:
             The restored audio, same shape.
@@ -155,7 +157,7 @@ class SpectrogramUNet(nn.Module):
         spectrum = spectrum.reshape(batch, channels, *spectrum.shape[-2:])
         bins = self.n_fft // 2  # the Nyquist bin is passed through unchanged
         log_magnitude = torch.log(spectrum[:, :, :bins].abs() + MAGNITUDE_FLOOR)
-        gains = torch.exp(self.log_gains((log_magnitude - LOG_MAGNITUDE_OFFSET) / LOG_MAGNITUDE_SCALE))
+        gains = torch.exp(strength * self.log_gains((log_magnitude - LOG_MAGNITUDE_OFFSET) / LOG_MAGNITUDE_SCALE))
         gains = torch.cat([gains, torch.ones_like(gains[:, :, :1])], dim=2)
         restored = (spectrum * gains).reshape(batch * channels, bins + 1, -1)
         restored = torch.istft(restored, self.n_fft, self.hop, window=self.window, length=samples + self.n_fft)
