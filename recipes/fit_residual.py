@@ -4,12 +4,11 @@ On excerpts of the train tracks degraded by the generator, the model's restorati
 model with the inverse strengths of its policy, or U-Net with its policy's mask strength, if one was
 fitted by recipes/fit_policy.py; without a correction) is compared with the original: the targets are the
 difference of their long-term spectra (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770).
-A ridge regression
-maps the analysis windows' features to them; its strength is chosen by cross-validation over train
-tracks (grouped by track). The band strength and a level offset are then chosen for the MR-STFT
+A ridge regression maps the analysis windows' features to them; its strength is chosen by cross-validation
+over train tracks (grouped by track). The band strength and a level offset are then chosen for the MR-STFT
 distance of ``master()``'s output (the peak kept under −1 dBFS) with the cross-validated (held-out
-track) predictions on every fourth train excerpt: 50 tracks, quietly mastered ones among them,
-where the val split's 6 have none. A correction that does not improve the val split is not written.
+track) predictions on every fourth train excerpt. A correction that does not improve the val split is not
+written.
 
     python recipes/fit_residual.py --model dmaster/weights/param.pt     # writes dmaster/weights/param.residual.json
     python recipes/fit_residual.py --model dmaster/weights/unet.pt      # writes dmaster/weights/unet.residual.json

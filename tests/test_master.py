@@ -282,6 +282,8 @@ def test_a_policy_round_trips_and_the_shipped_one_reads(tmp_path):
     assert load_policy(tmp_path / "p.json") == policy
     shipped = load_policy(pretrained.shipped_weights("param").with_name("param" + POLICY_SUFFIX))
     assert set(shipped.strength) <= set(Chain(SR).effect_names)
+    unet = load_policy(pretrained.shipped_weights("unet").with_name("unet" + POLICY_SUFFIX))
+    assert unet.strength == {} and 0.0 < unet.mask < 1.0  # the baseline at a fitted share of its trained change
 
 
 def test_the_unet_policy_sets_its_mask_and_residual_strengths(tmp_path, unet):
