@@ -1,14 +1,14 @@
 """Fit a model's residual correction (dmaster.residual) and write it next to the checkpoint.
 
-On excerpts of the train tracks degraded by the generator, the model's restoration (parameter
-model with the inverse strengths of its policy, or U-Net with its policy's mask strength, if one was
-fitted by recipes/fit_policy.py; without a correction) is compared with the original: the targets are the
-difference of their long-term spectra (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770).
-A ridge regression maps the analysis windows' features to them; its strength is chosen by cross-validation
-over train tracks (grouped by track). The band strength and a level offset are then chosen for the MR-STFT
-distance of ``master()``'s output (the peak kept under −1 dBFS) with the cross-validated (held-out
-track) predictions on every fourth train excerpt. A correction that does not improve the val split is not
-written.
+On excerpts of the train tracks degraded by the generator, the model's restoration as ``master()`` makes it
+but without a correction (with the policy fitted by recipes/fit_policy.py, if it ran before: the parameter
+model's calibrated presence, inverse strengths and thresholds, the U-Net's mask strength) is compared with the
+original: the targets are the difference of their long-term spectra (relative to the mean, 40 bands) and of
+their loudness (ITU-R BS.1770). A ridge regression maps the analysis windows' features to them; its strength
+is chosen by cross-validation over train tracks (grouped by track). The band strength and a level offset are
+then chosen for the MR-STFT distance of ``master()``'s output (the peak kept under −1 dBFS) with the
+cross-validated (held-out track) predictions on every fourth train excerpt. A correction that does not improve the
+val split is not written.
 
     python recipes/fit_residual.py --model dmaster/weights/param.pt     # writes dmaster/weights/param.residual.json
     python recipes/fit_residual.py --model dmaster/weights/unet.pt      # writes dmaster/weights/unet.residual.json
@@ -29,11 +29,12 @@ from dmaster.data.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
-from dmaster.mastering.estimation import model_windows
+from dmaster.mastering.estimation import aggregate, model_windows
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, Policy, resolve_model, resolve_policy
-from dmaster.mastering.restoration import filter_with, restore
+from dmaster.mastering.restoration import apply_estimate, calibrate, filter_with, gated_strengths, restore
 from dmaster.metrics import mrstft_distance
+from dmaster.models import ParamEstimator
 from dmaster.residual import ResidualCorrection, band_levels_db, extra_response, regression_features
 
 RIDGE_STRENGTHS = (10.0, 30.0, 100.0, 300.0, 1000.0)
@@ -46,8 +47,8 @@ PEAK_CEILING_DB = -1.0
 
 def examples(model, policy: Policy, tracks, draws: int, seconds: float, seed: int, keep_audio_every: int):
     """Per excerpt: the track id, features, targets (40 band dB + level dB) and, for every
-    ``keep_audio_every``-th excerpt, the uncorrected restoration (with the inverse strengths of the model's
-    ``policy``, or the U-Net's mask strength) and the original."""
+    ``keep_audio_every``-th excerpt, the uncorrected restoration (as ``master()`` makes it with ``policy``)
+    and the original."""
     sample_rate = model.sample_rate
     chain = Chain(sample_rate)
     meter = pyloudnorm.Meter(sample_rate)
@@ -55,15 +56,22 @@ def examples(model, policy: Policy, tracks, draws: int, seconds: float, seed: in
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
         for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed):
-            restored, params = restore(model, degraded, inverse_strength=policy.strength, mask=policy.mask)[:2]
             windows = model_windows(model, degraded)
+            params = None
+            if isinstance(model, ParamEstimator):  # as master() restores: calibrated, at the gated strengths
+                params = aggregate(model.chain, model.estimate(windows))
+                calibrated = calibrate(params, policy.calibration)
+                strength = gated_strengths(calibrated, policy.strength, policy.threshold)
+                restored = apply_estimate(model.chain, degraded, calibrated, strength)
+            else:
+                restored = restore(model, degraded, mask=policy.mask).audio
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]
             spectra = [band_levels_db(a[None], sample_rate) for a in (clean, restored)]
             target = torch.cat([spectra[0] - spectra[0].mean() - spectra[1] + spectra[1].mean(),
                                 torch.tensor([loudness[0] - loudness[1]], dtype=torch.float64)])
             if not torch.isfinite(target).all():
                 continue  # a silent excerpt
-            estimate = () if params is None else chain.to_vectors(params)
+            estimate = () if params is None else chain.to_vectors(params)  # the features: the raw estimate
             row = {"track": track.id, "x": regression_features(windows, sample_rate, *estimate), "y": target}
             if len(rows) % keep_audio_every == 0:
                 row.update(restored=restored, clean=clean)
