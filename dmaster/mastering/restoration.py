@@ -189,7 +189,7 @@ def filter_with(audio: Tensor, extra: ExtraResponse, sample_rate: int) -> Tensor
 
 
 @torch.no_grad()
-def _restore_with_unet(model: SpectrogramUNet, audio: Tensor, strength: float = 1.0) -> Tensor:
+def _restore_with_unet(model: SpectrogramUNet, audio: Tensor, strength: float) -> Tensor:
     """Run the U-Net (its mask at ``strength``) over ``audio`` in overlapping chunks, cross-faded (no seams).
     The U-Net is not time-invariant, so it gets its own chunker rather than :func:`in_chunks`."""
     if strength == 0:
