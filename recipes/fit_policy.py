@@ -13,8 +13,9 @@ specs' priors) or left clean:
 2. **Inverse strengths and thresholds**: per effect, a strength from :data:`STRENGTHS` and, jointly with
    it, a threshold from :data:`THRESHOLDS` (the calibrated presence below which the inverse is not applied
    at all: an inverse that harms music without the effect, like the echo's comb, can still be applied
-   where the model is sure), by one sweep of coordinate descent in chain order: the best pair of an effect
-   is kept when it lowers the objective by more than twice the standard error of the paired difference.
+   where the model is sure), by coordinate descent in chain order, swept until it settles (the parts
+   interact: a residual strength changes what the EQ's is worth): the best pair of an effect is kept when it
+   lowers the objective by more than twice the standard error of the paired difference.
    The gain stays at 1 (:data:`UNJUDGED`).
 3. **Residual strength**: how much of the residual correction to apply, from :data:`STRENGTHS`, the
    same way; the correction is further weighted by the calibrated probability that anything is to be
@@ -30,8 +31,8 @@ other, both ways round), so the budget needs no margin guessed for unseen music;
 fitted on all the tracks at that weight. A harm budget rather than a fixed exchange rate between harm and
 gain. Every weight's fit is printed: the curve of harm against gain.
 
-For the U-Net, two parts, fitted the same way (same items, objective, harm budget and descent, swept until it
-settles): its **mask strength** (the log gains of its time–frequency mask times it) and the residual strength.
+For the U-Net, two parts, fitted the same way (same items, objective, harm budget and descent): its **mask
+strength** (the log gains of its time–frequency mask times it) and the residual strength.
 The shipped baseline is fitted with ``--clean-budget inf`` (clean weight 0): at its strongest on degraded music,
 the fairest opponent for the parameter model on the degraded sets; its harm to clean music is measured apart.
 
@@ -72,9 +73,10 @@ from dmaster.residual import ResidualCorrection, extra_response
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
-CLEAN_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0)
+CLEAN_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Weights of the clean mean in the objective, tried in this order until the harm budget holds (0: the most
-gain on degraded music, whatever the harm)."""
+gain on degraded music, whatever the harm); steps fine enough that the first one within budget leaves little of
+the budget unused."""
 UNGATED = ("residual", "mask")
 """Parts fitted without a threshold: the residual correction's and the U-Net's mask strengths."""
 UNJUDGED = ("gain",)
@@ -224,14 +226,14 @@ def descend(parts: dict[str, Part], score, rows: list[dict], clean_weight: float
     return chosen
 
 
-def search_weights(rows: list[dict], start: dict[str, Part], score, clean_budget: float, settle: bool = False):
-    """The harm budget: for each of :data:`CLEAN_WEIGHTS` in turn, fit by :func:`descend` (one sweep, or with
-    ``settle`` sweeps until nothing changes) on each half of the tracks and measure the clean mean on the other;
-    stop at the first weight within ``clean_budget``. Returns the parts fitted on all the rows at that weight
+def search_weights(rows: list[dict], start: dict[str, Part], score, clean_budget: float):
+    """The harm budget: for each of :data:`CLEAN_WEIGHTS` in turn, fit by :func:`descend` (swept until nothing
+    changes) on each half of the tracks and measure the clean mean on the other; stop at the first weight within
+    ``clean_budget``. Returns the parts fitted on all the rows at that weight
     (or the last), their scores, the weight and a sentence saying which held."""
     def fit(clean_weight: float, subset: np.ndarray | None = None) -> dict[str, Part]:
         parts = descend(start, score, rows, clean_weight, subset)
-        while settle and (again := descend(parts, score, rows, clean_weight, subset)) != parts:
+        while (again := descend(parts, score, rows, clean_weight, subset)) != parts:
             parts = again
         return parts
 
@@ -258,8 +260,7 @@ def search_weights(rows: list[dict], start: dict[str, Part], score, clean_budget
 
 def fit_unet(model: SpectrogramUNet, rows: list[dict], residual: ResidualCorrection | None, clean_budget: float):
     """The U-Net's policy: its mask strength and residual strength from :data:`STRENGTHS`, by the same
-    coordinate descent (swept until it settles: the two interact) and harm budget as a parameter model's.
-    Returns the policy and how it was chosen."""
+    coordinate descent and harm budget as a parameter model's. Returns the policy and how it was chosen."""
     outputs: dict[tuple[int, float], torch.Tensor] = {}
     cache: dict[tuple[int, float, float], float] = {}
     for r in rows:  # what restore() applies to the U-Net's output, before its strength
@@ -288,7 +289,7 @@ def fit_unet(model: SpectrogramUNet, rows: list[dict], residual: ResidualCorrect
     before = score(start)
     print(f"nothing applied (the input under the peak ceiling): {summary(rows, score({'mask': (0.0, 0.0)}))}\n"
           f"mask and residual correction at 1: {summary(rows, before)}", flush=True)
-    chosen, best, clean_weight, verdict = search_weights(rows, start, score, clean_budget, settle=True)
+    chosen, best, clean_weight, verdict = search_weights(rows, start, score, clean_budget)
     mask, residual_strength = chosen["mask"][0], chosen.get("residual", (0.0, 0.0))[0]
     print("harm against gain as both are scaled (the user's amount):")
     for amount in STRENGTHS[1:-1]:
@@ -345,7 +346,7 @@ def fit_param(model: ParamEstimator, rows: list[dict], residual: ResidualCorrect
         print(f"  amount {amount:g}: {summary(rows, scores)}", flush=True)
     how = (f"presence calibrated by logistic regression on audible presence (>= {audible_db:g} dB); "
            f"strengths from {STRENGTHS}, each with a threshold on calibrated presence from "
-           f"{THRESHOLDS}, by coordinate descent on the level-matched MR-STFT (degraded "
+           f"{THRESHOLDS}, by coordinate descent (swept until settled) on the level-matched MR-STFT (degraded "
            f"mean + {clean_weight:g} x clean mean, {verdict}), "
            f"a change kept when over two standard errors: "
            f"{summary(rows, before)} -> {summary(rows, best)}")

@@ -7,6 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -94,6 +95,23 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
     (tmp_path / "estimator.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a dmaster model checkpoint"):
         run_recipe(monkeypatch, "fit_policy.py", "--model", str(tmp_path / "estimator.pt"))
+
+
+def test_fit_policy_descent_sweeps_until_it_settles():
+    # parts that interact: the best mask strength depends on the residual's, so one sweep in order (mask kept at 1
+    # while the residual is 1, then the residual turned off) stops short of the best pair (mask 0.25, residual 0)
+    search_weights = runpy.run_path(str(RECIPES / "fit_policy.py"))["search_weights"]
+    rows = [{"degraded": k % 2 == 0, "track": k // 2} for k in range(8)]
+
+    def score(parts):
+        mask, residual = parts["mask"][0], parts["residual"][0]
+        best_mask = 1.0 if residual == 1.0 else 0.25
+        return np.array([(mask - best_mask) ** 2 + residual + 0.01 * k for k in range(len(rows))])
+
+    chosen, scores, clean_weight, _ = search_weights(rows, {"mask": (1.0, 0.0), "residual": (1.0, 0.0)}, score,
+                                                     clean_budget=float("inf"))
+    assert chosen == {"mask": (0.25, 0.0), "residual": (0.0, 0.0)} and clean_weight == 0.0
+    np.testing.assert_allclose(scores, 0.01 * np.arange(8))
 
 
 def test_eq_identifiability_benchmark_runs_end_to_end(tmp_path, monkeypatch):
