@@ -25,11 +25,12 @@ The decision rule: **the most gain on degraded music for a bounded harm to clean
 scored by the level-matched MR-STFT distance (the output scaled to the original's RMS: the level is the
 user's loudness target) of the output, under the −1 dBFS peak ceiling, to the original. The objective is
 the mean over the degraded items plus ``w`` × the mean over the clean items, and ``w`` is the smallest of
-:data:`CLEAN_WEIGHTS` whose fitted strengths keep the clean mean within ``--clean-budget`` **on tracks the
-fit did not see**: two-fold cross-validation over the tracks (fit on one half, measure the clean mean on the
-other, both ways round), so the budget needs no margin guessed for unseen music; the strengths are then
-fitted on all the tracks at that weight. A harm budget rather than a fixed exchange rate between harm and
-gain. Every weight's fit is printed: the curve of harm against gain.
+:data:`CLEAN_WEIGHTS` whose fitted strengths keep the clean mean within ``--clean-budget`` **on albums the
+fit did not see**: two-fold cross-validation over the albums (the top folders under ``--music-root``, the
+corpus's packages: fit on one half, measure the clean mean on the other, both ways round; tracks of one album
+sound alike, so a split by track flatters), so the budget needs no margin guessed for unseen music; the
+strengths are then fitted on all the tracks at that weight. A harm budget rather than a fixed exchange rate
+between harm and gain. Every weight's fit is printed: the curve of harm against gain.
 
 For the U-Net, two parts, fitted the same way (same items, objective, harm budget and descent): its **mask
 strength** (the log gains of its time–frequency mask times it) and the residual strength.
@@ -184,10 +185,19 @@ def summary(rows: list[dict], scores: np.ndarray) -> str:
     return f"degraded {scores[degraded].mean():.3f}, clean {clean_mean(rows, scores):.3f}"
 
 
+def albums(tracks, music_root: Path) -> list[int]:
+    """Per track, the number of its album: its top folder under ``music_root`` (a corpus package), or the track
+    itself when it lies at the top."""
+    names = [t.path.relative_to(music_root).parts[0] if len(t.path.relative_to(music_root).parts) > 1 else t.id
+             for t in tracks]
+    return [sorted(set(names)).index(name) for name in names]
+
+
 def folds(rows: list[dict]) -> list[np.ndarray]:
-    """The rows of the even- and of the odd-numbered tracks: the two halves of the cross-validation."""
-    track = np.array([r["track"] for r in rows])
-    return [track % 2 == 0, track % 2 == 1]
+    """The rows of the even- and of the odd-numbered albums: the two halves of the cross-validation (by album,
+    not by track: the tracks of one album sound alike, and the policy meets music from other albums)."""
+    album = np.array([r["album"] for r in rows])
+    return [album % 2 == 0, album % 2 == 1]
 
 
 def select(rows: list[dict], mask: np.ndarray) -> list[dict]:
@@ -228,7 +238,7 @@ def descend(parts: dict[str, Part], score, rows: list[dict], clean_weight: float
 
 def search_weights(rows: list[dict], start: dict[str, Part], score, clean_budget: float):
     """The harm budget: for each of :data:`CLEAN_WEIGHTS` in turn, fit by :func:`descend` (swept until nothing
-    changes) on each half of the tracks and measure the clean mean on the other; stop at the first weight within
+    changes) on each half of the albums and measure the clean mean on the other; stop at the first weight within
     ``clean_budget``. Returns the parts fitted on all the rows at that weight
     (or the last), their scores, the weight and a sentence saying which held."""
     def fit(clean_weight: float, subset: np.ndarray | None = None) -> dict[str, Part]:
@@ -246,15 +256,15 @@ def search_weights(rows: list[dict], start: dict[str, Part], score, clean_budget
         unseen = float(np.mean(held_out))
         chosen = fit(clean_weight)
         best = score(chosen)
-        print(f"clean weight {clean_weight:g}: {chosen}: {summary(rows, best)}; clean mean on unseen tracks "
+        print(f"clean weight {clean_weight:g}: {chosen}: {summary(rows, best)}; clean mean on unseen albums "
               f"{unseen:.3f} (each half fitted on the other)", flush=True)
         if unseen <= clean_budget:
             return chosen, best, clean_weight, (
-                f"the smallest weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold "
+                f"the smallest weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen albums (2-fold "
                 f"cross-validation) within {clean_budget:g}: {unseen:.3f}")
-    print(f"no clean weight meets the budget {clean_budget:g} on unseen tracks: the last fit is kept")
+    print(f"no clean weight meets the budget {clean_budget:g} on unseen albums: the last fit is kept")
     return chosen, best, clean_weight, (
-        f"no weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen tracks (2-fold cross-validation) "
+        f"no weight of {CLEAN_WEIGHTS} keeping the clean mean on unseen albums (2-fold cross-validation) "
         f"within {clean_budget:g}: the largest, at {unseen:.3f}")
 
 
@@ -364,7 +374,7 @@ def main() -> None:
     parser.add_argument("--audible-db", type=float, default=-20.0, help="an effect contributing less is absent")
     parser.add_argument("--max-tracks", type=int, help="at most this many tracks, spread over the sorted list")
     parser.add_argument("--clean-budget", type=float, default=0.15,
-                        help="the most mean level-matched distance from clean music the policy may cost on tracks "
+                        help="the most mean level-matched distance from clean music the policy may cost on albums "
                              "it was not fitted on (cross-validated); default: the issue's target for clean music")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -374,10 +384,13 @@ def main() -> None:
     if not isinstance(model, (ParamEstimator, SpectrogramUNet)):
         parser.error(f"{args.model} is neither a parameter model nor the U-Net")
     tracks = spread([t for t in find_tracks(args.music_root) if split_of(t.id) == args.split], args.max_tracks)
-    if len(tracks) < 2:
-        parser.error(f"{len(tracks)} {args.split} tracks under {args.music_root}: the harm budget's "
+    if len(set(albums(tracks, args.music_root))) < 2:
+        parser.error(f"{args.split} tracks of fewer than 2 albums under {args.music_root}: the harm budget's "
                      "cross-validation needs at least 2")
     rows = items(model, tracks, args.draws, args.seconds, args.seed, args.audible_db)
+    album = albums(tracks, args.music_root)
+    for r in rows:
+        r["album"] = album[r["track"]]
     residual = resolve_residual(args.model)
     print(f"{len(rows)} {args.split} excerpts of {len(tracks)} tracks ({sum(r['degraded'] for r in rows)} degraded)")
     if isinstance(model, SpectrogramUNet):

@@ -72,7 +72,7 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
     printed = capsys.readouterr().out
     assert "6 val excerpts of 3 tracks (3 degraded)" in printed and "compressor at 0: " in printed
     assert "clean weight 0: " in printed  # the harm budget's first fit (no weight on harm), always made
-    assert "clean mean on unseen tracks" in printed  # the budget is judged on tracks each half was not fitted on
+    assert "clean mean on unseen albums" in printed  # the budget is judged on albums each half was not fitted on
     assert "gain at 0: " not in printed  # a level-matched distance cannot judge the gain
     assert "residual at 0: " not in printed  # no residual correction next to this checkpoint
     policy = load_policy(tmp_path / "param.policy.json")
@@ -101,7 +101,7 @@ def test_fit_policy_descent_sweeps_until_it_settles():
     # parts that interact: the best mask strength depends on the residual's, so one sweep in order (mask kept at 1
     # while the residual is 1, then the residual turned off) stops short of the best pair (mask 0.25, residual 0)
     search_weights = runpy.run_path(str(RECIPES / "fit_policy.py"))["search_weights"]
-    rows = [{"degraded": k % 2 == 0, "track": k // 2} for k in range(8)]
+    rows = [{"degraded": k % 2 == 0, "album": k // 2} for k in range(8)]
 
     def score(parts):
         mask, residual = parts["mask"][0], parts["residual"][0]
