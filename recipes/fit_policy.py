@@ -188,8 +188,8 @@ def summary(rows: list[dict], scores: np.ndarray) -> str:
 def albums(tracks, music_root: Path) -> list[int]:
     """Per track, the number of its album: its top folder under ``music_root`` (a corpus package), or the track
     itself when it lies at the top."""
-    names = [t.path.relative_to(music_root).parts[0] if len(t.path.relative_to(music_root).parts) > 1 else t.id
-             for t in tracks]
+    parts = [t.path.relative_to(music_root).parts for t in tracks]
+    names = [p[0] if len(p) > 1 else t.id for p, t in zip(parts, tracks)]
     return [sorted(set(names)).index(name) for name in names]
 
 
@@ -239,8 +239,8 @@ def descend(parts: dict[str, Part], score, rows: list[dict], clean_weight: float
 def search_weights(rows: list[dict], start: dict[str, Part], score, clean_budget: float):
     """The harm budget: for each of :data:`CLEAN_WEIGHTS` in turn, fit by :func:`descend` (swept until nothing
     changes) on each half of the albums and measure the clean mean on the other; stop at the first weight within
-    ``clean_budget``. Returns the parts fitted on all the rows at that weight
-    (or the last), their scores, the weight and a sentence saying which held."""
+    ``clean_budget``. Returns the parts fitted on all the rows at that weight (or the last), their scores, the
+    weight and a sentence saying which held."""
     def fit(clean_weight: float, subset: np.ndarray | None = None) -> dict[str, Part]:
         parts = descend(start, score, rows, clean_weight, subset)
         while (again := descend(parts, score, rows, clean_weight, subset)) != parts:
@@ -384,11 +384,11 @@ def main() -> None:
     if not isinstance(model, (ParamEstimator, SpectrogramUNet)):
         parser.error(f"{args.model} is neither a parameter model nor the U-Net")
     tracks = spread([t for t in find_tracks(args.music_root) if split_of(t.id) == args.split], args.max_tracks)
-    if len(set(albums(tracks, args.music_root))) < 2:
+    album = albums(tracks, args.music_root)
+    if len(set(album)) < 2:
         parser.error(f"{args.split} tracks of fewer than 2 albums under {args.music_root}: the harm budget's "
                      "cross-validation needs at least 2")
     rows = items(model, tracks, args.draws, args.seconds, args.seed, args.audible_db)
-    album = albums(tracks, args.music_root)
     for r in rows:
         r["album"] = album[r["track"]]
     residual = resolve_residual(args.model)

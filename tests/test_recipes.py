@@ -6,6 +6,7 @@ import runpy
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -112,6 +113,14 @@ def test_fit_policy_descent_sweeps_until_it_settles():
                                                      clean_budget=float("inf"))
     assert chosen == {"mask": (0.25, 0.0), "residual": (0.0, 0.0)} and clean_weight == 0.0
     np.testing.assert_allclose(scores, 0.01 * np.arange(8))
+
+
+def test_fit_policy_folds_split_by_album(tmp_path):
+    # tracks of one album (a corpus package's folder) stay in one half; a track at the top is its own album
+    albums = runpy.run_path(str(RECIPES / "fit_policy.py"))["albums"]
+    paths = [tmp_path / "b" / "1.ogg", tmp_path / "a" / "1.ogg", tmp_path / "b" / "2.ogg", tmp_path / "c.ogg"]
+    tracks = [SimpleNamespace(path=path, id=path.stem) for path in paths]
+    assert albums(tracks, tmp_path) == [1, 0, 1, 2]
 
 
 def test_eq_identifiability_benchmark_runs_end_to_end(tmp_path, monkeypatch):
