@@ -61,12 +61,11 @@ from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import POLICY_SUFFIX, Policy, resolve_model, resolve_residual, save_policy
 from dmaster.mastering.restoration import (
     Correction,
-    apply_estimate,
     calibrate,
-    decide,
     filter_with,
     gated_strengths,
     restore,
+    restore_estimate,
 )
 from dmaster.metrics import Reference
 from dmaster.models import ParamEstimator, SpectrogramUNet
@@ -150,9 +149,9 @@ def log_loss(chain, rows: list[dict], calibration: dict | None) -> float:
 def distance(model: ParamEstimator, row: dict, calibration: dict, strength: dict[str, float],
              residual_strength: float, threshold: dict[str, float] | None = None) -> float:
     """The level-matched MR-STFT distance to the original of ``master()``'s output for one item."""
-    estimate, correction = decide(row["estimate"], row["correction"], calibration, residual_strength)
-    restored = apply_estimate(model.chain, row["given"], estimate, gated_strengths(estimate, strength, threshold),
-                              correction)
+    restored = restore_estimate(model.chain, row["given"], row["estimate"], row["correction"], strength,
+                                calibration=calibration, residual_strength=residual_strength,
+                                threshold=threshold).audio
     restored = set_level(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
     return row["reference"].level_matched_mrstft(restored)
 

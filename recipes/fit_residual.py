@@ -32,7 +32,7 @@ from dmaster.effects import Chain
 from dmaster.mastering.estimation import aggregate, model_windows
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, Policy, resolve_model, resolve_policy
-from dmaster.mastering.restoration import apply_estimate, calibrate, filter_with, gated_strengths, restore
+from dmaster.mastering.restoration import filter_with, restore, restore_estimate
 from dmaster.metrics import mrstft_distance
 from dmaster.models import ParamEstimator
 from dmaster.residual import ResidualCorrection, band_levels_db, extra_response, regression_features
@@ -58,11 +58,10 @@ def examples(model, policy: Policy, tracks, draws: int, seconds: float, seed: in
         for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed):
             windows = model_windows(model, degraded)
             params = None
-            if isinstance(model, ParamEstimator):  # as master() restores: calibrated, at the gated strengths
+            if isinstance(model, ParamEstimator):  # as master() restores, keeping the raw estimate
                 params = aggregate(model.chain, model.estimate(windows))
-                calibrated = calibrate(params, policy.calibration)
-                strength = gated_strengths(calibrated, policy.strength, policy.threshold)
-                restored = apply_estimate(model.chain, degraded, calibrated, strength)
+                restored = restore_estimate(model.chain, degraded, params, inverse_strength=policy.strength,
+                                            calibration=policy.calibration, threshold=policy.threshold).audio
             else:
                 restored = restore(model, degraded, mask=policy.mask).audio
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]

@@ -7,7 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmaster import Chain
-from dmaster.mastering.restoration import Correction, calibrate, correction_strengths, decide, fix_probability
+from dmaster.mastering.estimation import aggregate, model_windows
+from dmaster.mastering.restoration import (
+    Correction,
+    calibrate,
+    correction_strengths,
+    decide,
+    fix_probability,
+    restore,
+    restore_estimate,
+)
+from dmaster.synth import music_like
 
 SR = 44100
 probability = st.floats(0.0, 1.0)
@@ -56,3 +66,19 @@ def test_decide_gates_the_residual_correction_only_when_calibrated():
     _, sure = decide(estimate(echo=1.0), correction, calibration, 0.5)
     assert sure.level_db == pytest.approx(1.5, abs=1e-4)
     assert decide(clean, None, calibration)[1] is None
+
+
+def test_restore_is_its_estimate_restored(estimator):
+    # restore() = the model's raw estimate, then restore_estimate(): the recipes that keep the raw estimate get the
+    # same audio, calibrated estimate and gated strengths as master()
+    audio = music_like(2.0, SR, 2, seed=3)
+    policy = {"inverse_strength": {"eq": 0.5}, "calibration": {"echo": [1.0, 3.0]}, "threshold": {"reverb": 0.9}}
+    whole = restore(estimator, audio, **policy)
+    with torch.no_grad():  # as restore() and the recipes estimate
+        raw = aggregate(estimator.chain, estimator.estimate(model_windows(estimator, audio)))
+        parts = restore_estimate(estimator.chain, audio, raw, **policy)
+    torch.testing.assert_close(parts.audio, whole.audio, atol=5e-3, rtol=0)  # restore() itself varies by ~5e-4
+    assert parts.strength == whole.strength and parts.strength["reverb"] in (0.0, 1.0)
+    for name in raw:
+        torch.testing.assert_close(parts.params[name]["present"], whole.params[name]["present"], atol=1e-4, rtol=0)
+    assert float(parts.params["echo"]["present"][0]) > float(raw["echo"]["present"][0])  # calibrated, raw kept

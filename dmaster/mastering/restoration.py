@@ -158,11 +158,30 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
     params = aggregate(model.chain, model.estimate(windows))
     correction = None if residual is None else Correction(
         *residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params)))
+    return restore_estimate(model.chain, audio, params, correction, inverse_strength, amount, calibration,
+                            residual_strength, threshold)
+
+
+def restore_estimate(chain: Chain, audio: Tensor, params: ChainParams, correction: Correction | None = None,
+                     inverse_strength: dict[str, float] | None = None, amount: float = 1.0,
+                     calibration: dict[str, Sequence[float]] | None = None, residual_strength: float = 1.0,
+                     threshold: dict[str, float] | None = None) -> Restoration:
+    """What :func:`restore` does with a parameter model's estimate once it has it: for callers that keep the raw
+    estimate (the residual correction's features) or reuse one estimate for many restorations.
+
+    Args:
+        chain: the model's chain.
+        audio: ``(channels, samples)`` at the chain's rate.
+        params: the raw estimate ``(1,)`` (presence not yet calibrated).
+        correction: the residual correction the model's :class:`~dmaster.residual.ResidualCorrection` gives for
+            ``audio``, if it is to be applied.
+        inverse_strength, amount, calibration, residual_strength, threshold: as for :func:`restore`.
+    """
     params, correction = decide(params, correction, calibration, residual_strength)
     if correction is not None:
         correction = correction.scaled(amount)
     strength = gated_strengths(params, inverse_strength, threshold)
-    return Restoration(apply_estimate(model.chain, audio, params, strength, correction), params, correction, strength)
+    return Restoration(apply_estimate(chain, audio, params, strength, correction), params, correction, strength)
 
 
 def apply_estimate(chain: Chain, audio: Tensor, params: ChainParams, inverse_strength: dict[str, float] | None = None,
