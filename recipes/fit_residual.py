@@ -1,14 +1,16 @@
 """Fit a model's residual correction (dmaster.residual) and write it next to the checkpoint.
 
-On excerpts of the train tracks degraded by the generator, the model's restoration as ``master()`` makes it
-but without a correction (with the policy fitted by recipes/fit_policy.py, if it ran before: the parameter
-model's calibrated presence, inverse strengths and thresholds, the U-Net's mask strength) is compared with the
-original: the targets are the difference of their long-term spectra (relative to the mean, 40 bands) and of
-their loudness (ITU-R BS.1770). A ridge regression maps the analysis windows' features to them; its strength
-is chosen by cross-validation over train tracks (grouped by track). The band strength and a level offset are
-then chosen for the MR-STFT distance of ``master()``'s output (the peak kept under −1 dBFS) with the
-cross-validated (held-out track) predictions on every fourth train excerpt. A correction that does not improve the
-val split is not written.
+On excerpts of the train tracks, degraded by the generator or (``--clean`` per track) left as they are:
+``master()`` meets music that needs nothing too, and a correction fitted to degraded music alone moves it. The
+model's restoration as ``master()`` makes it but without a correction (with the policy fitted by
+recipes/fit_policy.py, if it ran before: the parameter model's calibrated presence, inverse strengths and
+thresholds, the U-Net's mask strength) is compared with the original: the targets are the difference of their
+long-term spectra (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770). A ridge regression
+maps the analysis windows' features to them; its strength is chosen by cross-validation over train tracks
+(grouped by track). The band strength and a level offset are then chosen for the MR-STFT distance of
+``master()``'s output (the peak kept under −1 dBFS) with the cross-validated (held-out track) predictions on
+every fourth train excerpt. A correction that does not improve the val split (its excerpts drawn the same way)
+is not written.
 
     python recipes/fit_residual.py --model dmaster/weights/param.pt     # writes dmaster/weights/param.residual.json
     python recipes/fit_residual.py --model dmaster/weights/unet.pt      # writes dmaster/weights/unet.residual.json
@@ -26,7 +28,7 @@ import pyloudnorm
 import torch
 
 from dmaster.data.audio import load_audio
-from dmaster.data.generate import degraded_excerpts
+from dmaster.data.generate import evenly_spaced_excerpts, track_params
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
 from dmaster.mastering.estimation import aggregate, model_windows
@@ -45,17 +47,20 @@ SELECTION_EVERY = 4
 PEAK_CEILING_DB = -1.0
 
 
-def examples(model, policy: Policy, tracks, draws: int, seconds: float, seed: int, keep_audio_every: int):
-    """Per excerpt: the track id, features, targets (40 band dB + level dB) and, for every
-    ``keep_audio_every``-th excerpt, the uncorrected restoration (as ``master()`` makes it with ``policy``)
-    and the original."""
+def examples(model, policy: Policy, tracks, draws: int, clean_excerpts: int, seconds: float, seed: int,
+             keep_audio_every: int):
+    """Per excerpt (``draws`` degraded and ``clean_excerpts`` left clean per track): the track id, features,
+    targets (40 band dB + level dB) and, for every ``keep_audio_every``-th excerpt, the uncorrected restoration
+    (as ``master()`` makes it with ``policy``) and the original."""
     sample_rate = model.sample_rate
     chain = Chain(sample_rate)
     meter = pyloudnorm.Meter(sample_rate)
     rows = []
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
-        for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed):
+        for k, clean in enumerate(evenly_spaced_excerpts(audio, draws + clean_excerpts, int(seconds * sample_rate))):
+            # the first ``draws`` degraded as degraded_excerpts() draws them, the rest left as they are
+            degraded = chain(clean[None], track_params(chain, seed + k, [track.id]))[0] if k < draws else clean
             windows = model_windows(model, degraded)
             params = None
             if isinstance(model, ParamEstimator):  # as master() restores, keeping the raw estimate
@@ -121,6 +126,10 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("dmaster/weights/param.pt"))
     parser.add_argument("--music-root", type=Path, default=Path("data/raw/debian_music"))
     parser.add_argument("--draws", type=int, default=8, help="excerpts (and degradations) per track")
+    parser.add_argument("--clean", type=int,
+                        help="excerpts per track left clean, so that the correction learns to leave alone what "
+                             "needs nothing (master() meets such music too); default 1 for a parameter model, 0 for "
+                             "the U-Net baseline, whose policy is fitted for degraded music alone")
     parser.add_argument("--seconds", type=float, default=15.0, help="excerpt length")
     parser.add_argument("--seed", type=int, default=9000, help="seed of each track's first degradation")
     parser.add_argument("--max-tracks", type=int, help="at most this many train tracks, spread over the sorted list "
@@ -129,12 +138,15 @@ def main() -> None:
     torch.set_grad_enabled(False)
 
     model = resolve_model(args.model)
+    if args.clean is None:
+        args.clean = int(isinstance(model, ParamEstimator))
     tracks = find_tracks(args.music_root)
     policy = resolve_policy(args.model)  # the one recipes/fit_policy.py fitted, if it ran before
     train_tracks = spread([t for t in tracks if split_of(t.id) == "train"], args.max_tracks or None)
-    train = examples(model, policy, train_tracks, args.draws, args.seconds, args.seed, SELECTION_EVERY)
-    val = examples(model, policy, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.seconds,
-                   args.seed, 1)
+    train = examples(model, policy, train_tracks, args.draws, args.clean, args.seconds, args.seed,
+                     SELECTION_EVERY)
+    val = examples(model, policy, [t for t in tracks if split_of(t.id) == "val"], args.draws, args.clean,
+                   args.seconds, args.seed, 1)
     x, y = (torch.stack([r[k] for r in train]).numpy() for k in ("x", "y"))
     groups = np.array([r["track"] for r in train])
 
@@ -162,15 +174,18 @@ def main() -> None:
     baseline = corrected_mrstft(val, None, model.sample_rate)
     corrected = corrected_mrstft(val, [correction.predict(r["x"]) for r in val], model.sample_rate)
     description = (f"ridge (strength {strength:g}) fitted on {len(train)} excerpts of {len(set(groups))} train tracks "
-                   f"({args.seconds:g} s, {args.draws} degradations each, seeds from {args.seed}); band strength "
+                   f"({args.seconds:g} s, {args.draws} degraded and {args.clean} clean each, seeds from {args.seed}); "
+                   f"band strength "
                    f"{band_strength:g} and level offset {level_offset:+g} dB chosen with held-out-track predictions "
                    f"on {len(selection)} of them: MR-STFT {uncorrected:.3f} -> "
                    f"{scores[band_strength, level_offset]:.3f}; "
                    f"{len(val)} val excerpts: {baseline:.3f} -> {corrected:.3f}")
-    if corrected >= baseline:
-        print(f"{description}\nno gain on the val split: nothing written")
-        return
     out = args.model.with_name(args.model.stem + RESIDUAL_SUFFIX)
+    if corrected >= baseline:
+        print(f"{description}\nno gain on the val split: nothing written"
+              + (f" ({out}, fitted before, is left as it is: delete it to go without a correction)"
+                 if out.exists() else ""))
+        return
     dataclasses.replace(correction, description=description).save(out)
     print(f"{description}\nwrote {out}")
 

@@ -54,16 +54,17 @@ def run_recipe(monkeypatch, script: str, *args: str, folder: Path = RECIPES) -> 
 def test_fit_residual_recipe_runs_end_to_end(tmp_path, estimator, monkeypatch, capsys):
     checkpoint = corpus_and_model(tmp_path, estimator)
     run_recipe(monkeypatch, "fit_residual.py", "--model", str(checkpoint), "--music-root", str(tmp_path / "music"),
-               "--draws", "1", "--seconds", "2", "--max-tracks", "6")
+               "--draws", "1", "--clean", "1", "--seconds", "2", "--max-tracks", "6")
     printed = capsys.readouterr().out
-    assert "cross-validated RMS error" in printed and "held-out train MR-STFT (2 excerpts)" in printed
+    assert "cross-validated RMS error" in printed and "held-out train MR-STFT (3 excerpts)" in printed
     sidecar = tmp_path / "param.residual.json"
     if "nothing written" in printed:
         assert not sidecar.exists()
     else:
         correction = ResidualCorrection.load(sidecar)
         assert len(correction.feature_mean) == 40 + 1 + 5 + len(estimator.chain.flat_params)
-        assert "6 excerpts of 6 train tracks" in correction.description
+        assert "12 excerpts of 6 train tracks" in correction.description  # one degraded, one clean each
+        assert "1 degraded and 1 clean each" in correction.description
 
 
 def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatch, capsys):
