@@ -20,7 +20,8 @@ Systems, every output scored against the clean excerpt:
   resampling: estimate, inverse at the fitted strengths, residual correction, peak under −1 dBFS);
 - unet: ``master(model="unet")`` the same way (its mask and residual correction at the strengths of its
   policy); "unet without its policy" at full strength, as trained;
-- param, no residual correction: the same estimate and strengths, without the residual correction;
+- param, no residual correction: the same estimate and strengths, without the residual correction (only where
+  the model has one);
 - swapped-part rows (sets a, b), each the chain's inverse under the peak ceiling: "oracle, EQ not
   inverted" (the true parameters, the EQ left alone), "oracle but the model's EQ" (the model's EQ at its
   correction strength, every other effect true), "the model's estimate but the true EQ", and "oracle but
@@ -122,7 +123,8 @@ class Systems:
         unet = self.unet_policy
         out["unet"] = ceiling(restore(self.unet, given, self.residual["unet"], residual_strength=unet.residual,
                                       mask=unet.mask).audio, sr)
-        out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, applied), sr)
+        if correction is not None:
+            out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, applied), sr)
         for amount in AMOUNTS:  # what master(amount=...) does with the same estimate
             strength = scaled_strengths(chain, applied, amount)
             scaled = None if correction is None else correction.scaled(amount)
@@ -336,7 +338,8 @@ def main() -> None:
              f"each track; sets {counts}; {benchmark_seconds / 60:.0f} min of measurement.",
              "", "Systems: identity (the input as given); loudness-only (−14 LUFS under a −1 dBFS peak, the trivial "
              "baseline); oracle (the chain's inverse with the true parameters, under the −1 dBFS ceiling); param "
-             "and unet (the shipped models through `master()`'s defaults); param without its residual correction; "
+             "and unet (the shipped models through `master()`'s defaults); param without its residual correction "
+             "(where it has one); "
              "param at a smaller `amount`, and param and unet without their policies (the harm-against-gain curve); "
              "the swapped-part rows (the chain's inverse with the true parameters but one part swapped). "
              "Level-matched: the output scaled to the original's RMS before scoring. Paired statistics: wins "

@@ -174,6 +174,7 @@ def test_quality_benchmark_runs_every_set_end_to_end(tmp_path, estimator, unet, 
         assert {"identity", "loudness-only", "param", "unet"} <= systems
         assert ("oracle" in systems) == (name in "ab")  # known only for the project's chain
         assert ("oracle, EQ not inverted" in systems) == (name in "ab")
+        assert "param, no residual correction" not in systems  # the checkpoint has none: no row equal to param's
         assert {"param − loudness-only", "param − unet", "unet − identity"} <= set(result["paired"])
         assert set(result["presence"]) == set(estimator.chain.effect_names) and result["targets"]
         for row in result["rows"]:
