@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from dmaster.data.audio import load_audio
-from dmaster.data.generate import evenly_spaced_excerpts, track_params
+from dmaster.data.generate import degraded_excerpts
 from dmaster.data.prior import contributions_db
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
@@ -93,16 +93,14 @@ def items(model: ParamEstimator | SpectrogramUNet, tracks, draws: int, seconds: 
     rows = []
     for number, track in enumerate(tracks):
         audio = load_audio(track.path, sample_rate)
-        for k, clean in enumerate(evenly_spaced_excerpts(audio, draws + 1, int(seconds * sample_rate))):
+        for clean, truth, given in degraded_excerpts(chain, audio, track.id, draws, seconds, seed, clean=1):
             if float(clean.abs().max()) == 0.0:
                 continue  # digital silence: nothing to measure
-            if k < draws:
-                truth = track_params(chain, seed + k, [track.id])
-                given = chain(clean[None], truth)[0]
+            if truth is not None:
                 labels = (contributions_db(chain, clean[None], truth)[0] >= audible_db).tolist()
             else:
-                given, labels = clean, [False] * len(chain.effect_names)
-            row = {"reference": Reference(clean, sample_rate), "given": given, "degraded": k < draws,
+                labels = [False] * len(chain.effect_names)
+            row = {"reference": Reference(clean, sample_rate), "given": given, "degraded": truth is not None,
                    "track": number}
             if isinstance(model, ParamEstimator):
                 row["windows"] = model_windows(model, given)

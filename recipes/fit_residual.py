@@ -28,7 +28,7 @@ import pyloudnorm
 import torch
 
 from dmaster.data.audio import load_audio
-from dmaster.data.generate import evenly_spaced_excerpts, track_params
+from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
 from dmaster.mastering.estimation import aggregate, model_windows
@@ -58,9 +58,7 @@ def examples(model, policy: Policy, tracks, draws: int, clean_excerpts: int, sec
     rows = []
     for track in tracks:
         audio = load_audio(track.path, sample_rate)
-        for k, clean in enumerate(evenly_spaced_excerpts(audio, draws + clean_excerpts, int(seconds * sample_rate))):
-            # the first ``draws`` degraded as degraded_excerpts() draws them, the rest left as they are
-            degraded = chain(clean[None], track_params(chain, seed + k, [track.id]))[0] if k < draws else clean
+        for clean, _, degraded in degraded_excerpts(chain, audio, track.id, draws, seconds, seed, clean_excerpts):
             windows = model_windows(model, degraded)
             params = None
             if isinstance(model, ParamEstimator):  # as master() restores, keeping the raw estimate
@@ -175,9 +173,8 @@ def main() -> None:
     corrected = corrected_mrstft(val, [correction.predict(r["x"]) for r in val], model.sample_rate)
     description = (f"ridge (strength {strength:g}) fitted on {len(train)} excerpts of {len(set(groups))} train tracks "
                    f"({args.seconds:g} s, {args.draws} degraded and {args.clean} clean each, seeds from {args.seed}); "
-                   f"band strength "
-                   f"{band_strength:g} and level offset {level_offset:+g} dB chosen with held-out-track predictions "
-                   f"on {len(selection)} of them: MR-STFT {uncorrected:.3f} -> "
+                   f"band strength {band_strength:g} and level offset {level_offset:+g} dB chosen with held-out-track "
+                   f"predictions on {len(selection)} of them: MR-STFT {uncorrected:.3f} -> "
                    f"{scores[band_strength, level_offset]:.3f}; "
                    f"{len(val)} val excerpts: {baseline:.3f} -> {corrected:.3f}")
     out = args.model.with_name(args.model.stem + RESIDUAL_SUFFIX)

@@ -227,3 +227,8 @@ def test_degraded_excerpts_are_spread_evenly_and_drawn_per_track():
         torch.testing.assert_close(degraded, chain(clean[None], params)[0])
     whole, _, _ = next(degraded_excerpts(chain, audio[:, :1000], "song", 2, 1.0, 7))
     assert whole.shape == (2, 1000)  # a track shorter than the excerpt is taken whole
+    with_clean = list(degraded_excerpts(chain, audio, "song", 2, 1.0, 7, clean=1))  # spread over all three
+    assert [int(clean[0, 0] * 1e6) for clean, _, _ in with_clean] == [99225, 198450, 297675]
+    torch.testing.assert_close(with_clean[1][2], excerpts[1][2])  # the degraded ones as without it
+    last, params, given = with_clean[2]
+    assert params is None and given is last  # left as it is

@@ -132,8 +132,9 @@ def evenly_spaced_excerpts(audio: Tensor, count: int, samples: int) -> list[Tens
 
 
 def degraded_excerpts(chain: Chain, audio: Tensor, track: str, draws: int, seconds: float,
-                      first_seed: int) -> Iterator[tuple[Tensor, ChainParams, Tensor]]:
-    """:func:`evenly_spaced_excerpts` of a track, each degraded with parameters of its own.
+                      first_seed: int, clean: int = 0) -> Iterator[tuple[Tensor, ChainParams | None, Tensor]]:
+    """:func:`evenly_spaced_excerpts` of a track, each degraded with parameters of its own (and, after them,
+    ``clean`` more left as they are).
 
     Args:
         chain: the chain that degrades.
@@ -143,14 +144,19 @@ def degraded_excerpts(chain: Chain, audio: Tensor, track: str, draws: int, secon
         seconds: the length of each.
         first_seed: excerpt ``k`` is degraded with the parameters :func:`track_params` draws for
             ``track`` with seed ``first_seed + k``.
+        clean: how many excerpts to yield undegraded after the ``draws`` degraded ones (all spread
+            evenly together): music that needs nothing, beside the degraded.
 
     Yields:
         ``(clean, params, degraded)``: the excerpt ``(channels, samples)``, its parameters (a batch
-        of 1) and the degraded excerpt.
+        of 1; ``None`` for an undegraded one) and the degraded excerpt (the excerpt itself when undegraded).
     """
-    for draw, clean in enumerate(evenly_spaced_excerpts(audio, draws, int(seconds * chain.sample_rate))):
+    for draw, excerpt in enumerate(evenly_spaced_excerpts(audio, draws + clean, int(seconds * chain.sample_rate))):
+        if draw >= draws:
+            yield excerpt, None, excerpt
+            continue
         params = track_params(chain, first_seed + draw, [track])
-        yield clean, params, chain(clean[None], params)[0]
+        yield excerpt, params, chain(excerpt[None], params)[0]
 
 
 # -- processing ---------------------------------------------------------------------------------
