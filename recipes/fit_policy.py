@@ -5,18 +5,21 @@ of the correction. For a parameter model, three parts, fitted in this order on m
 trained on (the ``val`` split), each item an excerpt either degraded as ``dmaster demaster`` draws it (the
 specs' priors) or left clean:
 
-1. **Calibrated presence**: per effect, the presence probability ``p`` becomes
+1. **Calibration of presence**: per effect, the presence probability ``p`` can become
    ``sigmoid(a * logit(p) + b)``, ``a`` and ``b`` fitted by logistic regression on whether the effect
    is on and audible (its contribution at least ``--audible-db`` relative to the degraded audio; see
-   :func:`dmaster.data.prior.contributions_db`). A model trained where nearly every item has every
-   effect on says "present" to clean music; calibration on items where absence is common corrects it.
-2. **Inverse strengths and thresholds**: per effect, a strength from :data:`STRENGTHS` and, jointly with
-   it, a threshold from :data:`THRESHOLDS` (the calibrated presence below which the inverse is not applied
-   at all: an inverse that harms music without the effect, like the echo's comb, can still be applied
-   where the model is sure), by coordinate descent in chain order, swept until it settles (the parts
-   interact: a residual strength changes what the EQ's is worth): the best pair of an effect is kept when it
-   lowers the objective by more than twice the standard error of the paired difference.
-   The gain stays at 1 (:data:`UNJUDGED`).
+   :func:`dmaster.data.prior.contributions_db`). A better probability is not yet a better correction (the
+   inverse is scaled by it): the calibration is a candidate for step 2, not a given.
+2. **Calibrations, inverse strengths and thresholds**: per effect, whether its presence is calibrated, a
+   strength from :data:`STRENGTHS` and, jointly with them, a threshold from :data:`THRESHOLDS` (the presence
+   below which the inverse is not applied at all: an inverse that harms music without the effect, like the
+   echo's comb, can still be applied where the model is sure), by coordinate descent in chain order, swept
+   until it settles (the parts interact: a residual strength changes what the EQ's is worth), starting from
+   the model as trained (uncalibrated, every strength 1, no threshold): the best triple of an effect is kept
+   when it lowers the objective by more than twice the standard error of the paired difference. So a
+   calibration that only moves clean music (its offset ``b`` raising every probability) is left out; the
+   policy file keeps the calibrations chosen, the description all that were fitted.
+   The gain stays as trained (:data:`UNJUDGED`).
 3. **Residual strength**: how much of the residual correction to apply, from :data:`STRENGTHS`, the
    same way; the correction is further weighted by the calibrated probability that anything is to be
    fixed, ``1 - prod(1 - q)`` (:func:`~dmaster.mastering.restoration.decide`).
@@ -80,7 +83,8 @@ the budget unused."""
 UNGATED = ("residual", "mask")
 """Parts fitted without a threshold: the residual correction's and the U-Net's mask strengths."""
 UNJUDGED = ("gain",)
-"""Left at strength 1: a level-matched distance cannot tell whether a level correction helps."""
+"""Left as trained (strength 1, uncalibrated): a level-matched distance cannot tell whether a level correction
+helps."""
 PEAK_CEILING_DB = -1.0
 
 
@@ -202,29 +206,33 @@ def select(rows: list[dict], mask: np.ndarray) -> list[dict]:
     return [r for r, keep in zip(rows, mask) if keep]
 
 
-Part = tuple[float, float]
-"""A part's (strength, threshold); the residual correction's threshold is always 0."""
+Part = tuple[float, float, bool]
+"""A part's (strength, threshold, calibrated); the residual correction's and the mask's are (strength, 0, False)."""
 
 
 def descend(parts: dict[str, Part], score, rows: list[dict], clean_weight: float,
             subset: np.ndarray | None = None) -> dict[str, Part]:
-    """One sweep of coordinate descent over ``parts`` (name -> (strength, threshold); :data:`UNJUDGED` ones
-    are kept), each part's best pair of :data:`STRENGTHS` × :data:`THRESHOLDS` (the residual: × 0) kept
-    when :func:`clearly_better`; on the rows of the boolean mask ``subset`` only when given."""
+    """One sweep of coordinate descent over ``parts`` (name -> :data:`Part`; :data:`UNJUDGED` ones are kept),
+    each part's best triple of :data:`STRENGTHS` × :data:`THRESHOLDS` × (uncalibrated, calibrated) (the parts of
+    :data:`UNGATED`: × 0 × uncalibrated) kept when :func:`clearly_better`; on the rows of the boolean mask
+    ``subset`` only when given."""
     subset = np.ones(len(rows), dtype=bool) if subset is None else subset
     fitted = select(rows, subset)
     chosen = dict(parts)
+    print(f"  sweep on {len(fitted)} excerpts, from {summary(fitted, score(chosen)[subset])}:", flush=True)
     for part in [p for p in chosen if p not in UNJUDGED]:
         best = objective(fitted, score(chosen)[subset], clean_weight)
-        thresholds = (0.0,) if part in UNGATED else THRESHOLDS
+        thresholds, calibrated = ((0.0,), (False,)) if part in UNGATED else (THRESHOLDS, (False, True))
         trials = {}
         for c in STRENGTHS:
-            tried = {(c, t): objective(fitted, score({**chosen, part: (c, t)})[subset], clean_weight)
-                     for t in thresholds if (c, t) != chosen[part] and (c > 0 or t == 0)}
+            tried = {(c, t, k): objective(fitted, score({**chosen, part: (c, t, k)})[subset], clean_weight)
+                     for t in thresholds for k in calibrated
+                     if (c, t, k) != chosen[part] and (c > 0 or (t, k) == (0, False))}
             if tried:
-                pair = min(tried, key=lambda k: tried[k].sum())
-                best_threshold = f", threshold {pair[1]:g}" if pair[1] else ""
-                print(f"  {part} at {c:g}{best_threshold}: {summary(fitted, score({**chosen, part: pair})[subset])}",
+                triple = min(tried, key=lambda k: tried[k].sum())
+                how = f", threshold {triple[1]:g}" if triple[1] else ""
+                how += ", calibrated" if triple[2] else ""
+                print(f"  {part} at {c:g}{how}: {summary(fitted, score({**chosen, part: triple})[subset])}",
                       flush=True)
                 trials.update(tried)
         candidate = min(trials, key=lambda k: trials[k].sum())
@@ -286,21 +294,21 @@ def fit_unet(model: SpectrogramUNet, rows: list[dict], residual: ResidualCorrect
         return rows[index]["reference"].level_matched_mrstft(restored)
 
     def score(parts: dict[str, Part]) -> np.ndarray:
-        mask, residual_strength = parts["mask"][0], parts.get("residual", (0.0, 0.0))[0]
+        mask, residual_strength = parts["mask"][0], parts.get("residual", (0.0,))[0]
         for index in range(len(rows)):
             if (index, mask, residual_strength) not in cache:
                 cache[index, mask, residual_strength] = distance(index, mask, residual_strength)
         return np.array([cache[index, mask, residual_strength] for index in range(len(rows))])
 
-    start = {"mask": (1.0, 0.0), **({"residual": (1.0, 0.0)} if residual else {})}
+    start = {"mask": (1.0, 0.0, False), **({"residual": (1.0, 0.0, False)} if residual else {})}
     before = score(start)
-    print(f"nothing applied (the input under the peak ceiling): {summary(rows, score({'mask': (0.0, 0.0)}))}\n"
+    print(f"nothing applied (the input under the peak ceiling): {summary(rows, score({'mask': (0.0, 0.0, False)}))}\n"
           f"mask and residual correction at 1: {summary(rows, before)}", flush=True)
     chosen, best, clean_weight, verdict = search_weights(rows, start, score, clean_budget)
-    mask, residual_strength = chosen["mask"][0], chosen.get("residual", (0.0, 0.0))[0]
+    mask, residual_strength = chosen["mask"][0], chosen.get("residual", (0.0,))[0]
     print("harm against gain as both are scaled (the user's amount):")
     for amount in STRENGTHS[1:-1]:
-        scaled = {"mask": (mask * amount, 0.0), "residual": (residual_strength * amount, 0.0)}
+        scaled = {"mask": (mask * amount, 0.0, False), "residual": (residual_strength * amount, 0.0, False)}
         print(f"  amount {amount:g}: {summary(rows, score(scaled))}", flush=True)
     how = (f"mask and residual strengths from {STRENGTHS} by coordinate descent (swept until settled) on the "
            f"level-matched MR-STFT "
@@ -311,53 +319,64 @@ def fit_unet(model: SpectrogramUNet, rows: list[dict], residual: ResidualCorrect
 
 def fit_param(model: ParamEstimator, rows: list[dict], residual: ResidualCorrection | None, audible_db: float,
               clean_budget: float):
-    """A parameter model's policy: calibration, then strengths and thresholds, then the residual strength (see
-    the module's docstring). Returns the policy and how it was chosen."""
+    """A parameter model's policy: the calibrations, then which of them, strengths and thresholds, then the residual
+    strength (see the module's docstring). Returns the policy and how it was chosen."""
     chain = model.chain
-    calibration = fit_calibration(chain, rows)
-    print(f"presence log loss {log_loss(chain, rows, None):.3f} -> calibrated {log_loss(chain, rows, calibration):.3f}"
-          f"; calibration [a, b] {calibration}", flush=True)
+    fitted = fit_calibration(chain, rows)
+    print(f"presence log loss {log_loss(chain, rows, None):.3f} -> calibrated {log_loss(chain, rows, fitted):.3f}"
+          f"; calibration [a, b] {fitted}", flush=True)
     nothing = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 0.0), 0.0)
     print(f"nothing applied (the input under the peak ceiling): {summary(rows, nothing)}", flush=True)
-    before = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 1.0), 1.0 if residual else 0.0)
-    print(f"uncalibrated, every strength 1: {summary(rows, before)}", flush=True)
-    start = {**dict.fromkeys(chain.effect_names, (1.0, 0.0)), **({"residual": (1.0, 0.0)} if residual else {})}
+    residual_start = 1.0 if residual else 0.0
+    before = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 1.0), residual_start)
+    print(f"uncalibrated, every strength 1 (the start): {summary(rows, before)}", flush=True)
+    print(f"calibrated, every strength 1: "
+          f"{summary(rows, distances(model, rows, fitted, dict.fromkeys(chain.effect_names, 1.0), residual_start))}",
+          flush=True)
+    start = {**dict.fromkeys(chain.effect_names, (1.0, 0.0, False)),
+             **({"residual": (1.0, 0.0, False)} if residual else {})}
     for r in rows:
-        r["calibrated"] = calibrate(r["estimate"], calibration)
+        r["calibrated"] = calibrate(r["estimate"], fitted)
     cache: dict[tuple, float] = {}
 
+    def calibration(parts: dict[str, Part]) -> dict[str, list[float]]:
+        """The fitted calibrations of the effects that ``parts`` calibrate."""
+        return {name: fitted[name] for name in chain.effect_names if parts[name][2]}
+
     def score(parts: dict[str, Part]) -> np.ndarray:
-        """Per item, its distance with ``parts``; cached per item and the strengths it gets after the
-        thresholds, so that a threshold costs no new restoration."""
+        """Per item, its distance with ``parts``; cached per item, the strengths it gets after the thresholds and
+        which of the applied ones are calibrated, so that a threshold costs no new restoration."""
         strength = {name: parts[name][0] for name in chain.effect_names}
         threshold = {name: parts[name][1] for name in chain.effect_names}
-        residual_strength = parts.get("residual", (0.0, 0.0))[0]
+        residual_strength = parts.get("residual", (0.0,))[0]
         out = []
         for index, r in enumerate(rows):
-            gated = gated_strengths(r["calibrated"], strength, threshold)
-            key = (index, tuple(gated.values()), residual_strength)
+            presence = {name: (r["calibrated"] if parts[name][2] else r["estimate"])[name] for name in strength}
+            gated = gated_strengths(presence, strength, threshold)
+            calibrated = tuple(parts[name][2] and gated[name] > 0 for name in chain.effect_names)
+            key = (index, tuple(gated.values()), calibrated, residual_strength)
             if key not in cache:
-                cache[key] = distance(model, r, calibration, gated, residual_strength)
+                cache[key] = distance(model, r, calibration(parts), gated, residual_strength)
             out.append(cache[key])
         return np.array(out)
 
-    print(f"calibrated, every strength 1: {summary(rows, score(start))}", flush=True)
     chosen, best, clean_weight, verdict = search_weights(rows, start, score, clean_budget)
     strength = {n: chosen[n][0] for n in chain.effect_names}
     threshold = {n: chosen[n][1] for n in chain.effect_names}
-    residual_strength = chosen.get("residual", (0.0, 0.0))[0]
+    residual_strength = chosen.get("residual", (0.0,))[0]
+    kept = calibration(chosen)
     print("harm against gain as every strength is scaled (the user's amount):")
     for amount in STRENGTHS[1:-1]:
-        scores = distances(model, rows, calibration, {n: v * amount for n, v in strength.items()},
+        scores = distances(model, rows, kept, {n: v * amount for n, v in strength.items()},
                            residual_strength * amount, threshold)
         print(f"  amount {amount:g}: {summary(rows, scores)}", flush=True)
-    how = (f"presence calibrated by logistic regression on audible presence (>= {audible_db:g} dB); "
-           f"strengths from {STRENGTHS}, each with a threshold on calibrated presence from "
-           f"{THRESHOLDS}, by coordinate descent (swept until settled) on the level-matched MR-STFT (degraded "
-           f"mean + {clean_weight:g} x clean mean, {verdict}), "
+    how = (f"presence calibration [a, b] fitted by logistic regression on audible presence (>= {audible_db:g} dB): "
+           f"{fitted}; per effect, whether it is calibrated, its strength from {STRENGTHS} and a threshold on its "
+           f"presence from {THRESHOLDS}, by coordinate descent (swept until settled, from uncalibrated, every "
+           f"strength 1) on the level-matched MR-STFT (degraded mean + {clean_weight:g} x clean mean, {verdict}), "
            f"a change kept when over two standard errors: "
            f"{summary(rows, before)} -> {summary(rows, best)}")
-    return Policy(strength, calibration, residual_strength, threshold), how
+    return Policy(strength, kept, residual_strength, threshold), how
 
 
 def main() -> None:

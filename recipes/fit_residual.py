@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +69,13 @@ def examples(model, policy: Policy, tracks, draws: int, clean_excerpts: int, sec
             else:
                 restored = restore(model, degraded, mask=policy.mask).audio
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]
+            if not all(map(math.isfinite, loudness)):
+                continue  # a silent excerpt
             spectra = [band_levels_db(a[None], sample_rate) for a in (clean, restored)]
             target = torch.cat([spectra[0] - spectra[0].mean() - spectra[1] + spectra[1].mean(),
                                 torch.tensor([loudness[0] - loudness[1]], dtype=torch.float64)])
             if not torch.isfinite(target).all():
-                continue  # a silent excerpt
+                continue  # silent in some band
             estimate = () if params is None else chain.to_vectors(params)  # the features: the raw estimate
             row = {"track": track.id, "x": regression_features(windows, sample_rate, *estimate), "y": target}
             if len(rows) % keep_audio_every == 0:

@@ -82,10 +82,10 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
     assert ("no weight of" in description) == ("no clean weight meets the budget" in printed)  # says what held
     assert set(policy.strength) == set(estimator.chain.effect_names)
     assert set(policy.strength.values()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
-    assert set(policy.calibration) == set(estimator.chain.effect_names)
+    assert set(policy.calibration) <= set(estimator.chain.effect_names) - {"gain"}  # those that help, gain unjudged
     assert set(policy.threshold) == set(estimator.chain.effect_names)
     assert set(policy.threshold.values()) <= {0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9}
-    assert "threshold on calibrated presence" in description
+    assert "whether it is calibrated" in description and "calibration [a, b] fitted" in description
     save_checkpoint(tmp_path / "unet.pt", unet, "unet", {}, step=0)  # the U-Net: its mask strength
     run_recipe(monkeypatch, "fit_policy.py", "--model", str(tmp_path / "unet.pt"), "--music-root",
                str(tmp_path / "music"), "--draws", "1", "--seconds", "2")
@@ -110,10 +110,27 @@ def test_fit_policy_descent_sweeps_until_it_settles():
         best_mask = 1.0 if residual == 1.0 else 0.25
         return np.array([(mask - best_mask) ** 2 + residual + 0.01 * k for k in range(len(rows))])
 
-    chosen, scores, clean_weight, _ = search_weights(rows, {"mask": (1.0, 0.0), "residual": (1.0, 0.0)}, score,
-                                                     clean_budget=float("inf"))
-    assert chosen == {"mask": (0.25, 0.0), "residual": (0.0, 0.0)} and clean_weight == 0.0
+    start = {"mask": (1.0, 0.0, False), "residual": (1.0, 0.0, False)}
+    chosen, scores, clean_weight, _ = search_weights(rows, start, score, clean_budget=float("inf"))
+    assert chosen == {"mask": (0.25, 0.0, False), "residual": (0.0, 0.0, False)} and clean_weight == 0.0
     np.testing.assert_allclose(scores, 0.01 * np.arange(8))
+
+
+def test_fit_policy_calibrates_only_where_it_helps():
+    # an effect's calibration is one more choice of the descent, from uncalibrated: kept where it lowers the
+    # objective clearly (eq: degraded items better), left out where it only moves clean music (echo)
+    search_weights = runpy.run_path(str(RECIPES / "fit_policy.py"))["search_weights"]
+    rows = [{"degraded": k % 2 == 0, "album": k // 4} for k in range(16)]
+    degraded = np.array([r["degraded"] for r in rows])
+
+    def score(parts):
+        eq, echo = parts["eq"], parts["echo"]
+        base = 1.0 + 0.01 * np.arange(len(rows)) + (1 - eq[0]) + (1 - echo[0]) + eq[1] + echo[1]
+        return base - 0.3 * (eq[2] and degraded) + 0.2 * (echo[2] and ~degraded)
+
+    start = {"eq": (1.0, 0.0, False), "echo": (1.0, 0.0, False)}
+    chosen, _, clean_weight, _ = search_weights(rows, start, score, clean_budget=float("inf"))
+    assert chosen == {"eq": (1.0, 0.0, True), "echo": (1.0, 0.0, False)} and clean_weight == 0.0
 
 
 def test_fit_policy_folds_split_by_album(tmp_path):

@@ -112,8 +112,9 @@ class Policy(NamedTuple):
     residual: float = 1.0
     """How much of the residual correction to apply, 0–1."""
     threshold: dict[str, float] = {}
-    """Per effect, the calibrated presence probability in [0, 1] below which its inverse is not applied at all
-    (missing: 0): an effect whose inverse harms music without it is undone only where the model is sure."""
+    """Per effect, the presence probability in [0, 1] (calibrated where :attr:`calibration` names the effect)
+    below which its inverse is not applied at all (missing: 0): an effect whose inverse harms music without it
+    is undone only where the model is sure."""
     mask: float = 1.0
     """The U-Net's mask strength, 0–1: the log gains of its time–frequency mask times this (1: as trained)."""
 
