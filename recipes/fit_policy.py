@@ -21,8 +21,8 @@ specs' priors) or left clean:
    policy file keeps the calibrations chosen, the description all that were fitted.
    The gain stays as trained (:data:`UNJUDGED`).
 3. **Residual strength**: how much of the residual correction to apply, from :data:`STRENGTHS`, the
-   same way; the correction is further weighted by the calibrated probability that anything is to be
-   fixed, ``1 - prod(1 - q)`` (:func:`~dmaster.mastering.restoration.decide`).
+   same way; where the policy calibrates any presence, the correction is further weighted by the probability
+   that anything is to be fixed, ``1 - prod(1 - q)`` (:func:`~dmaster.mastering.restoration.decide`).
 
 The decision rule: **the most gain on degraded music for a bounded harm to clean music.** Every item is
 scored by the level-matched MR-STFT distance (the output scaled to the original's RMS: the level is the
