@@ -328,8 +328,6 @@ def fit_param(model: ParamEstimator, rows: list[dict], residual: ResidualCorrect
     nothing = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 0.0), 0.0)
     print(f"nothing applied (the input under the peak ceiling): {summary(rows, nothing)}", flush=True)
     residual_start = 1.0 if residual else 0.0
-    before = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 1.0), residual_start)
-    print(f"uncalibrated, every strength 1 (the start): {summary(rows, before)}", flush=True)
     print(f"calibrated, every strength 1: "
           f"{summary(rows, distances(model, rows, fitted, dict.fromkeys(chain.effect_names, 1.0), residual_start))}",
           flush=True)
@@ -345,7 +343,9 @@ def fit_param(model: ParamEstimator, rows: list[dict], residual: ResidualCorrect
 
     def score(parts: dict[str, Part]) -> np.ndarray:
         """Per item, its distance with ``parts``; cached per item, the strengths it gets after the thresholds and
-        which of the applied ones are calibrated, so that a threshold costs no new restoration."""
+        the calibrations that matter to it (those of the inverses applied, and with a residual correction all of
+        them: they gate it, see :func:`~dmaster.mastering.restoration.decide`), so that a threshold costs no new
+        restoration."""
         strength = {name: parts[name][0] for name in chain.effect_names}
         threshold = {name: parts[name][1] for name in chain.effect_names}
         residual_strength = parts.get("residual", (0.0,))[0]
@@ -353,13 +353,16 @@ def fit_param(model: ParamEstimator, rows: list[dict], residual: ResidualCorrect
         for index, r in enumerate(rows):
             presence = {name: (r["calibrated"] if parts[name][2] else r["estimate"])[name] for name in strength}
             gated = gated_strengths(presence, strength, threshold)
-            calibrated = tuple(parts[name][2] and gated[name] > 0 for name in chain.effect_names)
+            calibrated = tuple(parts[name][2] and (gated[name] > 0 or residual_strength > 0)
+                               for name in chain.effect_names)
             key = (index, tuple(gated.values()), calibrated, residual_strength)
             if key not in cache:
                 cache[key] = distance(model, r, calibration(parts), gated, residual_strength)
             out.append(cache[key])
         return np.array(out)
 
+    before = score(start)
+    print(f"uncalibrated, every strength 1 (the start): {summary(rows, before)}", flush=True)
     chosen, best, clean_weight, verdict = search_weights(rows, start, score, clean_budget)
     strength = {n: chosen[n][0] for n in chain.effect_names}
     threshold = {n: chosen[n][1] for n in chain.effect_names}

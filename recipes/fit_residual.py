@@ -3,7 +3,7 @@
 On excerpts of the train tracks, degraded by the generator or (``--clean`` per track) left as they are:
 ``master()`` meets music that needs nothing too, and a correction fitted to degraded music alone moves it. The
 model's restoration as ``master()`` makes it but without a correction (with the policy fitted by
-recipes/fit_policy.py, if it ran before: the parameter model's calibrated presence, inverse strengths and
+recipes/fit_policy.py, if it ran before: the parameter model's presence calibrations, inverse strengths and
 thresholds, the U-Net's mask strength) is compared with the original: the targets are the difference of their
 long-term spectra (relative to the mean, 40 bands) and of their loudness (ITU-R BS.1770). A ridge regression
 maps the analysis windows' features to them; its strength is chosen by cross-validation over train tracks
@@ -75,7 +75,7 @@ def examples(model, policy: Policy, tracks, draws: int, clean_excerpts: int, sec
             target = torch.cat([spectra[0] - spectra[0].mean() - spectra[1] + spectra[1].mean(),
                                 torch.tensor([loudness[0] - loudness[1]], dtype=torch.float64)])
             if not torch.isfinite(target).all():
-                continue  # silent in some band
+                continue  # audio that is not finite (the band levels have a power floor)
             estimate = () if params is None else chain.to_vectors(params)  # the features: the raw estimate
             row = {"track": track.id, "x": regression_features(windows, sample_rate, *estimate), "y": target}
             if len(rows) % keep_audio_every == 0:
