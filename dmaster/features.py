@@ -8,7 +8,7 @@ All functions take audio shaped ``(batch, channels, samples)`` and are pure.
 - :func:`power_cepstrum` and :func:`echo_lag_evidence`: a single echo ``x(t) + a·x(t − d)``
   adds ``log|1 + a·e^{−jωd}|²`` to the log spectrum, whose inverse transform is a sharp peak
   of height ``≈ a`` at quefrency ``d`` samples. :func:`refine_echo_delay` reads the delay off
-  that peak to a fraction of a sample, near a coarse estimate.
+  that peak to a fraction of a sample, near a coarse estimate; :func:`echo_level` reads ``a`` off its height.
 
 An echo of 20 ms (882 samples at 44.1 kHz) stands out in the cepstrum of noise:
 
@@ -17,6 +17,8 @@ An echo of 20 ms (882 samples at 44.1 kHz) stands out in the cepstrum of noise:
 >>> cepstrum = power_cepstrum(echo.forward(noise, 44100, delay_ms=20.0, level_db=-6.0))
 >>> round(float(refine_echo_delay(cepstrum, torch.tensor([870.0]), (100, 2000))[0]), 1)
 882.0
+>>> round(float(echo_level(cepstrum, torch.tensor([882.0]), 44100)[0]), 1)   # -6 dB = 0.50
+0.5
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from .effects.lti import fft_size
 
 Tensor = torch.Tensor
 
-__all__ = ["POWER_FLOOR", "cepstral_prominence", "echo_lag_evidence", "hz_to_mel", "level_db", "level_statistics",
-           "log_frequency_filterbank", "log_lag_bin_edges", "log_mel_spectrogram", "long_term_spectrum",
-           "mel_filterbank", "mel_to_hz", "mid_side", "normalise_level", "power_cepstrum", "power_spectrogram",
-           "refine_echo_delay", "triangular_filterbank", "tukey_window"]
+__all__ = ["POWER_FLOOR", "cepstral_prominence", "echo_lag_evidence", "echo_level", "hz_to_mel", "level_db",
+           "level_statistics", "log_frequency_filterbank", "log_lag_bin_edges", "log_mel_spectrogram",
+           "long_term_spectrum", "mel_filterbank", "mel_to_hz", "mid_side", "normalise_level", "power_cepstrum",
+           "power_spectrogram", "refine_echo_delay", "triangular_filterbank", "tukey_window"]
 
 POWER_FLOOR = 1e-10
 """Floor of power spectra before the logarithm (−100 dB re full scale)."""
@@ -185,6 +187,44 @@ def cepstral_prominence(cepstrum: Tensor, lags: tuple[int, int], smoothing: int 
     local_mean = torch.nn.functional.avg_pool1d(segment[:, None], 2 * smoothing + 1, stride=1)[:, 0]
     prominence = segment[:, smoothing: smoothing + local_mean.shape[-1]] - local_mean
     return prominence / (prominence.std(-1, keepdim=True) + 1e-8)
+
+
+ECHO_PEAK_HALF_WIDTH = 2
+"""Samples either side of an echo's lag that :func:`echo_level` sums (a fractional delay spreads its peak)."""
+ECHO_BASELINE = (8, 48)
+"""Distances (samples) from an echo's lag over which :func:`echo_level` takes the cepstrum's local mean."""
+
+
+def echo_level(cepstrum: Tensor, lag: Tensor, samples: int, taper: float = 0.05) -> Tensor:
+    """The amplitude ``a`` of an echo at ``lag``: the height of the cepstral peak there.
+
+    The power cepstrum of ``x(t) + a·x(t − d)`` is the music's plus ``a`` at quefrency ``d`` (and terms in
+    ``a²`` at ``2d`` and beyond). The peak, summed over ±:data:`ECHO_PEAK_HALF_WIDTH` samples to hold a
+    fractional delay's spread, is measured above the cepstrum's mean between :data:`ECHO_BASELINE` samples
+    away on either side (the music's own slowly varying cepstrum), and divided by the window's overlap with
+    itself ``d`` later (within a clip, only that share of the sound has its echo in the clip too).
+
+    Args:
+        cepstrum: ``(batch, n_fft)`` from :func:`power_cepstrum`.
+        lag: ``(batch,)`` the echo's delay in samples (fractional), inside the cepstrum with the baseline's room.
+        samples: the length of the clips the cepstrum is of.
+        taper: the taper of :func:`power_cepstrum`'s window.
+
+    Returns:
+        ``(batch,)`` the estimated linear amplitude; about 0 (either sign) where there is no echo.
+    """
+    near, far = ECHO_BASELINE
+    centre = lag.round().long()[:, None]
+    offsets = torch.arange(-far, far + 1, device=cepstrum.device)
+    values = cepstrum.gather(1, (centre + offsets).clamp(0, cepstrum.shape[1] - 1))
+    distance = offsets.abs()
+    baseline = values[:, distance >= near].mean(1, keepdim=True)
+    peak = (values[:, distance <= ECHO_PEAK_HALF_WIDTH] - baseline).sum(1)
+    window = tukey_window(samples, taper, cepstrum)
+    energy = window.square().sum()
+    overlap = torch.stack([(window[k:] * window[: samples - k]).sum() / energy if 0 < k < samples else energy / energy
+                           for k in centre[:, 0].tolist()])
+    return peak / overlap.clamp_min(1e-3)
 
 
 def log_lag_bin_edges(min_lag: float, max_lag: float, n_bins: int) -> Tensor:

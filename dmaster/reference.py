@@ -48,7 +48,7 @@ from .effects import ChainParams, ExtraResponse, echo, eq, gain, reverb
 from .effects.spec import all_finite
 from .loudness import integrated_loudness
 from .mastering.chunks import in_chunks
-from .mastering.estimation import aggregate, model_windows
+from .mastering.estimation import aggregate, measure_echo_level, model_windows
 from .mastering.inputs import check_keep
 from .mastering.pretrained import resolve_model
 from .mastering.restoration import MIN_PRESENCE
@@ -364,6 +364,9 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
     input_estimate, reference_estimate = (
         aggregate(chain, {name: {k: v[part] for k, v in values.items()} for name, values in both.items()})
         for part in (slice(None, split), slice(split, None)))
+    if "echo" in effects:  # as master() estimates: the echo level read off each track's cepstrum
+        input_estimate = measure_echo_level(chain, input_windows, input_estimate)
+        reference_estimate = measure_echo_level(chain, reference_windows, reference_estimate)
     undone = _weights(input_estimate, effects, amount)
     applied = _weights(reference_estimate, effects, amount)
 

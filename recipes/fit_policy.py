@@ -59,7 +59,7 @@ from dmaster.data.generate import degraded_excerpts
 from dmaster.data.prior import contributions_db
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
-from dmaster.mastering.estimation import aggregate, model_windows
+from dmaster.mastering.estimation import model_windows, track_estimate
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import POLICY_SUFFIX, Policy, resolve_model, resolve_residual, save_policy
 from dmaster.mastering.restoration import (
@@ -108,7 +108,7 @@ def items(model: ParamEstimator | SpectrogramUNet, tracks, draws: int, seconds: 
                    "track": number}
             if isinstance(model, ParamEstimator):
                 row["windows"] = model_windows(model, given)
-                row["estimate"], row["labels"] = aggregate(chain, model.estimate(row["windows"])), labels
+                row["estimate"], row["labels"] = track_estimate(model, row["windows"]), labels
             rows.append(row)
         print(f"  {number + 1}/{len(tracks)} tracks estimated", flush=True)
     return rows

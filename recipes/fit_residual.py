@@ -32,7 +32,7 @@ from dmaster.data.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
-from dmaster.mastering.estimation import aggregate, model_windows
+from dmaster.mastering.estimation import model_windows, track_estimate
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, Policy, resolve_model, resolve_policy
 from dmaster.mastering.restoration import filter_with, restore, restore_estimate
@@ -63,7 +63,7 @@ def examples(model, policy: Policy, tracks, draws: int, clean_excerpts: int, sec
             windows = model_windows(model, degraded)
             params = None
             if isinstance(model, ParamEstimator):  # as master() restores, keeping the raw estimate
-                params = aggregate(model.chain, model.estimate(windows))
+                params = track_estimate(model, windows)
                 restored = restore_estimate(model.chain, degraded, params, inverse_strength=policy.strength,
                                             calibration=policy.calibration, threshold=policy.threshold).audio
             else:

@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dmaster import features, losses
 from dmaster.checkpoint import load_checkpoint, load_model, save_checkpoint
@@ -42,6 +44,18 @@ def test_cepstrum_finds_echo_delay_to_a_fraction_of_a_sample(delay_ms, level_db)
     for coarse_error in (0.96, 1.04):  # about one lag bin of the estimator either way
         lag = features.refine_echo_delay(cepstrum, true_lag * coarse_error, lag_range)
         assert (lag - true_lag).abs().max() < 0.5
+
+
+@settings(max_examples=15, deadline=None)
+@given(delay_ms=st.floats(20.0, 800.0), level_db=st.floats(-30.0, -6.0), seed=st.integers(0, 1000))
+def test_echo_level_reads_the_echo_amplitude_off_the_cepstrum(delay_ms, level_db, seed):
+    noise = torch.randn(1, 2, 3 * SR, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    lag = torch.tensor([delay_ms * SR / 1000], dtype=torch.float64)
+    amplitude = 10 ** (level_db / 20)
+    samples = noise.shape[-1]
+    echoed = features.power_cepstrum(echo.forward(noise, SR, delay_ms, level_db))
+    assert abs(float(features.echo_level(echoed, lag, samples)[0]) - amplitude) < 0.1 * amplitude + 0.03
+    assert abs(float(features.echo_level(features.power_cepstrum(noise), lag, samples)[0])) < 0.03  # ±0.01 noise
 
 
 def test_lag_evidence_peaks_in_the_bin_of_the_echo():

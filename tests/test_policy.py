@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmaster import Chain
-from dmaster.mastering.estimation import aggregate, model_windows
+from dmaster.mastering.estimation import model_windows, track_estimate
 from dmaster.mastering.restoration import (
     Correction,
     calibrate,
@@ -75,7 +75,7 @@ def test_restore_is_its_estimate_restored(estimator):
     policy = {"inverse_strength": {"eq": 0.5}, "calibration": {"echo": [1.0, 3.0]}, "threshold": {"reverb": 0.9}}
     whole = restore(estimator, audio, **policy)
     with torch.no_grad():  # as restore() and the recipes estimate
-        raw = aggregate(estimator.chain, estimator.estimate(model_windows(estimator, audio)))
+        raw = track_estimate(estimator, model_windows(estimator, audio))
         parts = restore_estimate(estimator.chain, audio, raw, **policy)
     torch.testing.assert_close(parts.audio, whole.audio, atol=5e-3, rtol=0)  # restore() itself varies by ~5e-4
     assert parts.strength == whole.strength and parts.strength["reverb"] in (0.0, 1.0)

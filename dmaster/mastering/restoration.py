@@ -19,7 +19,7 @@ from ..effects.lti import apply_response, convolution_size
 from ..models import SpectrogramUNet
 from ..residual import ResidualCorrection, extra_response
 from .chunks import in_chunks
-from .estimation import aggregate, model_windows
+from .estimation import model_windows, track_estimate
 
 __all__ = ["MIN_PRESENCE", "Correction", "Restoration", "apply_estimate", "calibrate", "correction_strengths",
            "decide", "filter_with", "fix_probability", "gated_strengths", "invert", "restore", "scaled_strengths"]
@@ -155,7 +155,7 @@ def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None
             restored = filter_with(restored, extra_response(*correction, model.sample_rate), model.sample_rate)
         return Restoration(restored, None, correction)
     windows = model_windows(model, audio)
-    params = aggregate(model.chain, model.estimate(windows))
+    params = track_estimate(model, windows)
     correction = None if residual is None else Correction(
         *residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params)))
     return restore_estimate(model.chain, audio, params, correction, inverse_strength, amount, calibration,
