@@ -7,7 +7,8 @@ specs' priors) or left clean:
 
 1. **Calibration of presence**: per effect, the presence probability ``p`` can become
    ``sigmoid(a * logit(p) + b)``, ``a`` and ``b`` fitted by logistic regression on whether the effect
-   is on and audible (its contribution at least ``--audible-db`` relative to the degraded audio; see
+   is on and audible (for the echo, ``+ c`` times its level as measured off the cepstrum: more evidence than
+   the network's probability alone) (its contribution at least ``--audible-db`` relative to the degraded audio; see
    :func:`dmaster.data.prior.contributions_db`). A better probability is not yet a better correction (the
    inverse is scaled by it): the calibration is a candidate for step 2, not a given.
 2. **Calibrations, inverse strengths and thresholds**: per effect, whether its presence is calibrated, a
@@ -61,7 +62,7 @@ from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
 from dmaster.mastering.estimation import model_windows, track_estimate
 from dmaster.mastering.level import set_level
-from dmaster.mastering.pretrained import POLICY_SUFFIX, Policy, resolve_model, resolve_residual, save_policy
+from dmaster.mastering.pretrained import EVIDENCE, POLICY_SUFFIX, Policy, resolve_model, resolve_residual, save_policy
 from dmaster.mastering.restoration import (
     Correction,
     calibrate,
@@ -115,25 +116,33 @@ def items(model: ParamEstimator | SpectrogramUNet, tracks, draws: int, seconds: 
 
 
 def fit_calibration(chain, rows: list[dict]) -> dict[str, list[float]]:
-    """Per effect ``[a, b]`` of :func:`~dmaster.mastering.restoration.calibrate` by logistic regression
-    (a little L2 towards the identity, ``a = 1, b = 0``, so that a separable effect stays finite)."""
+    """Per effect ``[a, b]`` of :func:`~dmaster.mastering.restoration.calibrate` by logistic regression, ``[a, b, c]``
+    for an effect of :data:`~dmaster.mastering.pretrained.EVIDENCE` (its measurement a second feature); a little L2
+    towards the identity, ``a = 1, b = c = 0``, so that a separable effect stays finite."""
     calibration = {}
     for index, name in enumerate(chain.effect_names):
         p = torch.tensor([float(r["estimate"][name]["present"][0]) for r in rows], dtype=torch.float64)
         y = torch.tensor([float(r["labels"][index]) for r in rows], dtype=torch.float64)
-        logit = torch.logit(p.clamp(1e-4, 1 - 1e-4))
-        ab = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
-        optimiser = torch.optim.LBFGS([ab], max_iter=200, line_search_fn="strong_wolfe")
+        inputs = [torch.logit(p.clamp(1e-4, 1 - 1e-4)), torch.ones_like(p)]
+        if name in EVIDENCE:
+            key, reference, scale = EVIDENCE[name]
+            inputs.append(torch.tensor([(float(r["estimate"][name][key][0]) - reference) / scale for r in rows],
+                                       dtype=torch.float64))
+        features = torch.stack(inputs, 1)
+        identity = torch.zeros(len(inputs), dtype=torch.float64)
+        identity[0] = 1.0
+        weights = identity.clone().requires_grad_(True)
+        optimiser = torch.optim.LBFGS([weights], max_iter=200, line_search_fn="strong_wolfe")
 
         def loss() -> torch.Tensor:
             optimiser.zero_grad()
-            value = torch.nn.functional.binary_cross_entropy_with_logits(ab[0] * logit + ab[1], y)
-            value = value + 1e-3 * ((ab[0] - 1) ** 2 + ab[1] ** 2)
+            value = torch.nn.functional.binary_cross_entropy_with_logits(features @ weights, y)
+            value = value + 1e-3 * (weights - identity).square().sum()
             value.backward()
             return value
         with torch.enable_grad():
             optimiser.step(loss)
-        calibration[name] = [round(float(v), 4) for v in ab.detach()]
+        calibration[name] = [round(float(v), 4) for v in weights.detach()]
     return calibration
 
 
@@ -324,7 +333,7 @@ def fit_param(model: ParamEstimator, rows: list[dict], residual: ResidualCorrect
     chain = model.chain
     fitted = fit_calibration(chain, rows)
     print(f"presence log loss {log_loss(chain, rows, None):.3f} -> calibrated {log_loss(chain, rows, fitted):.3f}"
-          f"; calibration [a, b] {fitted}", flush=True)
+          f"; calibration [a, b] or [a, b, c] {fitted}", flush=True)
     nothing = distances(model, rows, {}, dict.fromkeys(chain.effect_names, 0.0), 0.0)
     print(f"nothing applied (the input under the peak ceiling): {summary(rows, nothing)}", flush=True)
     residual_start = 1.0 if residual else 0.0
@@ -373,7 +382,8 @@ def fit_param(model: ParamEstimator, rows: list[dict], residual: ResidualCorrect
         scores = distances(model, rows, kept, {n: v * amount for n, v in strength.items()},
                            residual_strength * amount, threshold)
         print(f"  amount {amount:g}: {summary(rows, scores)}", flush=True)
-    how = (f"presence calibration [a, b] fitted by logistic regression on audible presence (>= {audible_db:g} dB): "
+    how = (f"presence calibration [a, b] ([a, b, c] with the measured echo level) fitted by logistic regression "
+           f"on audible presence (>= {audible_db:g} dB): "
            f"{fitted}; per effect, whether it is calibrated, its strength from {STRENGTHS} and a threshold on its "
            f"presence from {THRESHOLDS}, by coordinate descent (swept until settled, from uncalibrated, every "
            f"strength 1) on the level-matched MR-STFT (degraded mean + {clean_weight:g} x clean mean, {verdict}), "

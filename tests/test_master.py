@@ -260,7 +260,9 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     ('{"strengths": {}}', "not a policy file"),
     ('not json', "not a policy file"),
     ('{"strength": {}, "calibration": {"flanger": [1, 0]}}', "unknown effect 'flanger'"),
-    ('{"strength": {}, "calibration": {"echo": [1]}}', "not a policy file"),
+    ('{"strength": {}, "calibration": {"echo": [1]}}', r"echo must be \[a, b\] or \[a, b, c\], got 1"),
+    ('{"strength": {}, "calibration": {"eq": [1, 0, 2]}}', r"eq must be \[a, b\], got 3"),
+    ('{"strength": {}, "calibration": {"echo": 1}}', "not a policy file"),
     ('{"strength": {}, "calibration": {"echo": [NaN, 0]}}', "calibration values must be finite"),
     ('{"strength": {}, "residual": 2}', r"residual must lie in \[0, 1\], got 2.0"),
     ('{"strength": {}, "mask": -0.5}', r"mask must lie in \[0, 1\], got -0.5"),
@@ -277,7 +279,7 @@ def test_a_bad_policy_file_is_named(tmp_path, estimator, content, message):
 
 
 def test_a_policy_round_trips_and_the_shipped_one_reads(tmp_path):
-    policy = Policy({"eq": 0.25}, {"gain": [1.5, -0.5]}, 0.75, {"echo": 0.7}, 0.5)
+    policy = Policy({"eq": 0.25}, {"gain": [1.5, -0.5], "echo": [1.0, 0.5, 2.0]}, 0.75, {"echo": 0.7}, 0.5)
     save_policy(tmp_path / "p.json", policy, "test")
     assert load_policy(tmp_path / "p.json") == policy
     shipped = load_policy(pretrained.shipped_weights("param").with_name("param" + POLICY_SUFFIX))

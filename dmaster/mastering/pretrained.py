@@ -18,9 +18,9 @@ from ..data.audio import write_json_atomic
 from ..effects import SPECS
 from ..residual import ResidualCorrection
 
-__all__ = ["NO_POLICY", "POLICY_SUFFIX", "RESIDUAL_SUFFIX", "SHIPPED", "ModelChoice", "Policy", "check_effect_names",
-           "check_strength", "load_policy", "resolve_model", "resolve_policy", "resolve_residual", "save_policy",
-           "shipped_weights"]
+__all__ = ["EVIDENCE", "NO_POLICY", "POLICY_SUFFIX", "RESIDUAL_SUFFIX", "SHIPPED", "ModelChoice", "Policy",
+           "check_effect_names", "check_strength", "load_policy", "resolve_model", "resolve_policy",
+           "resolve_residual", "save_policy", "shipped_weights"]
 
 ModelChoice = Union[None, str, Path, nn.Module]
 """``None`` (the shipped parameter model), ``"param"``/``"unet"`` (a shipped model), a checkpoint path or a
@@ -100,6 +100,12 @@ def _load_residual(path: str, modified_ns: int) -> ResidualCorrection:
     return ResidualCorrection.load(path)
 
 
+EVIDENCE: dict[str, tuple[str, float, float]] = {"echo": ("level_db", -20.0, 10.0)}
+"""Per effect, a measured parameter its calibration may also weigh, the value where that weighs nothing and the
+scale of one unit: the echo's level, read off the cepstrum (:func:`~dmaster.mastering.estimation.measure_echo_level`),
+in tens of dB above -20 dB."""
+
+
 class Policy(NamedTuple):
     """How ``master()`` applies a model's correction: fitted on held-out music by ``recipes/fit_policy.py`` and
     kept next to the checkpoint (``param.pt`` → ``param.policy.json``). A parameter model's uses every field but
@@ -108,7 +114,8 @@ class Policy(NamedTuple):
     strength: dict[str, float]
     """Per effect, its inverse strength in [0, 1] (missing: 1)."""
     calibration: dict[str, list[float]]
-    """Per effect, ``[a, b]`` of :func:`~dmaster.mastering.restoration.calibrate` (missing: uncalibrated)."""
+    """Per effect, ``[a, b]`` (or ``[a, b, c]`` with the effect's measured evidence) of
+    :func:`~dmaster.mastering.restoration.calibrate` (missing: uncalibrated)."""
     residual: float = 1.0
     """How much of the residual correction to apply, 0–1."""
     threshold: dict[str, float] = {}
@@ -135,7 +142,7 @@ def resolve_policy(model: ModelChoice) -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read a policy file, ``{"strength": {effect: 0–1}, "calibration": {effect: [a, b]}, "residual": 0–1,
+    """Read a policy file, ``{"strength": {effect: 0–1}, "calibration": {effect: [a, b] or [a, b, c]}, "residual": 0–1,
     "threshold": {effect: 0–1}, "mask": 0–1, "description": ...}`` (only ``strength`` is required; a U-Net's
     is ``{}``).
 
@@ -148,15 +155,19 @@ def load_policy(path: str | Path) -> Policy:
     try:
         stored = json.loads(Path(path).read_text())
         strength = {str(name): float(value) for name, value in stored["strength"].items()}
-        calibration = {str(name): [float(a), float(b)] for name, (a, b) in stored.get("calibration", {}).items()}
+        calibration = {str(name): [float(v) for v in values] for name, values in stored.get("calibration", {}).items()}
         residual = float(stored.get("residual", 1.0))
         threshold = {str(name): float(value) for name, value in stored.get("threshold", {}).items()}
         mask = float(stored.get("mask", 1.0))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{path} is not a policy file: {error!r}") from error
     check_effect_names(calibration, str(path))
-    if not all(math.isfinite(v) for ab in calibration.values() for v in ab):
-        raise ValueError(f"{path}: calibration values must be finite")
+    for name, values in calibration.items():
+        if len(values) not in ((2, 3) if name in EVIDENCE else (2,)):
+            allowed = "[a, b] or [a, b, c]" if name in EVIDENCE else "[a, b]"
+            raise ValueError(f"{path}: calibration of {name} must be {allowed}, got {len(values)} values")
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{path}: calibration values must be finite")
     for name, value in (("residual", residual), ("mask", mask)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{path}: {name} must lie in [0, 1], got {value}")

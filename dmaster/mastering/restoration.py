@@ -20,9 +20,11 @@ from ..models import SpectrogramUNet
 from ..residual import ResidualCorrection, extra_response
 from .chunks import in_chunks
 from .estimation import model_windows, track_estimate
+from .pretrained import EVIDENCE
 
-__all__ = ["MIN_PRESENCE", "Correction", "Restoration", "apply_estimate", "calibrate", "correction_strengths",
-           "decide", "filter_with", "fix_probability", "gated_strengths", "invert", "restore", "scaled_strengths"]
+__all__ = ["MIN_PRESENCE", "Correction", "Restoration", "apply_estimate", "calibrate",
+           "correction_strengths", "decide", "filter_with", "fix_probability", "gated_strengths", "invert",
+           "restore", "scaled_strengths"]
 
 Tensor = torch.Tensor
 MIN_PRESENCE = 0.05
@@ -67,22 +69,30 @@ def correction_strengths(params: ChainParams, inverse_strength: dict[str, float]
 
 
 def calibrate(params: ChainParams, calibration: dict[str, Sequence[float]] | None) -> ChainParams:
-    """``params`` with each effect's presence probability ``p`` calibrated: ``sigmoid(a * logit(p) + b)``
-    with the effect's ``[a, b]`` from ``calibration`` (fitted on held-out music by ``recipes/fit_policy.py``);
-    effects it does not name, and every effect when it is ``None``, keep ``p``.
+    """``params`` with each effect's presence probability ``p`` calibrated: ``sigmoid(a * logit(p) + b)`` with the
+    effect's ``[a, b]`` from ``calibration`` (fitted on held-out music by ``recipes/fit_policy.py``), plus
+    ``c * (value - reference) / scale`` with ``[a, b, c]`` for an effect of :data:`EVIDENCE` (its measurement as
+    more evidence); effects it does not name, and every effect when it is ``None``, keep ``p``.
 
     >>> chain = Chain(44100)
     >>> params = chain.sample_params(1, torch.Generator().manual_seed(0))
     >>> params["eq"]["present"] = torch.tensor([0.8])
     >>> round(float(calibrate(params, {"eq": [2.0, -3.0]})["eq"]["present"]), 3)  # logit 0.8 = 1.386
     0.443
+    >>> params["echo"]["present"], params["echo"]["level_db"] = torch.tensor([0.5]), torch.tensor([-10.0])
+    >>> round(float(calibrate(params, {"echo": [1.0, 0.0, 2.0]})["echo"]["present"]), 3)  # sigmoid(2)
+    0.881
     """
     if not calibration:
         return params
     out = dict(params)
-    for name, (a, b) in calibration.items():
+    for name, values in calibration.items():
         p = params[name]["present"].clamp(1e-6, 1 - 1e-6)
-        out[name] = {**params[name], "present": torch.sigmoid(a * torch.logit(p) + b)}
+        logit = values[0] * torch.logit(p) + values[1]
+        if len(values) == 3:
+            key, reference, scale = EVIDENCE[name]
+            logit = logit + values[2] * (params[name][key].to(logit) - reference) / scale
+        out[name] = {**params[name], "present": torch.sigmoid(logit)}
     return out
 
 
