@@ -85,7 +85,8 @@ def test_fit_policy_recipe_runs_end_to_end(tmp_path, estimator, unet, monkeypatc
     assert set(policy.calibration) <= set(estimator.chain.effect_names) - {"gain"}  # those that help, gain unjudged
     assert set(policy.threshold) == set(estimator.chain.effect_names)
     assert set(policy.threshold.values()) <= {0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9}
-    assert "whether it is calibrated" in description and "calibration [a, b] ([a, b, c] with the measured echo level) fitted" in description
+    assert "whether it is calibrated" in description
+    assert "calibration [a, b] ([a, b, c] with the measured echo level) fitted" in description
     save_checkpoint(tmp_path / "unet.pt", unet, "unet", {}, step=0)  # the U-Net: its mask strength
     run_recipe(monkeypatch, "fit_policy.py", "--model", str(tmp_path / "unet.pt"), "--music-root",
                str(tmp_path / "music"), "--draws", "1", "--seconds", "2")
