@@ -137,6 +137,22 @@ def test_inference_inverse_equals_the_differentiable_one(module, data):
     assert (fast - differentiable).abs().max() <= 1e-5 * differentiable.abs().max()
 
 
+@settings(max_examples=10, deadline=None)
+@given(data=st.data(), loudness_db=st.floats(-20.0, 12.0))
+def test_compressor_inverse_stays_finite_for_any_settings_and_audio(data, loudness_db):
+    # settings that cannot explain the audio (a low threshold and a high ratio on loud audio, a makeup cut)
+    # ask for a decompression of hundreds of dB: the boost is capped, the output and its gradient finite
+    params = params_from_unit(compressor.SPEC, data.draw(unit_lists(compressor.SPEC)))
+    loud = (CLIP * 10 ** (loudness_db / 20)).requires_grad_()
+    restored = compressor.inverse(loud, SR, **params)
+    restored.square().mean().backward()
+    assert torch.isfinite(restored).all() and torch.isfinite(loud.grad).all()
+    with torch.no_grad():
+        assert torch.isfinite(compressor.inverse(loud.detach(), SR, **params)).all()
+    boost_db = 20 * torch.log10(restored.detach().abs().amax() / loud.detach().abs().amax())
+    assert boost_db <= compressor.MAX_INPUT_DB + 60.0 + 12.0 + 1.0  # the largest reduction, plus the makeup's cut
+
+
 @pytest.mark.parametrize("seconds", [0.01, 0.3], ids=["fewer-chunks-than-steps", "partial-last-chunk"])
 @pytest.mark.parametrize("steps", [1, 8, 11])
 def test_compressor_fused_inverse_equals_the_in_place_one(seconds, steps):

@@ -37,7 +37,8 @@ from .spec import EffectSpec, Param, Prior, db_to_amplitude, needs_grad
 
 Tensor = torch.Tensor
 
-__all__ = ["DEFAULT_INVERSE_STEPS", "SPEC", "forward", "gain", "inverse", "static_gain_db", "time_to_coefficient"]
+__all__ = ["DEFAULT_INVERSE_STEPS", "MAX_INPUT_DB", "SPEC", "forward", "gain", "inverse", "static_gain_db",
+           "time_to_coefficient"]
 
 SPEC = EffectSpec(
     name="compressor",
@@ -59,6 +60,11 @@ SPEC = EffectSpec(
     description="dynamic range compression",
 )
 DEFAULT_INVERSE_STEPS = 8
+MAX_INPUT_DB = 30.0
+"""The loudest detector level (dBFS) :func:`inverse` restores: its boost is capped at the gain the curve takes off
+this level. The chain's gain lifts a master peaking at 0 dBFS by at most 24 dB before the compressor; settings
+that would need more to explain the audio (a low threshold with a high ratio on loud audio) would otherwise
+decompress it by hundreds of dB, to infinity in float32."""
 _LEVEL_FLOOR = _compressor_cpu.LEVEL_FLOOR  # power floor of the level detector (−100 dB)
 
 
@@ -150,7 +156,8 @@ def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
         steps: fixed-point passes, at least 1.
 
     Returns:
-        The decompressed audio, same shape and dtype; differentiable when a gradient is needed.
+        The decompressed audio, same shape and dtype, its boost capped at :data:`MAX_INPUT_DB`'s gain reduction
+        (always finite); differentiable when a gradient is needed.
     """
     p = SPEC.prepare(y, dict(threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
                              release_ms=release_ms, knee_db=knee_db, makeup_db=makeup_db))
@@ -158,14 +165,16 @@ def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: 
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     target = y / db_to_amplitude(p.pop("makeup_db"))[:, None, None]
     relaxation = (2 * p["ratio"] / (p["ratio"] + 1))[:, None, None]
+    loudest = torch.full_like(p["threshold_db"], MAX_INPUT_DB)[:, None]
+    cap = (-static_gain_db(loudest, p["threshold_db"], p["ratio"], p["knee_db"]) * (math.log(10.0) / 20.0))[:, :, None]
     if not needs_grad(y, *p.values()):
         fused = target.device.type == "cpu" and target.dtype == torch.float32
         passes = _log_boost_fused if fused else _log_boost_in_place
-        return target * torch.exp(passes(target, sample_rate, relaxation[:, 0], steps, **p))
+        return target * torch.exp(passes(target, sample_rate, relaxation[:, 0], steps, **p).minimum(cap))
     log_boost = torch.zeros_like(target[:, :1])  # log(x / target), shared by the channels
     for _ in range(steps):
         log_gain = torch.log(gain(target * torch.exp(log_boost), sample_rate, **p))
-        log_boost = (1 - relaxation) * log_boost - relaxation * log_gain
+        log_boost = ((1 - relaxation) * log_boost - relaxation * log_gain).minimum(cap)
     return target * torch.exp(log_boost)
 
 
