@@ -221,9 +221,8 @@ def echo_level(cepstrum: Tensor, lag: Tensor, samples: int, taper: float = 0.05)
     baseline = values[:, distance >= near].mean(1, keepdim=True)
     peak = (values[:, distance <= ECHO_PEAK_HALF_WIDTH] - baseline).sum(1)
     window = tukey_window(samples, taper, cepstrum)
-    energy = window.square().sum()
-    overlap = torch.stack([(window[k:] * window[: samples - k]).sum() / energy if 0 < k < samples else energy / energy
-                           for k in centre[:, 0].tolist()])
+    shifts = centre[:, 0].clamp(0, samples - 1).tolist()
+    overlap = torch.stack([(window[k:] * window[: samples - k]).sum() for k in shifts]) / window.square().sum()
     return peak / overlap.clamp_min(1e-3)
 
 

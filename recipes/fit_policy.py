@@ -6,9 +6,9 @@ trained on (the ``val`` split), each item an excerpt either degraded as ``dmaste
 specs' priors) or left clean:
 
 1. **Calibration of presence**: per effect, the presence probability ``p`` can become
-   ``sigmoid(a * logit(p) + b)``, ``a`` and ``b`` fitted by logistic regression on whether the effect
-   is on and audible (for the echo, ``+ c`` times its level as measured off the cepstrum: more evidence than
-   the network's probability alone) (its contribution at least ``--audible-db`` relative to the degraded audio; see
+   ``sigmoid(a * logit(p) + b)`` (for the echo ``+ c`` times its level as measured off the cepstrum: evidence
+   the network's probability lacks), ``a``, ``b`` and ``c`` fitted by logistic regression on whether the
+   effect is on and audible (its contribution at least ``--audible-db`` relative to the degraded audio; see
    :func:`dmaster.data.prior.contributions_db`). A better probability is not yet a better correction (the
    inverse is scaled by it): the calibration is a candidate for step 2, not a given.
 2. **Calibrations, inverse strengths and thresholds**: per effect, whether its presence is calibrated, a
