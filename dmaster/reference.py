@@ -365,8 +365,8 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
         aggregate(chain, {name: {k: v[part] for k, v in values.items()} for name, values in both.items()})
         for part in (slice(None, split), slice(split, None)))
     if "echo" in effects:  # as master() estimates: the echo level read off each track's cepstrum
-        input_estimate = measure_echo_level(chain, input_windows, input_estimate)
-        reference_estimate = measure_echo_level(chain, reference_windows, reference_estimate)
+        input_estimate = measure_echo_level(network, input_windows, input_estimate)
+        reference_estimate = measure_echo_level(network, reference_windows, reference_estimate)
     undone = _weights(input_estimate, effects, amount)
     applied = _weights(reference_estimate, effects, amount)
 

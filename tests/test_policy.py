@@ -86,16 +86,15 @@ def test_restore_is_its_estimate_restored(estimator):
 
 
 @pytest.mark.parametrize("delay_ms, level_db", [(60.0, -18.0), (333.3, -9.0)])
-def test_the_echo_level_is_measured_at_the_estimated_delay(delay_ms, level_db):
+def test_the_echo_level_is_measured_at_the_estimated_delay(estimator, delay_ms, level_db):
     # the track-wide estimate's echo level comes from the cepstral peak at its delay: near the truth where the
     # delay is right, next to nothing (the range's floor) where it is wrong, whatever the network said
-    chain = Chain(SR)
     noise = torch.randn(3, 2, 5 * SR, generator=torch.Generator().manual_seed(1))  # three 5 s analysis windows
     windows = echo.forward(noise, SR, delay_ms, level_db)
     params = estimate(echo=0.9)
     params["echo"]["level_db"] = torch.tensor([-3.0])
     for delay, expected in ((delay_ms, level_db), (delay_ms * 1.5, -40.0)):
         params["echo"]["delay_ms"] = torch.tensor([delay])
-        measured = measure_echo_level(chain, windows, params)
+        measured = measure_echo_level(estimator, windows, params)
         assert abs(float(measured["echo"]["level_db"][0]) - expected) < 1.0
         assert measured["echo"]["present"] is params["echo"]["present"]

@@ -12,7 +12,6 @@ from torch import nn
 from .. import features
 from ..effects import Chain, ChainParams
 from ..models import ParamEstimator
-from ..models.estimator import LEVEL_TARGET_DB
 from .inputs import stereo
 
 __all__ = ["ANALYSIS_SECONDS", "MAX_WINDOWS", "aggregate", "analysis_windows", "estimate", "estimator_window",
@@ -70,26 +69,26 @@ def model_windows(model: nn.Module, audio: Tensor) -> Tensor:
     return analysis_windows(stereo(audio), window)
 
 
-def measure_echo_level(chain: Chain, windows: Tensor, params: ChainParams) -> ChainParams:
-    """``params`` with the echo level read off the cepstral peak at its delay (:func:`features.echo_level`), the
-    median over ``windows``.
+def measure_echo_level(model: ParamEstimator, windows: Tensor, params: ChainParams) -> ChainParams:
+    """``params`` with the echo level read off the cepstral peak at its delay (:func:`features.echo_level`, on the
+    cepstrum the delay was refined on, :meth:`~dmaster.models.ParamEstimator.echo_cepstrum`), the median over
+    ``windows``.
 
     The network's level is a regression from its features; the peak's height measures the echo where the delay
     is right, and finds next to nothing (so the inverse does next to nothing) where it is not.
 
     Args:
-        chain: the model's chain.
+        model: the parameter model the estimate came from.
         windows: ``(windows, channels, samples)`` the estimate came from.
         params: the track-wide estimate ``(1,)``.
 
     Returns:
         ``params`` with ``echo.level_db`` measured (clamped to its range); the rest unchanged.
     """
+    chain = model.chain
     spec = chain.specs[chain.effect_names.index("echo")].param("level_db")
-    normalised, _ = features.normalise_level(windows.double(), LEVEL_TARGET_DB)
-    cepstrum = features.power_cepstrum(normalised)
     lag = params["echo"]["delay_ms"].double() * (chain.sample_rate / 1000)
-    amplitude = features.echo_level(cepstrum, lag.expand(len(windows)), windows.shape[-1]).median()
+    amplitude = features.echo_level(model.echo_cepstrum(windows), lag.expand(len(windows)), windows.shape[-1]).median()
     level_db = (20 * torch.log10(amplitude.clamp_min(1e-6))).clamp(spec.minimum, spec.maximum)
     return {**params, "echo": {**params["echo"], "level_db": level_db.reshape(1).to(params["echo"]["level_db"])}}
 
@@ -97,7 +96,7 @@ def measure_echo_level(chain: Chain, windows: Tensor, params: ChainParams) -> Ch
 def track_estimate(model: ParamEstimator, windows: Tensor) -> ChainParams:
     """Track-wide estimate ``(1,)`` from the analysis ``windows`` (:func:`model_windows`): the per-window
     estimates aggregated (:func:`aggregate`), the echo level measured (:func:`measure_echo_level`)."""
-    return measure_echo_level(model.chain, windows, aggregate(model.chain, model.estimate(windows)))
+    return measure_echo_level(model, windows, aggregate(model.chain, model.estimate(windows)))
 
 
 @torch.no_grad()

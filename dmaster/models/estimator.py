@@ -215,6 +215,13 @@ class ParamEstimator(nn.Module):
         params = torch.cat([params[:, :self.delay_column], delay, params[:, self.delay_column + 1:]], dim=1)
         return EstimatorOutput(self.presence_head(hidden), params, delay_logits)
 
+    @torch.no_grad()
+    def echo_cepstrum(self, audio: Tensor) -> Tensor:
+        """The cepstrum an echo's delay is refined on and its level read off: the float64 power cepstrum
+        ``(batch, n_fft)`` of ``audio`` ``(batch, channels, samples)`` brought to the model's level, no gradient."""
+        normalised, _ = features.normalise_level(audio, LEVEL_TARGET_DB)
+        return features.power_cepstrum(normalised.double())
+
     def refine_delay(self, audio: Tensor, params: Tensor) -> Tensor:
         """Move the echo delay onto the nearby cepstral peak, to a fraction of a sample.
 
@@ -228,8 +235,7 @@ class ParamEstimator(nn.Module):
         delay_param = self.chain.flat_params[self.delay_column][1]
         coarse = params[:, self.delay_column]
         with torch.no_grad():
-            normalised, _ = features.normalise_level(audio, LEVEL_TARGET_DB)
-            cepstrum = features.power_cepstrum(normalised.double())
+            cepstrum = self.echo_cepstrum(audio)
             coarse_lag = delay_param.denormalise(coarse.double()) * (self.sample_rate / 1000)
             lag = features.refine_echo_delay(cepstrum, coarse_lag, self.lag_range, smoothing=CEPSTRUM_SMOOTHING)
             fine = delay_param.normalise((lag * (1000 / self.sample_rate)).clamp(*self.delay_range_ms))
