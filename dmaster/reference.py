@@ -48,7 +48,7 @@ from .effects import ChainParams, ExtraResponse, echo, eq, gain, reverb
 from .effects.spec import all_finite
 from .loudness import integrated_loudness
 from .mastering.chunks import in_chunks
-from .mastering.estimation import aggregate, measure_echo_level, model_windows
+from .mastering.estimation import aggregate, model_windows, track_estimate
 from .mastering.inputs import check_keep
 from .mastering.pretrained import resolve_model
 from .mastering.restoration import MIN_PRESENCE
@@ -358,15 +358,11 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
     effects = tuple(e for e in (*TONE_AND_DYNAMICS, *(AMBIENCE if ambience else ())) if e not in keep)
 
     input_windows, reference_windows = model_windows(network, audio), model_windows(network, reference)
-    # one pass of the model over both tracks' windows; the echo delay is refined only when echoes are swapped
-    both = network.estimate(torch.cat([input_windows, reference_windows]), refine_delay="echo" in effects)
-    split = len(input_windows)
-    input_estimate, reference_estimate = (
-        aggregate(chain, {name: {k: v[part] for k, v in values.items()} for name, values in both.items()})
-        for part in (slice(None, split), slice(split, None)))
-    if "echo" in effects:  # as master() estimates: the echo level read off each track's cepstrum
-        input_estimate = measure_echo_level(network, input_windows, input_estimate)
-        reference_estimate = measure_echo_level(network, reference_windows, reference_estimate)
+    if "echo" in effects:  # as master() estimates
+        input_estimate, reference_estimate = (track_estimate(network, w) for w in (input_windows, reference_windows))
+    else:  # the echo delay refined and its level measured only when echoes are swapped
+        input_estimate, reference_estimate = (aggregate(chain, network.estimate(w, refine_delay=False))
+                                              for w in (input_windows, reference_windows))
     undone = _weights(input_estimate, effects, amount)
     applied = _weights(reference_estimate, effects, amount)
 

@@ -1,6 +1,6 @@
 """Residual correction: what a restoration leaves wrong in the tonal balance and the level.
 
-The parameter model hears 5 s windows and gets the slow, track-wide part of a degradation
+The parameter model hears short analysis windows and gets the slow, track-wide part of a degradation
 least right: the EQ (seen in the long-term spectrum) and the level. A ridge regression, fitted
 for one model on the train split by ``recipes/fit_residual.py``, predicts from the analysis
 windows' long-term spectrum and level (and, for the parameter model, its estimate) what the

@@ -14,7 +14,7 @@ from dmaster.cli import main
 from dmaster.limiter import peak_db
 from dmaster.loudness import integrated_loudness
 from dmaster.mastering import MasterResult, chunks, level, master, pretrained
-from dmaster.mastering.estimation import aggregate, analysis_windows
+from dmaster.mastering.estimation import WHOLE_SECONDS, aggregate, analysis_windows, model_windows
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import POLICY_SUFFIX, RESIDUAL_SUFFIX, Policy, load_policy, save_policy
 from dmaster.mastering.restoration import MIN_PRESENCE, correction_strengths, filter_with, invert, restore
@@ -368,6 +368,17 @@ def test_bad_options_are_rejected(estimator):
         master(CLIP, SR, model=estimator, target_lufs=5.0)
     with pytest.raises(FileNotFoundError, match="no model checkpoint"):
         master(CLIP, SR, model="does/not/exist.pt")
+
+
+def test_a_short_track_is_heard_whole_a_long_one_in_windows(estimator, unet):
+    short = music_like(7.0, SR, 1, seed=8)
+    windows = model_windows(estimator, short)
+    assert windows.shape == (1, 2, 7 * SR)
+    torch.testing.assert_close(windows[0], short.expand(2, -1))
+    samples = int(WHOLE_SECONDS * SR) + 1
+    long = torch.full((2, 1), 0.5).expand(2, samples)  # a view: no memory
+    assert model_windows(estimator, long).shape == (8, 2, 5 * SR)
+    assert model_windows(unet, short).shape == (1, 2, 5 * SR)  # the U-Net's residual correction: 5 s windows
 
 
 def test_windows_and_aggregation(estimator):

@@ -222,12 +222,13 @@ class ParamEstimator(nn.Module):
         normalised, _ = features.normalise_level(audio, LEVEL_TARGET_DB)
         return features.power_cepstrum(normalised.double())
 
-    def refine_delay(self, audio: Tensor, params: Tensor) -> Tensor:
+    def refine_delay(self, audio: Tensor, params: Tensor, cepstrum: Tensor | None = None) -> Tensor:
         """Move the echo delay onto the nearby cepstral peak, to a fraction of a sample.
 
         Args:
             audio: the ``(batch, channels, samples)`` audio the estimate came from.
             params: ``(batch, params)`` normalised parameters (:attr:`EstimatorOutput.params`).
+            cepstrum: :meth:`echo_cepstrum` of ``audio``, when the caller has it already.
 
         Returns:
             ``params`` with the delay column refined; the gradient passes straight through to the coarse delay.
@@ -235,24 +236,25 @@ class ParamEstimator(nn.Module):
         delay_param = self.chain.flat_params[self.delay_column][1]
         coarse = params[:, self.delay_column]
         with torch.no_grad():
-            cepstrum = self.echo_cepstrum(audio)
+            cepstrum = self.echo_cepstrum(audio) if cepstrum is None else cepstrum
             coarse_lag = delay_param.denormalise(coarse.double()) * (self.sample_rate / 1000)
             lag = features.refine_echo_delay(cepstrum, coarse_lag, self.lag_range, smoothing=CEPSTRUM_SMOOTHING)
             fine = delay_param.normalise((lag * (1000 / self.sample_rate)).clamp(*self.delay_range_ms))
         refined = coarse + (fine.to(coarse.dtype) - coarse).detach()
         return torch.cat([params[:, :self.delay_column], refined[:, None], params[:, self.delay_column + 1:]], 1)
 
-    def estimate(self, audio: Tensor, refine_delay: bool = True) -> ChainParams:
+    def estimate(self, audio: Tensor, refine_delay: bool = True, cepstrum: Tensor | None = None) -> ChainParams:
         """Estimate as chain parameters.
 
         Args:
             audio: as for :meth:`forward`.
             refine_delay: refine the echo delay (:meth:`refine_delay`).
+            cepstrum: :meth:`echo_cepstrum` of ``audio``, when the caller has it already.
 
         Returns:
             :data:`dmaster.effects.ChainParams` in physical units, with soft presence ``sigmoid(logits)``
             in ``[0, 1]`` (the probability that each effect is on).
         """
         output = self(audio)
-        params = self.refine_delay(audio, output.params) if refine_delay else output.params
+        params = self.refine_delay(audio, output.params, cepstrum) if refine_delay else output.params
         return self.chain.from_vectors(torch.sigmoid(output.presence_logits), params)
