@@ -1,5 +1,6 @@
 """The recipes run end to end on tiny inputs: fitting inverse strengths and residual corrections, collecting
-the Debian music; so do benchmarks/eq_identifiability.py, loudness_targets.py and quality.py."""
+the Debian music; so do benchmarks/eq_identifiability.py, estimate_costs.py, loudness_targets.py and
+quality.py."""
 
 import json
 import runpy
@@ -155,6 +156,23 @@ def test_eq_identifiability_benchmark_runs_end_to_end(tmp_path, monkeypatch):
         assert report["summary"][system]["spectrum_error_db"] >= 0
     identity = report["summary"]["identity"]["spectrum_error_db"]
     assert identity > 0.5  # the EQ (always on here) moved the spectrum
+
+
+def test_estimate_costs_benchmark_runs_end_to_end(tmp_path, estimator, monkeypatch):
+    checkpoint = corpus_and_model(tmp_path, estimator, train=0, val=2)
+    out = tmp_path / "out"
+    run_recipe(monkeypatch, "estimate_costs.py", "--music-root", str(tmp_path / "music"), "--draws", "2",
+               "--seconds", "1", "--model", str(checkpoint), "--no-readme", "--out", str(out), folder=BENCHMARKS)
+    rows = json.loads((out / "estimate_costs.json").read_text())["rows"]
+    assert len(rows) == 4
+    for row in rows:
+        compressor = row["scores"]["compressor"]
+        assert "… its threshold_db and makeup_db true" in compressor and "… its presence true" in compressor
+        for effect, scores in row["scores"].items():
+            if not row["present"][effect]:  # the effect off: its presence set true leaves the oracle
+                assert scores["… its presence true"] == pytest.approx(scores["oracle"])
+    text = (out / "estimate_costs.md").read_text()
+    assert "**echo**" in text and "the model's estimate" in text
 
 
 def test_loudness_targets_benchmark_runs_end_to_end(tmp_path, monkeypatch):
