@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
+from dmaster.data.audio import AudioError, load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain, ChainParams
@@ -116,7 +116,11 @@ def main() -> None:
         raise SystemExit(f"no {args.split} tracks under {args.music_root}")
     rows = []
     for track in tracks:
-        audio = load_audio(track.path, sample_rate)
+        try:
+            audio = load_audio(track.path, sample_rate)
+        except AudioError as error:  # one unreadable file does not stop the run
+            print(f"skipped: {error}", flush=True)
+            continue
         for k, (clean, truth, degraded) in enumerate(degraded_excerpts(chain, audio, track.id, args.draws,
                                                                         args.seconds, args.seed)):
             if float(clean.abs().max()) == 0:
