@@ -1,13 +1,13 @@
 """How the parameter model's estimate should drive the chain's inverse, measured on the val split.
 
-Compares, by MR-STFT distance to the original: the degraded input, the oracle inverse, the
-inverse weighted by the presence probability and yes/no presence
-thresholds; the same with ``master()``'s level step (peak kept under −1 dBFS); weighted also by
-the model's inverse strengths; with its residual correction (what ``master()`` does, when the
-model has them); which effect's estimate costs
-most (the estimate with that one effect replaced by the truth) and which one alone keeps the
-restoration from the oracle's (the truth with that one effect estimated); and what the level alone is worth
-(output loudness set to the original's, ITU-R BS.1770).
+Compares, by MR-STFT distance to the original, raw and level-matched (the output scaled to the original's RMS
+first): the degraded input, the oracle inverse, the inverse weighted by the presence probability and yes/no
+presence thresholds; the same with ``master()``'s level step (peak kept under −1 dBFS); weighted also by the
+model's inverse strengths; with its residual correction (what ``master()`` does, when the model has them);
+which effect's estimate costs most (the estimate with that one effect replaced by the truth) and which one
+alone keeps the restoration from the oracle's (the truth with that one effect estimated; within an effect,
+parameter by parameter: ``estimate_costs.py``); and what the level alone is worth (output loudness set to
+the original's, ITU-R BS.1770).
 
     python benchmarks/inverse_policy.py --model models/param_ft/best.pt
 
@@ -32,7 +32,7 @@ from dmaster.mastering.estimation import estimate
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import correction_strengths, restore
-from dmaster.metrics import mrstft_distance
+from dmaster.metrics import Reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
@@ -57,7 +57,7 @@ def main() -> None:
     chain, sample_rate = model.chain, model.sample_rate
     meter = pyloudnorm.Meter(sample_rate)
     tracks = [t for t in find_tracks(args.music_root) if split_of(t.id) == args.split]
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[tuple[float, float]]] = {}
 
     def loudness(audio: torch.Tensor) -> float:
         return meter.integrated_loudness(audio.T.double().numpy())
@@ -66,6 +66,7 @@ def main() -> None:
         audio = load_audio(track.path, sample_rate)
         for clean, truth, degraded in degraded_excerpts(chain, audio, track.id, args.draws, 10.0, 0):
             estimated = estimate(model, degraded)
+            reference = Reference(clean, sample_rate)
 
             def score(name: str, params=None, level_of: torch.Tensor | None = None, peak: bool = False,
                       out: torch.Tensor | None = None) -> None:
@@ -75,7 +76,8 @@ def main() -> None:
                     out = set_level(out, sample_rate, None, -1.0)[0]
                 if level_of is not None:
                     out = out * 10 ** ((loudness(level_of) - loudness(out)) / 20)
-                results.setdefault(name, []).append(float(mrstft_distance(out[None], clean[None])))
+                scores = reference.scores(out)
+                results.setdefault(name, []).append((scores["mrstft"], scores["mrstft_level_matched"]))
 
             score("degraded")
             score("oracle", truth)
@@ -105,8 +107,9 @@ def main() -> None:
         print(track.id, flush=True)
 
     header = f"{args.split} split: {len(tracks)} tracks × {args.draws} excerpts of 10 s; model {args.model}"
-    table = "\n".join(["| restoration | MR-STFT ↓ |", "|---|---|",
-                       *(f"| {name} | {np.mean(values):.3f} |" for name, values in results.items())])
+    means = {name: np.mean(values, axis=0) for name, values in results.items()}
+    table = "\n".join(["| restoration | MR-STFT ↓ | level-matched MR-STFT ↓ |", "|---|---|---|",
+                       *(f"| {name} | {raw:.3f} | {matched:.3f} |" for name, (raw, matched) in means.items())])
     print(f"\n{header}\n\n{table}")
     report.publish("inverse_policy", f"{header}; `python benchmarks/inverse_policy.py`, {report.machine_line()}."
                    f"\n\n{table}", parser, args)
