@@ -26,7 +26,6 @@ With the default settings it also rewrites the ``estimate_costs`` section of ``b
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -37,15 +36,14 @@ from dmaster.data.audio import AudioError, load_audio, write_json_atomic, write_
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain, ChainParams
-from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import correction_strengths, restore
 from dmaster.metrics import Reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
+from quality_sets import PEAK_CEILING_DB, ceiling, paired_difference  # noqa: E402
 
-PEAK_CEILING_DB = -1.0  # master()'s default
 EFFECTS = ("echo", "reverb", "compressor")
 """The effects whose estimates are taken apart (the EQ's: ``eq_identifiability.py``; the gain's is invisible to a
 level-matched score)."""
@@ -67,14 +65,6 @@ def variants(chain: Chain, truth: ChainParams, model: ChainParams, effect: str) 
     return {name: {**truth, effect: params} for name, params in rows.items()}
 
 
-def paired(values: np.ndarray, base: np.ndarray, tracks: np.ndarray) -> tuple[float, float]:
-    """Mean of ``values − base`` over items and its standard error over tracks (per-track means)."""
-    difference = values - base
-    per_track = [difference[tracks == t].mean() for t in np.unique(tracks)]
-    error = float(np.std(per_track, ddof=1) / math.sqrt(len(per_track))) if len(per_track) > 1 else float("nan")
-    return float(difference.mean()), error
-
-
 def table(effect: str, rows: list[dict]) -> list[str]:
     """Markdown table of ``effect``: each variant on and off, with its paired difference from the oracle."""
     lines = [f"**{effect}**", "",
@@ -88,10 +78,9 @@ def table(effect: str, rows: list[dict]) -> list[str]:
             if not group or not (on or name in MEANINGFUL_OFF):  # an effect that is off has no true settings
                 cells += ["–", "–"]
                 continue
-            tracks = np.array([r["track"] for r in group])
-            values = np.array([r["scores"][effect][name] for r in group])
-            mean, error = paired(values, np.array([r["scores"][effect][ORACLE] for r in group]), tracks)
-            cells += [f"{values.mean():.3f}", f"{mean:+.3f} ± {error:.3f}"]
+            values = [r["scores"][effect][name] for r in group]
+            p = paired_difference(values, [r["scores"][effect][ORACLE] for r in group], [r["track"] for r in group])
+            cells += [f"{np.mean(values):.3f}", f"{p['mean_difference']:+.3f} ± {p['standard_error']:.3f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + ["", f"{len(groups[True])} excerpts with the {effect} on, {len(groups[False])} with it off.", ""]
 
@@ -129,7 +118,7 @@ def main() -> None:
 
             def score(params: ChainParams) -> float:
                 restored = chain.inverse(degraded[None], params)[0]
-                return reference.level_matched_mrstft(set_level(restored, sample_rate, None, PEAK_CEILING_DB)[0])
+                return reference.level_matched_mrstft(ceiling(restored, sample_rate))
 
             _, estimate, _, applied = restore(model, degraded, residual, policy.strength, 1.0, policy.calibration,
                                               policy.residual, policy.threshold)

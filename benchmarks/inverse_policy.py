@@ -29,13 +29,13 @@ from dmaster.data.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.mastering.estimation import estimate
-from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import correction_strengths, restore
 from dmaster.metrics import Reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
+from quality_sets import ceiling  # noqa: E402
 
 THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8)
 
@@ -73,7 +73,7 @@ def main() -> None:
                 if out is None:
                     out = degraded if params is None else chain.inverse(degraded[None], params)[0]
                 if peak:
-                    out = set_level(out, sample_rate, None, -1.0)[0]
+                    out = ceiling(out, sample_rate)
                 if level_of is not None:
                     out = out * 10 ** ((loudness(level_of) - loudness(out)) / 20)
                 scores = reference.scores(out)
@@ -94,7 +94,7 @@ def main() -> None:
                                     policy.threshold).audio
                 score("weighted × strengths, residual correction", out=corrected)
                 score("weighted × strengths, residual correction, peak under −1 dBFS (master)",
-                      out=set_level(corrected, sample_rate, None, -1.0)[0])
+                      out=ceiling(corrected, sample_rate))
             for effect in chain.effect_names:
                 score(f"weighted, true {effect}", correction_strengths({**estimated, effect: truth[effect]}))
             score("oracle, peak under −1 dBFS", truth, peak=True)

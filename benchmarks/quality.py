@@ -69,8 +69,8 @@ from dmaster.metrics import Reference
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_sets as qs  # noqa: E402  (benchmarks/quality_sets.py)
 import report  # noqa: E402  (benchmarks/report.py)
+from quality_sets import PEAK_CEILING_DB, ceiling  # noqa: E402
 
-PEAK_CEILING_DB = -1.0  # master()'s default
 LOUDNESS_ONLY_LUFS = -14.0
 SWAPPED = ("oracle, EQ not inverted", "oracle but the model's EQ", "the model's estimate but the true EQ")
 ALONE = ("echo", "reverb", "compressor")
@@ -92,10 +92,6 @@ def excerpt(audio: torch.Tensor, seconds: float, sample_rate: int) -> torch.Tens
     length = int(seconds * sample_rate)
     start = max(0, (audio.shape[-1] - length) // 2)
     return audio[:, start : start + length]
-
-
-def ceiling(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    return set_level(audio, sample_rate, None, PEAK_CEILING_DB)[0]
 
 
 class Systems:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from dmaster.effects import Chain, ChainParams
+from dmaster.mastering.level import set_level
 
 Tensor = torch.Tensor
 
@@ -142,6 +143,15 @@ def pedalboard_item(track: str, seed: int, clean: Tensor, sample_rate: int) -> I
 
 
 # -- scores --------------------------------------------------------------------------------------------
+
+PEAK_CEILING_DB = -1.0  # master()'s default
+
+
+def ceiling(audio: Tensor, sample_rate: int) -> Tensor:
+    """``audio`` ``(channels, samples)`` with its peak under ``master()``'s −1 dBFS ceiling, as every system's
+    output is scored."""
+    return set_level(audio, sample_rate, None, PEAK_CEILING_DB)[0]
+
 
 def paired_difference(first: Sequence[float], second: Sequence[float],
                       groups: Sequence[str] | None = None) -> dict[str, float]:
