@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from dmaster.effects import Chain, ChainParams
-from dmaster.mastering.level import set_level
+from dmaster.mastering.level import PEAK_CEILING_DB, set_level
 
 Tensor = torch.Tensor
 
@@ -143,9 +143,6 @@ def pedalboard_item(track: str, seed: int, clean: Tensor, sample_rate: int) -> I
 
 
 # -- scores --------------------------------------------------------------------------------------------
-
-PEAK_CEILING_DB = -1.0  # master()'s default
-
 
 def ceiling(audio: Tensor, sample_rate: int) -> Tensor:
     """``audio`` ``(channels, samples)`` with its peak under ``master()``'s −1 dBFS ceiling, as every system's

@@ -48,7 +48,7 @@ from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.splits import find_tracks, unit_hash
 from dmaster.loudness import integrated_loudness
 from dmaster.mastering import master
-from dmaster.mastering.level import set_level
+from dmaster.mastering.level import PEAK_CEILING_DB, set_level
 from dmaster.mastering.pretrained import resolve_model
 from dmaster.metrics import mrstft_distance
 from dmaster.reference import match_reference
@@ -60,7 +60,6 @@ SAMPLE_RATE = 44100
 CLIP_SECONDS = 10.0
 TRACK_LUFS = -24.0
 """Every track is scaled to this loudness before the styles (headroom for their boosts)."""
-PEAK_CEILING_DB = -1.0
 System = Callable[[dict, torch.Tensor], torch.Tensor]
 """A system of the table: (item of :func:`make_items`, reference) → output."""
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference.md"

@@ -61,7 +61,7 @@ from dmaster.data.prior import contributions_db
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
 from dmaster.mastering.estimation import model_windows, track_estimate
-from dmaster.mastering.level import set_level
+from dmaster.mastering.level import PEAK_CEILING_DB, set_level
 from dmaster.mastering.pretrained import EVIDENCE, POLICY_SUFFIX, Policy, resolve_model, resolve_residual, save_policy
 from dmaster.mastering.restoration import (
     Correction,
@@ -86,7 +86,6 @@ UNGATED = ("residual", "mask")
 UNJUDGED = ("gain",)
 """Left as trained (strength 1, uncalibrated): a level-matched distance cannot tell whether a level correction
 helps."""
-PEAK_CEILING_DB = -1.0
 
 
 def items(model: ParamEstimator | SpectrogramUNet, tracks, draws: int, seconds: float, seed: int,

@@ -33,7 +33,7 @@ from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
 from dmaster.mastering.estimation import model_windows, track_estimate
-from dmaster.mastering.level import set_level
+from dmaster.mastering.level import PEAK_CEILING_DB, set_level
 from dmaster.mastering.pretrained import RESIDUAL_SUFFIX, Policy, resolve_model, resolve_policy
 from dmaster.mastering.restoration import filter_with, restore, restore_estimate
 from dmaster.metrics import mrstft_distance
@@ -45,7 +45,6 @@ BAND_STRENGTHS = (0.5, 0.75, 1.0)
 LEVEL_OFFSETS_DB = (-6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0)
 SELECTION_EVERY = 4
 """Every this many train excerpts is kept (audio and all) for choosing the band strength and level offset."""
-PEAK_CEILING_DB = -1.0
 
 
 def examples(model, policy: Policy, tracks, draws: int, clean_excerpts: int, seconds: float, seed: int,

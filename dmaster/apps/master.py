@@ -24,7 +24,7 @@ from ..data.audio import (
 )
 from ..data.plots import save_comparison
 from ..effects import SPECS
-from ..mastering import MAX_LIMITING_DB, MAX_RATE, MIN_RATE, master
+from ..mastering import MAX_LIMITING_DB, MAX_RATE, MIN_RATE, PEAK_CEILING_DB, master
 from ..mastering.inputs import check_keep, check_settings, resample, resampled_length
 from ..mastering.pretrained import resolve_model
 from ..mastering.report import read_report
@@ -124,7 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'param' (default, shipped), 'unet' (shipped baseline) or a checkpoint path")
     parser.add_argument("--target-lufs", type=float, default=None,
                         help="normalise integrated loudness (LUFS) to this, the peaks limited to the ceiling")
-    parser.add_argument("--peak-ceiling-db", type=float, default=-1.0, help="output peak ceiling, dBFS (default -1)")
+    parser.add_argument("--peak-ceiling-db", type=float, default=PEAK_CEILING_DB,
+                        help=f"output peak ceiling, dBFS (default {PEAK_CEILING_DB:g})")
     parser.add_argument("--true-peak", action="store_true",
                         help="the ceiling in dBTP: peaks between the samples count too (4x oversampled, BS.1770-4)")
     parser.add_argument("--normalise-peak", action="store_true",

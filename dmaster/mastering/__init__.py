@@ -36,14 +36,14 @@ from .inputs import (
     resample,
     resampled_length,
 )
-from .level import MAX_LIMITING_DB, set_level
+from .level import MAX_LIMITING_DB, PEAK_CEILING_DB, set_level
 from .pretrained import ModelChoice, resolve_model, resolve_policy, resolve_residual
 from .report import describe_correction, describe_estimate, read_report
 from .restoration import apply_estimate, restore, scaled_strengths
 
 Tensor = torch.Tensor
 
-__all__ = ["MAX_LIMITING_DB", "MAX_RATE", "MIN_RATE", "MasterResult", "master"]
+__all__ = ["MAX_LIMITING_DB", "MAX_RATE", "MIN_RATE", "PEAK_CEILING_DB", "MasterResult", "master"]
 
 
 @dataclass
@@ -68,7 +68,7 @@ class MasterResult:
 
 
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
-           peak_ceiling_db: float = -1.0, normalise_peak: bool = False, true_peak: bool = False,
+           peak_ceiling_db: float = PEAK_CEILING_DB, normalise_peak: bool = False, true_peak: bool = False,
            correct_residual: bool = True, keep: str | Iterable[str] = (), amount: float = 1.0,
            report: Mapping[str, Any] | str | Path | None = None, params: Mapping[str, Any] | str | Path | None = None,
            reference: Audio | str | Path | None = None, reference_sample_rate: int | None = None,

@@ -12,13 +12,15 @@ from ..limiter import limit_peaks, peak_db, peak_envelope
 from ..loudness import ABSOLUTE_GATE_LUFS, integrated_loudness
 from .chunks import in_chunks
 
-__all__ = ["LOUDNESS_PASSES", "LOUDNESS_TOLERANCE_LU", "MAX_LIMITING_DB", "set_level", "to_loudness"]
+__all__ = ["LOUDNESS_PASSES", "LOUDNESS_TOLERANCE_LU", "MAX_LIMITING_DB", "PEAK_CEILING_DB", "set_level", "to_loudness"]
 
 Tensor = torch.Tensor
 LOUDNESS_PASSES = 4
 LOUDNESS_TOLERANCE_LU = 0.1
 MAX_LIMITING_DB = 12.0
 """The most the limiter may take off a peak to reach a loudness target; louder targets are missed."""
+PEAK_CEILING_DB = -1.0
+"""``master()``'s default peak ceiling, dBFS: the level every benchmark and fit scores its output at."""
 
 
 def set_level(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_ceiling_db: float,
