@@ -31,10 +31,11 @@ from .effects.lti import fft_size
 
 Tensor = torch.Tensor
 
-__all__ = ["POWER_FLOOR", "cepstral_prominence", "echo_lag_evidence", "echo_level", "hz_to_mel", "level_db",
-           "level_statistics", "log_frequency_filterbank", "log_lag_bin_edges", "log_mel_spectrogram",
-           "long_term_spectrum", "mel_filterbank", "mel_to_hz", "mid_side", "normalise_level", "power_cepstrum",
-           "power_spectrogram", "refine_echo_delay", "triangular_filterbank", "tukey_window"]
+__all__ = ["CREST_GROUPS", "LEVEL_QUANTILES", "LEVEL_SCALES_S", "POWER_FLOOR", "cepstral_prominence",
+           "echo_lag_evidence", "echo_level", "hz_to_mel", "level_db", "level_distribution", "level_statistics",
+           "log_frequency_filterbank", "log_lag_bin_edges", "log_mel_spectrogram", "long_term_spectrum",
+           "mel_filterbank", "mel_to_hz", "mid_side", "normalise_level", "power_cepstrum", "power_spectrogram",
+           "refine_echo_delay", "triangular_filterbank", "tukey_window"]
 
 POWER_FLOOR = 1e-10
 """Floor of power spectra before the logarithm (−100 dB re full scale)."""
@@ -74,6 +75,43 @@ def level_statistics(x: Tensor) -> Tensor:
     ms = mid_side(x)
     side_to_mid = level_db(ms[:, 1:]) - level_db(ms[:, :1])
     return torch.stack([rms, peak, peak - rms, side_to_mid], dim=1)
+
+
+LEVEL_QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
+"""Quantiles of the short-term level that :func:`level_distribution` reports."""
+LEVEL_SCALES_S = (0.001, 0.01, 0.1)
+"""Windows of the short-term levels, seconds (each hopped by half of itself)."""
+CREST_GROUPS = 5
+"""Groups of 100 ms frames, by level, whose crest factors :func:`level_distribution` averages."""
+
+
+def level_distribution(x: Tensor, sample_rate: int) -> Tensor:
+    """How the level of ``x`` ``(batch, channels, samples)`` is spread in time, in absolute dBFS: what a
+    compressor's threshold, ratio and timing change.
+
+    Returns ``(batch, 3 · 10 + 5)``: the :data:`LEVEL_QUANTILES` of the short-term power level (mean over
+    channels, dBFS) in windows of each of :data:`LEVEL_SCALES_S`; then the crest factor (dB, peak over mean
+    power of 1 ms levels) of 100 ms frames, averaged within each fifth of the frames sorted by level, quietest
+    first. Clips shorter than ``CREST_GROUPS`` frames of 100 ms (0.5 s) are refused.
+    """
+    power = x.square().mean(1, keepdim=True)  # (batch, 1, samples)
+    sizes = [max(1, round(s * sample_rate)) for s in LEVEL_SCALES_S]
+    if x.shape[-1] < CREST_GROUPS * sizes[-1]:
+        raise ValueError(f"level_distribution needs at least {CREST_GROUPS * sizes[-1]} samples, got {x.shape[-1]}")
+    quantiles = torch.tensor(LEVEL_QUANTILES, dtype=x.dtype, device=x.device)
+    out = []
+    for size in sizes:
+        levels = 10 * torch.log10(torch.nn.functional.avg_pool1d(power, size, max(1, size // 2))[:, 0] + POWER_FLOOR)
+        out.append(torch.quantile(levels, quantiles, dim=1).T)
+    per_frame = sizes[-1] // sizes[0]
+    short = torch.nn.functional.avg_pool1d(power, sizes[0], sizes[0])[:, 0]  # (batch, 1 ms levels)
+    frames = short.shape[-1] // per_frame // CREST_GROUPS * CREST_GROUPS
+    short = short[:, :frames * per_frame].reshape(len(x), frames, per_frame)
+    mean = 10 * torch.log10(short.mean(-1) + POWER_FLOOR)
+    crest = 10 * torch.log10(short.amax(-1) + POWER_FLOOR) - mean
+    order = mean.argsort(dim=1)
+    out.append(crest.gather(1, order).reshape(len(x), CREST_GROUPS, -1).mean(-1))
+    return torch.cat(out, dim=1)
 
 
 def power_spectrogram(x: Tensor, n_fft: int, hop: int) -> Tensor:

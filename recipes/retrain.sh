@@ -19,6 +19,7 @@
 # every effect on less often than the specs say (EQ 0.8 -> 0.5, gain 0.7 -> 0.5, compressor and reverb
 # 0.5 -> 0.4, echo 0.4 -> 0.3), 15 % of the items clean, and an effect contributing under -20 dB of the
 # degraded audio switched off: items with nothing to fix become common instead of one in a hundred.
+# The parameter model has the level-distribution branch (--model-arg dynamics=true; the shipped weights have it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cpu}
@@ -53,7 +54,8 @@ start() {
     fi
 }
 [[ " $MODELS " == *" param "* ]] && OMP_NUM_THREADS=$threads python -m dmaster.train --model param --run-name retrain_param "${common[@]}" \
-    $(start retrain_param "${INIT_PARAM:-}") --batch-size "${PARAM_BATCH:-8}" --e2e-weight 0.5 >> experiments/retrain_param.out 2>&1 &
+    $(start retrain_param "${INIT_PARAM:-}") --batch-size "${PARAM_BATCH:-8}" --e2e-weight 0.5 --model-arg dynamics=true \
+    >> experiments/retrain_param.out 2>&1 &
 [[ " $MODELS " == *" unet "* ]] && OMP_NUM_THREADS=$threads python -m dmaster.train --model unet --run-name retrain_unet "${common[@]}" \
     $(start retrain_unet "${INIT_UNET:-}") --batch-size "${UNET_BATCH:-8}" >> experiments/retrain_unet.out 2>&1 &
 wait

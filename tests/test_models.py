@@ -71,6 +71,49 @@ def test_lag_evidence_peaks_in_the_bin_of_the_echo():
 
 # -- models --------------------------------------------------------------------------------------
 
+@settings(max_examples=15, deadline=None)
+@given(gain_db=st.floats(-30.0, 10.0), seed=st.integers(0, 1000))
+def test_level_distribution_moves_with_the_gain_and_keeps_the_crest(gain_db, seed):
+    audio = music_like(1.0, SR, 2, seed=seed)[None]
+    distribution = features.level_distribution(audio, SR)
+    louder = features.level_distribution(audio * 10 ** (gain_db / 20), SR)
+    levels = len(features.LEVEL_SCALES_S) * len(features.LEVEL_QUANTILES)
+    assert distribution.shape == (1, levels + features.CREST_GROUPS)
+    torch.testing.assert_close(louder[:, :levels], distribution[:, :levels] + gain_db, atol=1e-3, rtol=0)
+    torch.testing.assert_close(louder[:, levels:], distribution[:, levels:], atol=1e-3, rtol=0)
+    quantiles = distribution[0, :levels].reshape(len(features.LEVEL_SCALES_S), -1)
+    assert (quantiles.diff(dim=1) >= 0).all()  # quantiles rise
+    with pytest.raises(ValueError, match="at least"):
+        features.level_distribution(audio[..., : SR // 4], SR)
+
+
+def test_compression_narrows_the_level_distribution():
+    from dmaster.effects import compressor
+    audio = music_like(2.0, SR, 2, seed=3)[None]
+    squashed = compressor.forward(audio, SR, threshold_db=-30.0, ratio=8.0, attack_ms=1.0, release_ms=50.0,
+                                  knee_db=0.0, makeup_db=0.0)
+    quantiles = len(features.LEVEL_QUANTILES)  # of the 1 ms levels come first
+    before, after = (features.level_distribution(x, SR)[0, :quantiles] for x in (audio, squashed))
+    assert after[-2] - after[1] < before[-2] - before[1] - 3  # the 99 % minus the 5 % quantile, dB
+
+
+def test_a_model_grown_by_the_dynamics_branch_starts_as_the_model_it_grew_from():
+    small = ParamEstimator(**TINY_ESTIMATOR).eval()
+    grown = ParamEstimator(**TINY_ESTIMATOR, dynamics=True).eval()
+    assert "dynamics" not in small.hyperparameters and grown.hyperparameters["dynamics"] is True
+    assert grown.grown_from(small.hyperparameters) == ("dynamics_projection.",)
+    assert grown.grown_from(grown.hyperparameters) == () and small.grown_from(grown.hyperparameters) is None
+    assert grown.grown_from({**small.hyperparameters, "width": 8}) is None
+    missing, unexpected = grown.load_state_dict(small.state_dict(), strict=False)
+    assert not unexpected and all(key.startswith("dynamics_projection.") for key in missing)
+    with torch.no_grad():
+        before, after = small(CLIPS), grown(CLIPS)
+    torch.testing.assert_close(after.params, before.params)
+    torch.testing.assert_close(after.presence_logits, before.presence_logits)
+    output = ParamEstimator(**TINY_ESTIMATOR, dynamics=True)(CLIPS)
+    output.params.sum().backward()  # the branch is trained with the rest
+
+
 def test_param_estimator_shapes_ranges_and_chain_params():
     model = ParamEstimator(**TINY_ESTIMATOR)
     chain = Chain(SR)

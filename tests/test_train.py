@@ -133,6 +133,17 @@ def test_init_from_fine_tunes_another_runs_weights_with_a_fresh_schedule(tmp_pat
     with pytest.raises(ValueError, match="holds a param model"):
         train(config(tmp_path, run_name="wider", steps=1, init_from=weights,
                      model_args={**TINY_PARAM_MODEL, "width": 8}))
+    grown = train(config(tmp_path, run_name="grown", steps=2, val_every=1, learning_rate=1e-12, init_from=weights,
+                         model_args={**TINY_PARAM_MODEL, "dynamics": True},
+                         learning_rate_scales="dynamics_projection=1e9"))
+    for name, value in source.model.state_dict().items():  # the old weights, barely moved at 1e-12
+        torch.testing.assert_close(grown.model.state_dict()[name], value, msg=name)
+    added = grown.model.dynamics_projection[-1].weight  # a new branch from zero, learning at 1e-3
+    assert 0 < float(added.detach().abs().max()) < 1e-2
+    with pytest.raises(ValueError, match="no weights of the model start with"):
+        train(config(tmp_path, run_name="typo", steps=1, learning_rate_scales="dynamic_projection=10"))
+    with pytest.raises(ValueError, match="PREFIX=SCALE"):
+        train(config(tmp_path, run_name="typo", steps=1, learning_rate_scales="dynamics_projection"))
     with pytest.raises(ValueError, match="exclude each other"):
         train(config(tmp_path, run_name="tuned", steps=2, resume=True, init_from=weights))
     resumed = parse(["--resume", "--run-name", "tuned", "--models-dir", str(tmp_path / "models")])

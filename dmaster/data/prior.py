@@ -18,7 +18,7 @@ import torch
 
 from ..effects import Chain, ChainParams
 
-__all__ = ["Prior", "contributions_db", "parse_presence"]
+__all__ = ["Prior", "contributions_db", "parse_pairs", "parse_presence"]
 
 Tensor = torch.Tensor
 FLOOR = 1e-20
@@ -108,11 +108,20 @@ def parse_presence(text: str) -> dict[str, float]:
     >>> parse_presence("eq=0.5, gain=0.4")
     {'eq': 0.5, 'gain': 0.4}
     """
-    presence = {}
+    return parse_pairs(text, "presence", "EFFECT=PROBABILITY")
+
+
+def parse_pairs(text: str, setting: str, form: str) -> dict[str, float]:
+    """A flag's ``"NAME=NUMBER,..."`` as ``{name: number}``; ``setting`` and ``form`` name it in the error.
+
+    >>> parse_pairs("a=1, b=2.5", "scales", "PREFIX=SCALE")
+    {'a': 1.0, 'b': 2.5}
+    """
+    pairs = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = item.partition("=")
         try:
-            presence[name.strip()] = float(value)
+            pairs[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"presence: {item!r} is not EFFECT=PROBABILITY") from None
-    return presence
+            raise ValueError(f"{setting}: {item!r} is not {form}") from None
+    return pairs

@@ -10,7 +10,12 @@ as an input so that the gain stays observable):
 - cepstral echo evidence on log-spaced lag bins covering the echo delay range → 1-D CNN → one
   logit per lag bin; the soft-argmax over the bins *is* the normalised echo delay (the bins
   tile the delay's normalised log scale), so the delay head is translation-equivariant in lag;
-- level statistics (RMS, peak, crest factor, side/mid ratio).
+- level statistics (RMS, peak, crest factor, side/mid ratio);
+- with ``dynamics=True``, the level's distribution in time (:func:`dmaster.features.level_distribution`:
+  quantiles of 1, 10 and 100 ms levels in absolute dBFS and the crest factor by level) → a small MLP: what a
+  compressor's threshold does to the audio, which the spectrogram of the level-normalised clip shows only
+  indirectly. Its last layer starts at zero, so a model grown from one without it
+  (:meth:`ParamEstimator.grown_from`) starts as that model.
 
 Each branch is projected to ``hidden`` features and the projections are summed; a residual MLP
 trunk with layer norms maps the sum to presence logits ``(batch, effects)`` and normalised
@@ -62,6 +67,10 @@ LAG_EVIDENCE_SCALE = 10.0
 # RMS dBFS, peak dBFS, crest factor dB, side/mid dB of music at typical levels → about zero mean, unit spread
 STATISTICS_CENTRE = (-15.0, -3.0, 12.0, -15.0)
 STATISTICS_SCALE = (8.0, 5.0, 4.0, 8.0)
+# level_distribution: short-term levels (dBFS) and crest factors (dB) of music → about zero mean, unit spread
+DISTRIBUTION_LEVEL = (-18.0, 8.0)
+DISTRIBUTION_CREST = (6.0, 2.0)
+DISTRIBUTION_CLAMP = 6.0
 
 
 class EstimatorOutput(NamedTuple):
@@ -105,13 +114,14 @@ class ParamEstimator(nn.Module):
         n_mels: mel bands of the spectrogram branch, a multiple of 16.
         n_bands: log-frequency bands of the long-term-spectrum branch, a multiple of 8.
         n_lag_bins: log-spaced bins of the echo-delay head.
+        dynamics: add the branch of the level's distribution in time (see the module's docstring).
 
     Raises:
         ValueError: a size that is not a positive integer or not the multiple it must be.
     """
 
     def __init__(self, sample_rate: int = 44100, width: int = 24, hidden: int = 256, n_mels: int = 64,
-                 n_bands: int = 160, n_lag_bins: int = 128):
+                 n_bands: int = 160, n_lag_bins: int = 128, dynamics: bool = False):
         super().__init__()
         for name, value in (("width", width), ("hidden", hidden), ("n_mels", n_mels), ("n_bands", n_bands),
                             ("n_lag_bins", n_lag_bins)):
@@ -122,6 +132,8 @@ class ParamEstimator(nn.Module):
                              f"got {n_mels} and {n_bands}")
         self.hyperparameters: dict[str, Any] = dict(sample_rate=sample_rate, width=width, hidden=hidden,
                                                     n_mels=n_mels, n_bands=n_bands, n_lag_bins=n_lag_bins)
+        if dynamics:  # only when on, so that checkpoints from before the branch keep their hyper-parameters
+            self.hyperparameters["dynamics"] = True
         self.sample_rate = sample_rate
         self.chain = Chain(sample_rate)
         n_effects, n_params = len(self.chain.specs), len(self.chain.flat_params)
@@ -162,6 +174,13 @@ class ParamEstimator(nn.Module):
 
         n_statistics, n_lag_summary = len(STATISTICS_CENTRE), 3
         self.summary_projection = nn.Linear(n_statistics + n_lag_summary, hidden)
+        self.dynamics_projection = None
+        if dynamics:
+            n_distribution = len(features.LEVEL_SCALES_S) * len(features.LEVEL_QUANTILES) + features.CREST_GROUPS
+            self.dynamics_projection = nn.Sequential(nn.Linear(n_distribution, hidden), nn.GELU(),
+                                                     nn.Linear(hidden, hidden))
+            nn.init.zeros_(self.dynamics_projection[-1].weight)
+            nn.init.zeros_(self.dynamics_projection[-1].bias)
         self.trunk = nn.Sequential(_ResidualBlock(hidden), _ResidualBlock(hidden), nn.LayerNorm(hidden))
         self.presence_head = nn.Linear(hidden, n_effects)
         self.param_head = nn.Linear(hidden, n_params)
@@ -208,12 +227,33 @@ class ParamEstimator(nn.Module):
         lag_summary = torch.stack([evidence.amax(1), delay_logits.amax(1) / 10,
                                    torch.logsumexp(delay_logits, 1) / 10], dim=1)
 
-        summary_embedding = self.summary_projection(torch.cat([statistics, lag_summary], dim=1))
-        hidden = self.trunk(mel_embedding + band_embedding + summary_embedding)
+        embedding = mel_embedding + band_embedding + self.summary_projection(torch.cat([statistics, lag_summary], 1))
+        if self.dynamics_projection is not None:
+            embedding = embedding + self.dynamics_projection(self.level_distribution(audio))
+        hidden = self.trunk(embedding)
         params = torch.sigmoid(self.param_head(hidden))
         delay = (delay_logits.softmax(1) * self.lag_bin_centres).sum(1, keepdim=True)
         params = torch.cat([params[:, :self.delay_column], delay, params[:, self.delay_column + 1:]], dim=1)
         return EstimatorOutput(self.presence_head(hidden), params, delay_logits)
+
+    def level_distribution(self, audio: Tensor) -> Tensor:
+        """The dynamics branch's input: :func:`dmaster.features.level_distribution` of ``audio`` scaled to about
+        zero mean and unit spread, ``(batch, features)``."""
+        distribution = features.level_distribution(audio, self.sample_rate)
+        levels = len(features.LEVEL_SCALES_S) * len(features.LEVEL_QUANTILES)
+        scaled = torch.cat([(distribution[:, :levels] - DISTRIBUTION_LEVEL[0]) / DISTRIBUTION_LEVEL[1],
+                            (distribution[:, levels:] - DISTRIBUTION_CREST[0]) / DISTRIBUTION_CREST[1]], dim=1)
+        return scaled.clamp(-DISTRIBUTION_CLAMP, DISTRIBUTION_CLAMP)
+
+    def grown_from(self, hyperparameters: dict[str, Any]) -> tuple[str, ...] | None:
+        """Whether this model is one with ``hyperparameters`` plus branches that start as no change: the
+        prefixes of the weights such a checkpoint lacks (``()`` when the same), or ``None`` when it is
+        another model."""
+        if hyperparameters == self.hyperparameters:
+            return ()
+        if {**hyperparameters, "dynamics": True} == self.hyperparameters:
+            return ("dynamics_projection.",)
+        return None
 
     @torch.no_grad()
     def echo_cepstrum(self, audio: Tensor) -> Tensor:

@@ -16,11 +16,11 @@ import torch
 import yaml
 
 from ..checkpoint import load_checkpoint
-from ..data.prior import Prior, parse_presence
+from ..data.prior import Prior, parse_pairs, parse_presence
 from ..effects import SPECS
 from ..models import MODELS
 
-__all__ = ["FIELDS", "TrainConfig", "coerce_setting", "config_from_file", "stored_settings"]
+__all__ = ["FIELDS", "TrainConfig", "coerce_setting", "config_from_file", "parse_scales", "stored_settings"]
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -98,6 +98,9 @@ class TrainConfig:
     resume: bool = _setting(False, "continue from MODELS_DIR/RUN/last.pt (step, weights, optimiser, RNG, time)")
     init_from: str = _setting("", "start from the weights of this checkpoint (same model kind and size) with a "
                                   "fresh optimiser and schedule: fine-tuning")
+    learning_rate_scales: str = _setting("", "'PREFIX=SCALE,...': the weights whose names start with PREFIX learn at "
+                                             "the learning rate times SCALE, e.g. 'dynamics_projection=10' for a "
+                                             "branch added to fine-tuned weights")
 
     @property
     def prior(self) -> Prior:
@@ -133,6 +136,7 @@ class TrainConfig:
             raise ValueError(f"presence: unknown effects {unknown}; effects are {', '.join(s.name for s in SPECS)}")
         if math.isnan(self.audible_db) or self.audible_db == math.inf:
             raise ValueError(f"audible_db must be a number of dB or -inf, got {self.audible_db}")
+        parse_scales(self.learning_rate_scales)
         if self.resume and self.init_from:
             raise ValueError("resume and init_from exclude each other: resume continues this run, init_from starts "
                              "a new one from another run's weights")
@@ -174,6 +178,19 @@ class TrainConfig:
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 """The :class:`TrainConfig` fields by name."""
+
+
+def parse_scales(text: str) -> dict[str, float]:
+    """``learning_rate_scales`` as ``{prefix: scale}``.
+
+    >>> parse_scales("dynamics_projection=10, trunk=0.5")
+    {'dynamics_projection': 10.0, 'trunk': 0.5}
+    """
+    scales = parse_pairs(text, "learning_rate_scales", "PREFIX=SCALE")
+    for prefix, scale in scales.items():
+        if not (prefix and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"learning_rate_scales: {prefix}={scale:g} needs a name prefix and a positive scale")
+    return scales
 
 
 def coerce_setting(name: str, value: Any) -> Any:

@@ -22,7 +22,7 @@ from ..data.datasets import Batch
 from ..effects import Chain
 from ..models import build_model, count_parameters
 from .batches import training_batches, validation_batches
-from .config import TrainConfig
+from .config import TrainConfig, parse_scales
 from .distrib import DistributedContext, leave_distributed, main_rank_value, setup_distributed, wait_for_all
 from .logs import RunLog
 from .objective import training_loss
@@ -84,11 +84,35 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path, config: TrainConfig) -> None:
-    """Load ``checkpoint``'s weights into ``model`` after checking it holds the same kind and size."""
-    if checkpoint["model_kind"] != config.model or checkpoint["hyperparameters"] != model.hyperparameters:
+    """Load ``checkpoint``'s weights into ``model`` after checking it holds the same kind and size, or the same
+    but for branches ``model`` adds that start as no change (``ParamEstimator.grown_from``): those keep their
+    initial weights."""
+    grown = getattr(model, "grown_from", lambda stored: () if stored == model.hyperparameters else None)
+    added = grown(checkpoint["hyperparameters"]) if checkpoint["model_kind"] == config.model else None
+    if added is None:
         raise ValueError(f"{path} holds a {checkpoint['model_kind']} model with {checkpoint['hyperparameters']}, "
                          f"not the {config.model} model with {model.hyperparameters} this run asks for")
-    model.load_state_dict(checkpoint["model"])
+    missing, unexpected = model.load_state_dict(checkpoint["model"], strict=not added)
+    if unexpected or any(not key.startswith(added) for key in missing):
+        raise ValueError(f"{path}: weights do not fit the {config.model} model (missing {missing}, "
+                         f"unexpected {unexpected})")
+
+
+def parameter_groups(model: nn.Module, scales: dict[str, float]) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: one per learning-rate ``scale`` (the first of ``scales``' name prefixes
+    that a parameter's name starts with; 1 for the rest), each with its ``"scale"``.
+
+    Raises:
+        ValueError: a prefix that names no parameter of ``model``.
+    """
+    groups: dict[float, list[nn.Parameter]] = {1.0: []}
+    for name, parameter in model.named_parameters():
+        scale = next((s for prefix, s in scales.items() if name.startswith(prefix)), 1.0)
+        groups.setdefault(scale, []).append(parameter)
+    unused = [prefix for prefix in scales if not any(n.startswith(prefix) for n, _ in model.named_parameters())]
+    if unused:
+        raise ValueError(f"learning_rate_scales: no weights of the model start with {', '.join(unused)}")
+    return [{"params": parameters, "scale": scale} for scale, parameters in groups.items() if parameters]
 
 
 class Solver:
@@ -115,8 +139,8 @@ class Solver:
                              f"{config.model} model needs at least {model.min_samples} "
                              f"({model.min_samples / config.sample_rate:.2f} s at {config.sample_rate} Hz)")
         model.to(context.device)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
-                                          weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.Adam(parameter_groups(model, parse_scales(config.learning_rate_scales)),
+                                          lr=config.learning_rate, weight_decay=config.weight_decay)
         self.chain = Chain(config.sample_rate, compressor_inverse_steps=config.compressor_inverse_steps)
         self.step, self.best_metric, self.elapsed_before = 0, math.inf, 0.0
         self.elapsed = 0.0
@@ -189,7 +213,7 @@ class Solver:
         step_started = time.monotonic()
         learning_rate = learning_rate_at(self.step, progress, config)
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate
+            group["lr"] = learning_rate * group.get("scale", 1.0)
         batch = next(batches)
         loss, terms = training_loss(self.model, batch, config, self.chain, e2e_weight_at(progress, config))
         self.optimizer.zero_grad(set_to_none=True)
