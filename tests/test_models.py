@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from dmaster import features, losses
 from dmaster.checkpoint import load_checkpoint, load_model, save_checkpoint
-from dmaster.effects import SPEC_VERSION, Chain, echo
+from dmaster.effects import SPEC_VERSION, Chain, compressor, echo
 from dmaster.models import ParamEstimator, SpectrogramUNet, build_model, count_parameters
 from dmaster.synth import music_like
 
@@ -88,7 +88,6 @@ def test_level_distribution_moves_with_the_gain_and_keeps_the_crest(gain_db, see
 
 
 def test_compression_narrows_the_level_distribution():
-    from dmaster.effects import compressor
     audio = music_like(2.0, SR, 2, seed=3)[None]
     squashed = compressor.forward(audio, SR, threshold_db=-30.0, ratio=8.0, attack_ms=1.0, release_ms=50.0,
                                   knee_db=0.0, makeup_db=0.0)
