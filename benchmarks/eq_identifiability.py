@@ -11,7 +11,7 @@ estimate can only tell them apart as far as the music's spectrum is predictable.
   identity; the shipped parameter model (``master()``'s path, and its EQ inverse alone); the linear
   minimum-mean-square-error (LMMSE) estimate of the EQ from the long-term spectrum, with the EQ prior's and
   the train music's mean and covariance (the best any estimate from the long-term spectrum alone can do
-  if both were Gaussian; on the bands of ``dmaster.reference.MATCH_RANGE_HZ``, see :data:`INSIDE`);
+  if both were Gaussian; on the bands of ``dmaster.mastering.tone.MATCH_RANGE_HZ``, see :data:`INSIDE`);
   matching the train music's mean spectrum; and matching the spectrum of the same song's other excerpts
   (a reference that no blind estimate has), fully and half way.
 
@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
+from dmaster.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.generate import evenly_spaced_excerpts, track_params
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain, eq
-from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
+from dmaster.mastering.pretrained import Policy, resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import filter_with, restore
+from dmaster.mastering.tone import MATCH_RANGE_HZ
 from dmaster.metrics import mrstft_distance
-from dmaster.reference import MATCH_RANGE_HZ
 from dmaster.residual import STFT_SIZE, band_centres_hz, band_levels_db, band_matrix, extra_response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -127,9 +127,8 @@ def main() -> None:
 
             outputs = {
                 "identity": degraded,
-                "param model (master() path)": restore(model, degraded, residual, policy.strength, 1.0,
-                                                       policy.calibration, policy.residual, policy.threshold).audio,
-                "param model, its EQ inverse alone": restore(model, degraded, residual, eq_only).audio,
+                "param model (master() path)": restore(model, degraded, policy, residual).audio,
+                "param model, its EQ inverse alone": restore(model, degraded, Policy(eq_only, {}), residual).audio,
                 "LMMSE estimate from the long-term spectrum": matched(observed - lmmse),
                 "match the train music's mean spectrum": matched(music_mean),
                 "match the same song's other excerpts (reference)": matched(same_song),

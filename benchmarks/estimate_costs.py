@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmaster.data.audio import AudioError, load_audio, write_json_atomic, write_text_atomic
+from dmaster.audio import AudioError, load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain, ChainParams
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import correction_strengths, restore
-from dmaster.metrics import Reference
+from dmaster.metrics import CleanTarget
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
@@ -114,14 +114,13 @@ def main() -> None:
                                                                         args.seconds, args.seed)):
             if float(clean.abs().max()) == 0:
                 continue
-            reference = Reference(clean, sample_rate)
+            target = CleanTarget(clean, sample_rate)
 
             def score(params: ChainParams) -> float:
                 restored = chain.inverse(degraded[None], params)[0]
-                return reference.level_matched_mrstft(ceiling(restored, sample_rate))
+                return target.level_matched_mrstft(ceiling(restored, sample_rate))
 
-            _, estimate, _, applied = restore(model, degraded, residual, policy.strength, 1.0, policy.calibration,
-                                              policy.residual, policy.threshold)
+            _, estimate, _, applied = restore(model, degraded, policy, residual)
             strengths = correction_strengths(estimate, applied)
             oracle = score(truth)
             scores = {effect: {ORACLE: oracle, **{name: score(params) for name, params in

@@ -25,13 +25,13 @@ import numpy as np
 import pyloudnorm
 import torch
 
-from dmaster.data.audio import load_audio
+from dmaster.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.mastering.estimation import estimate
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import correction_strengths, restore
-from dmaster.metrics import Reference
+from dmaster.metrics import CleanTarget
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
@@ -66,7 +66,7 @@ def main() -> None:
         audio = load_audio(track.path, sample_rate)
         for clean, truth, degraded in degraded_excerpts(chain, audio, track.id, args.draws, 10.0, 0):
             estimated = estimate(model, degraded)
-            reference = Reference(clean, sample_rate)
+            target = CleanTarget(clean, sample_rate)
 
             def score(name: str, params=None, level_of: torch.Tensor | None = None, peak: bool = False,
                       out: torch.Tensor | None = None) -> None:
@@ -76,7 +76,7 @@ def main() -> None:
                     out = ceiling(out, sample_rate)
                 if level_of is not None:
                     out = out * 10 ** ((loudness(level_of) - loudness(out)) / 20)
-                scores = reference.scores(out)
+                scores = target.scores(out)
                 results.setdefault(name, []).append((scores["mrstft"], scores["mrstft_level_matched"]))
 
             score("degraded")
@@ -90,8 +90,7 @@ def main() -> None:
             score("weighted × inverse strengths, peak under −1 dBFS", correction_strengths(estimated, strength),
                   peak=True)
             if residual is not None:
-                corrected = restore(model, degraded, residual, strength, 1.0, policy.calibration, policy.residual,
-                                    policy.threshold).audio
+                corrected = restore(model, degraded, policy._replace(strength=strength), residual).audio
                 score("weighted × strengths, residual correction", out=corrected)
                 score("weighted × strengths, residual correction, peak under −1 dBFS (master)",
                       out=ceiling(corrected, sample_rate))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
+from dmaster.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.limiter import peak_db
 from dmaster.loudness import integrated_loudness

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from dmaster.data.audio import AudioError, load_audio
-from dmaster.data.prior import Prior, contributions_db
+from dmaster.audio import AudioError, load_audio
+from dmaster.data.prior import DrawPrior, contributions_db
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.effects import Chain
 
@@ -55,7 +55,7 @@ def main() -> None:
             continue
         starts = torch.randint(audio.shape[-1] - window + 1, (args.windows,), generator=generator).tolist()
         clean = torch.stack([audio[:, s : s + window] for s in starts])
-        params = Prior().sample(chain, args.windows, generator)
+        params = DrawPrior().sample(chain, args.windows, generator)
         contributions.append(contributions_db(chain, clean, params))
     measured = torch.cat(contributions)  # (items, effects)
     items = measured.shape[0]

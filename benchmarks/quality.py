@@ -1,6 +1,6 @@
 """Restoration quality that cannot flatter: four sets, the trivial baseline, level-matched scores, paired statistics.
 
-Sets (issue 15; :data:`quality_sets.SETS`):
+Sets (:data:`quality_sets.SETS`):
 
 - (a) the held-out ("test") tracks of ``--music-root`` (split by track, see dmaster.data.splits), each
   excerpt degraded ``--draws`` times by the project's chain with the parameters ``dmaster demaster``
@@ -32,7 +32,8 @@ Scores: MR-STFT raw and level-matched (the output scaled to the original's RMS f
 user's loudness target, the restoration is judged apart from it), SI-SDR, log-spectral distance, LUFS
 error; presence accuracy, AUC and false alarms of the parameter model's estimate; paired comparisons per
 item (wins, mean difference ± standard error) of param against loudness-only and the U-Net, and of each
-system against its input; issue 15's targets; the time ``master()`` takes on a 3-minute stereo track.
+system against its input; the project's targets (:func:`targets`); the time ``master()`` takes on a 3-minute
+stereo track.
 
 Writes Markdown and JSON (with every item's scores) to ``--out``; with the default settings (or
 ``--section quality``) also the ``quality`` section of ``benchmarks/README.md`` and the headline table of
@@ -56,7 +57,7 @@ from pathlib import Path
 
 import torch
 
-from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
+from dmaster.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.generate import track_params
 from dmaster.data.splits import Track, find_tracks, split_of, spread
 from dmaster.effects import Chain
@@ -64,7 +65,7 @@ from dmaster.mastering import master
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model, resolve_policy, resolve_residual
 from dmaster.mastering.restoration import apply_estimate, correction_strengths, restore, scaled_strengths
-from dmaster.metrics import Reference
+from dmaster.metrics import CleanTarget
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_sets as qs  # noqa: E402  (benchmarks/quality_sets.py)
@@ -112,21 +113,19 @@ class Systems:
         out = {"identity": given, "loudness-only": set_level(given, sr, LOUDNESS_ONLY_LUFS, PEAK_CEILING_DB)[0]}
         if item.truth is not None:
             out["oracle"] = ceiling(chain.inverse(given[None], item.truth)[0], sr)
-        restored, estimate, correction, applied = restore(self.param, given, self.residual["param"], self.strength,
-                                                          1.0, self.policy.calibration, self.policy.residual,
-                                                          self.policy.threshold)
+        restored, estimate, correction, applied = restore(self.param, given, self.policy,
+                                                          self.residual["param"])
         out["param"] = ceiling(restored, sr)
         unet = self.unet_policy
-        out["unet"] = ceiling(restore(self.unet, given, self.residual["unet"], residual_strength=unet.residual,
-                                      mask=unet.mask).audio, sr)
+        out["unet"] = ceiling(restore(self.unet, given, unet, self.residual["unet"]).audio, sr)
         if correction is not None:
             out["param, no residual correction"] = ceiling(apply_estimate(chain, given, estimate, applied), sr)
         for amount in AMOUNTS:  # what master(amount=...) does with the same estimate
             strength = scaled_strengths(chain, applied, amount)
             scaled = None if correction is None else correction.scaled(amount)
             out[f"param, amount {amount:g}"] = ceiling(apply_estimate(chain, given, estimate, strength, scaled), sr)
-        out["param without its policy"] = ceiling(restore(self.param, given, self.residual["param"]).audio, sr)
-        out["unet without its policy"] = ceiling(restore(self.unet, given, self.residual["unet"]).audio, sr)
+        out["param without its policy"] = ceiling(restore(self.param, given, residual=self.residual["param"]).audio, sr)
+        out["unet without its policy"] = ceiling(restore(self.unet, given, residual=self.residual["unet"]).audio, sr)
         if swapped and item.truth is not None:
             model = correction_strengths(estimate, applied)
             truth = item.truth
@@ -174,7 +173,7 @@ def comparisons(systems_present: list[str]) -> list[tuple[str, str]]:
 
 
 def targets(name: str, summary: dict, paired: dict, presence: dict) -> list[dict]:
-    """Issue 15's targets that this set measures."""
+    """The project's targets that this set measures."""
     found = []
 
     def add(what: str, value: float, target: str, met: bool, digits: str = ".3f") -> None:
@@ -217,13 +216,13 @@ def targets(name: str, summary: dict, paired: dict, presence: dict) -> list[dict
 def measure_set(name: str, items: list[qs.Item], systems: Systems, swapped: bool) -> dict:
     rows, presence_p, presence_t = [], [], []
     for item in items:
-        reference = Reference(item.clean, systems.sample_rate)
+        target = CleanTarget(item.clean, systems.sample_rate)
         outputs, presence = systems.outputs(item, swapped)
         presence_p.append(presence)
         presence_t.append(item.present)
         for system, audio in outputs.items():
             rows.append({"set": name, "track": item.track, "seed": item.seed, "system": system,
-                         **reference.scores(audio)})
+                         **target.scores(audio)})
         mine = rows[-len(outputs):]
         print(f"({name}) {item.track} (seed {item.seed}): level-matched "
               + ", ".join(f"{r['system']} {r['mrstft_level_matched']:.3f}" for r in mine), flush=True)
@@ -355,7 +354,7 @@ def main() -> None:
         "master_seconds_for_3_minutes": master_seconds, "sets": results})
 
     if not skipped and report.publish("quality", markdown, parser, args) == "quality":
-        report.write_section("quality_external", "The external music is now sets (b)–(d) of the `quality` section "
+        report.write_section("quality_external", "The external music is sets (b)–(d) of the `quality` section "
                              "above, measured by the same run of `benchmarks/quality.py`.")
         header = (f"Level-matched MR-STFT distance to the original (lower is better; the output scaled to the "
                   f"original's RMS first, so that the loudness target plays no part), {size['seconds']:g} s "

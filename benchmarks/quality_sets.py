@@ -32,7 +32,7 @@ SETS = {"a": "test split, degraded by the project's chain",
         "b": "external music, degraded by the project's chain",
         "c": "external music, degraded by an independent pedalboard chain",
         "d": "external music, clean originals (nothing to fix)"}
-"""The sets, by their letter in issue 15."""
+"""The sets, by letter: (a) the corpus's test split, (b)–(d) the external check's music."""
 
 METRICS = ("mrstft", "mrstft_level_matched", "si_sdr_db", "lsd_db", "lufs_error_db")
 
@@ -215,7 +215,7 @@ def difference_text(p: dict[str, float]) -> str:
 
 
 def set_markdown(name: str, result: dict[str, Any]) -> str:
-    """One set's tables: systems, paired comparisons, presence, the issue's targets."""
+    """One set's tables: systems, paired comparisons, presence, the project's targets."""
     lines = [f"### ({name}) {SETS[name]}", "", result["description"], "",
              "| system | MR-STFT ↓ | level-matched MR-STFT ↓ | level-matched median ↓ | SI-SDR dB ↑ | LSD dB ↓ | "
              "LUFS error dB ↓ |", "|---|---|---|---|---|---|---|"]
@@ -240,7 +240,7 @@ def set_markdown(name: str, result: dict[str, Any]) -> str:
             alarms = f"{s['false_alarms']}/{s['absent']}" if s["absent"] else "—"
             lines.append(f"| {effect} | {s['accuracy']:.0%} | {auc} | {alarms} |")
     if result.get("targets"):
-        lines += ["", "Issue 15's targets on this set:", ""]
+        lines += ["", "The project's targets on this set:", ""]
         lines += [f"- {t['what']}: {t['value']} (target {t['target']}) — {'met' if t['met'] else '**not met**'}"
                   for t in result["targets"]]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ its own ranges, not the project's chain): input = P1(a), reference = P2(b), targ
 - loudness only: the input normalised to the reference's loudness (peaks limited to −1 dBFS);
 - Matchering 2 (``pip install .[bench]``; skipped when not importable), with its limiter;
 - dmaster blind: ``master()`` without the reference, normalised to the reference's loudness;
-- dmaster reference, swap only / with refinement: :func:`dmaster.reference.match_reference`, then
+- dmaster reference, swap only / with refinement: :func:`dmaster.mastering.reference.match_reference`, then
   ``set_level()`` to the reference's loudness under a −1 dBFS peak ceiling (what ``master(reference=…)`` does).
 
 Scores against the target: MR-STFT (``dmaster.metrics``) raw and level-matched (the output scaled to
@@ -44,14 +44,14 @@ import pedalboard
 import soundfile as sf
 import torch
 
-from dmaster.data.audio import load_audio, write_json_atomic, write_text_atomic
+from dmaster.audio import load_audio, write_json_atomic, write_text_atomic
 from dmaster.data.splits import find_tracks, unit_hash
 from dmaster.loudness import integrated_loudness
 from dmaster.mastering import master
 from dmaster.mastering.level import PEAK_CEILING_DB, set_level
 from dmaster.mastering.pretrained import resolve_model
+from dmaster.mastering.reference import match_reference
 from dmaster.metrics import mrstft_distance
-from dmaster.reference import match_reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report as sections  # noqa: E402  (benchmarks/report.py)

@@ -22,7 +22,7 @@ from .loudness import integrated_loudness
 
 Tensor = torch.Tensor
 
-__all__ = ["MRSTFT_RESOLUTIONS", "Reference", "level_matched", "log_spectral_distance", "mrstft_distance", "si_sdr",
+__all__ = ["CleanTarget", "MRSTFT_RESOLUTIONS", "level_matched", "log_spectral_distance", "mrstft_distance", "si_sdr",
            "stft_magnitude"]
 
 MRSTFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
@@ -107,7 +107,7 @@ def _check_pair(estimate: Tensor, reference: Tensor) -> None:
 _EPS = 1e-7  # stft_magnitude's, added to the power
 
 
-class Reference:
+class CleanTarget:
     """A clean excerpt with its spectra, computed once for every system scored against it.
 
     :meth:`scores` gives what :func:`dmaster.metrics.mrstft_distance`, ``si_sdr`` and
@@ -116,14 +116,14 @@ class Reference:
 
     >>> x = torch.randn(2, 8192, generator=torch.Generator().manual_seed(0))
     >>> y = 0.3 * x + 0.05 * torch.randn(2, 8192, generator=torch.Generator().manual_seed(1))
-    >>> got = Reference(x, 44100).scores(y)
+    >>> got = CleanTarget(x, 44100).scores(y)
     >>> abs(got["mrstft"] - float(mrstft_distance(y[None], x[None]))) < 1e-4
     True
     >>> abs(got["mrstft_level_matched"] - float(mrstft_distance(level_matched(y, x)[None], x[None]))) < 1e-4
     True
     >>> abs(got["lsd_db"] - float(log_spectral_distance(y[None], x[None]))) < 1e-3
     True
-    >>> abs(Reference(x, 44100).level_matched_mrstft(y) - got["mrstft_level_matched"]) < 1e-6
+    >>> abs(CleanTarget(x, 44100).level_matched_mrstft(y) - got["mrstft_level_matched"]) < 1e-6
     True
     """
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.audio import write_text_atomic
+from .audio import write_text_atomic
 from .effects import ExtraResponse
 from .features import POWER_FLOOR, level_db
 

@@ -16,7 +16,7 @@ from dmaster.effects import eq, gain
 from dmaster.limiter import peak_db
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model
-from dmaster.reference import match_reference, prepare_reference
+from dmaster.mastering.reference import match_reference, prepare_reference
 
 model = resolve_model(None)  # the shipped parameter model; everything below runs at its rate
 rate = model.sample_rate

@@ -1,4 +1,4 @@
-"""Build the training corpus: freely licensed music from Debian packages (``../shared/MUSIC.md``).
+"""Build the training corpus: freely licensed music from Debian packages (``recipes/cleared_music.json``).
 
     python recipes/corpus.py                       # every package of PACKAGES into data/raw/debian_music
     python recipes/corpus.py --packages zaz-data   # only some (the others already there are kept)
@@ -27,9 +27,12 @@ For each package of :data:`PACKAGES` it
 
 The four packages used before keep the folders (``fretsonfire``, ``hyperrogue``, ``wesnoth``) and file names that
 ``prepare_debian_music.py`` gives them, so their track ids and splits do not change. A rerun does nothing for a
-package whose deb and rules are unchanged; every output is written atomically. The external check's packages
-(``prepare_debian_music.EXTERNAL_PACKAGES``) are refused by name, and the run fails if any of their music is under
-OUT.
+package whose deb and rules are unchanged; every output is written atomically. Only packages that
+``recipes/cleared_music.json`` lists as cleared are collected; the external check's packages (its
+``external_check``, ``prepare_debian_music.EXTERNAL_PACKAGES``) are refused by name, and the run fails if any of
+their music is under OUT.
+
+    python recipes/corpus.py --cleared-table       # only write the cleared list's table into docs/corpus.md
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare_debian_music import EXTERNAL_FOLDERS, EXTERNAL_PACKAGES, mix_stems, slug  # noqa: E402
 
-from dmaster.data.audio import AUDIO_EXTENSIONS, atomic_path  # noqa: E402
+from dmaster.audio import AUDIO_EXTENSIONS, atomic_path  # noqa: E402
 from dmaster.data.splits import SPLITS, split_of, track_id  # noqa: E402
 
 MIN_RATE = 32000
@@ -70,7 +73,13 @@ RULES_VERSION = 1
 """Bumped when the selection rules change, so that a rerun collects every package again."""
 NOT_WRITTEN = "not written (a rerun tries again)"
 """How a file that could not be written is reported; the other reasons are final for the deb."""
-DOCS_BEGIN, DOCS_END = "<!-- BEGIN corpus -->", "<!-- END corpus -->"
+CLEARED_MUSIC = Path(__file__).with_name("cleared_music.json")
+"""The music cleared for training and fitting (``cleared``, ``cleared_small``) and the external check's packages
+(``external_check``), with where each keeps its music, its licences and the survey's counts."""
+CLEARED = json.loads(CLEARED_MUSIC.read_text())
+""":data:`CLEARED_MUSIC` as read."""
+CLEARED_PACKAGES = tuple(p["package"] for p in CLEARED["cleared"] + CLEARED["cleared_small"])
+"""The packages cleared for training and fitting: a package not listed is not cleared."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,7 @@ PACKAGES: tuple[Package, ...] = (
     Package("hyperrogue-music", "hyperrogue", ("usr/share/hyperrogue/music/*.ogg",), "GPL-2+",
             source=("usr/share/hyperrogue/", "")),
     Package("wesnoth-1.16-music", "wesnoth", (G + "wesnoth/1.16/data/core/music/*.ogg",), "GPL-2+"),
-    # the larger soundtracks of ../shared/MUSIC.md
+    # the larger soundtracks of cleared_music.json
     Package("warzone2100-music", "warzone2100", (G + "warzone2100/music/**/*.opus",), "GPL-2+",
             source=(G + "warzone2100/", "data/"),
             exclude=(("albums/original_soundtrack/track3.opus", f"{SAME} (albums/aftermath_soundtrack/"
@@ -201,7 +210,7 @@ PACKAGES: tuple[Package, ...] = (
     Package("ardentryst", "ardentryst", (G + "ardentryst/Music/*.ogg",), "CC-BY-SA-3.0",
             source=(G + "ardentryst/", ""), exclude=(("theme1_raw.ogg", f"{SAME} (the raw theme1.ogg)"),)),
 )
-"""The corpus: packages cleared in ``../shared/MUSIC.md`` (0ad-data, 1.3 GB, and the smaller ones left out)."""
+"""The corpus: packages of :data:`CLEARED_PACKAGES` (0ad-data, 1.3 GB, and the smaller ones left out)."""
 
 
 # -- globs ---------------------------------------------------------------------------------------------------------
@@ -313,8 +322,17 @@ def check_not_external(names: Iterable[str]) -> None:
     """Raise ``SystemExit`` if any of ``names`` is one of the external check's packages."""
     refused = sorted(set(names) & set(EXTERNAL_PACKAGES))
     if refused:
-        raise SystemExit(f"refused: {', '.join(refused)}: the external check's music (../shared/MUSIC.md: no model, "
-                         f"fit or choice of settings may see it) never enters the training corpus")
+        raise SystemExit(f"refused: {', '.join(refused)}: the external check's music (recipes/cleared_music.json: no "
+                         f"model, fit or choice of settings may see it) never enters the training corpus")
+
+
+def check_cleared(names: Iterable[str]) -> None:
+    """Raise ``SystemExit`` if any of ``names`` is not a package of :data:`CLEARED_PACKAGES`."""
+    names = list(names)
+    check_not_external(names)
+    refused = sorted(set(names) - set(CLEARED_PACKAGES))
+    if refused:
+        raise SystemExit(f"refused: {', '.join(refused)}: not cleared (recipes/cleared_music.json does not list it)")
 
 
 def cached_deb(name: str, cache: Path) -> Path | None:
@@ -660,19 +678,45 @@ def docs_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_docs(docs: Path, table: str) -> None:
-    """Replace the text between the corpus markers of a Markdown file (added at its end if missing).
+def cleared_table(cleared: dict) -> str:
+    """The Markdown of the cleared list (:data:`CLEARED`) for ``docs/corpus.md``: a table of the cleared packages,
+    the smaller ones, and the external check's."""
+
+    def cell(value) -> str:
+        return "—" if value is None else str(value)
+
+    def where(p: dict) -> str:
+        return ", ".join(f"`{m}`" for m in p.get("music", ()))
+
+    lines = ["| package | deb MB | tracks | minutes | kHz | where the music is | licence(s) |",
+             "|---|---|---|---|---|---|---|"]
+    for p in cleared["cleared"]:
+        note = f" ({p['note']})" if p.get("note") else ""
+        lines.append(f"| {p['package']} | {cell(p['deb_mb'])} | {cell(p['tracks'])} | {cell(p['minutes'])} | "
+                     f"{p['khz']} | {where(p)}{note} | {p['licences']} |")
+    small = ", ".join(p["package"] + (f" ({where(p)})" if p.get("music") else "") for p in cleared["cleared_small"])
+    external = ", ".join(f"{p['package']} ({p['licences']}, {where(p)})" for p in cleared["external_check"])
+    lines += ["", f"Also cleared, under 15 minutes each: {small}.", "",
+              f"**Never for training or fitting** (the external check): {external}."]
+    return "\n".join(lines) + "\n"
+
+
+def update_docs(docs: Path, table: str, section: str = "corpus") -> None:
+    """Replace the text between a section's markers (``<!-- BEGIN section -->``, ``<!-- END section -->``) of a
+    Markdown file (added at its end if missing).
 
     Args:
         docs: The file (created if missing).
         table: The new text between the markers.
+        section: The markers' name.
     """
+    begin, end = f"<!-- BEGIN {section} -->", f"<!-- END {section} -->"
     text = docs.read_text() if docs.is_file() else ""
-    section = f"{DOCS_BEGIN}\n{table}{DOCS_END}"
-    if DOCS_BEGIN in text and DOCS_END in text:
-        text = text[: text.index(DOCS_BEGIN)] + section + text[text.index(DOCS_END) + len(DOCS_END):]
+    marked = f"{begin}\n{table}{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + marked + text[text.index(end) + len(end):]
     else:
-        text += ("\n" if text and not text.endswith("\n") else "") + section + "\n"
+        text += ("\n" if text and not text.endswith("\n") else "") + marked + "\n"
     write_text(docs, text)
 
 
@@ -794,14 +838,26 @@ def main(argv: list[str] | None = None) -> None:
                         help="Markdown file whose marked section gets the table")
     parser.add_argument("--no-docs", action="store_true", help="leave the docs alone")
     parser.add_argument("--packages", nargs="+", metavar="NAME", help="only these packages of the list")
+    parser.add_argument("--cleared-table", action="store_true",
+                        help="only write the table of recipes/cleared_music.json into --docs (nothing is fetched)")
     args = parser.parse_args(argv)
     selected = PACKAGES
     if args.packages:
         check_not_external(args.packages)
+        uncleared = sorted(set(args.packages) - set(CLEARED_PACKAGES))
+        if uncleared:
+            parser.error(f"not cleared: {', '.join(uncleared)} (a package that recipes/cleared_music.json does not "
+                         f"list is not cleared)")
         unknown = sorted(set(args.packages) - {p.name for p in PACKAGES})
         if unknown:
-            parser.error(f"not in the list: {', '.join(unknown)} (a package not in ../shared/MUSIC.md is not cleared)")
+            parser.error(f"not in the list: {', '.join(unknown)} (cleared, but PACKAGES does not say where its music "
+                         f"is)")
         selected = tuple(p for p in PACKAGES if p.name in args.packages)
+    check_cleared(p.name for p in selected)
+    if not args.no_docs:
+        update_docs(args.docs, cleared_table(CLEARED), "cleared")
+    if args.cleared_table:
+        return
     summary = build(selected, args.out, args.cache, args.unpacked, None if args.no_docs else args.docs)
     if summary["failed"]:
         sys.exit(f"failed (rerun to try again): {', '.join(sorted(summary['failed']))}")

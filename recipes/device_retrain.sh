@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 15's retraining (recipes/retrain.sh) in ONE prepared call on a lent GPU machine, built so that the
+# The retraining of recipes/retrain.sh in ONE prepared call on a lent GPU machine, built so that the
 # device time cannot be lost without learning why: every stage has a time limit, a stage that hangs is stopped
 # with SIGABRT so that Python's faulthandler prints where it hung, and the weights are exported (without
 # optimiser state: a checkpoint with it is over the 16 MB a file may bring back) even when training stops early.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from dmaster.data.audio import atomic_path
+from dmaster.audio import atomic_path
 from dmaster.data.splits import find_tracks, split_of
 
 BLOCK = 4096  # frames per write: libsndfile's Vorbis encoder has crashed on single large writes

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmaster.data.audio import load_audio
+from dmaster.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.prior import contributions_db
 from dmaster.data.splits import find_tracks, split_of, spread
@@ -71,7 +71,7 @@ from dmaster.mastering.restoration import (
     restore,
     restore_estimate,
 )
-from dmaster.metrics import Reference
+from dmaster.metrics import CleanTarget
 from dmaster.models import ParamEstimator, SpectrogramUNet
 from dmaster.residual import ResidualCorrection, extra_response
 
@@ -104,7 +104,7 @@ def items(model: ParamEstimator | SpectrogramUNet, tracks, draws: int, seconds: 
                 labels = (contributions_db(chain, clean[None], truth)[0] >= audible_db).tolist()
             else:
                 labels = [False] * len(chain.effect_names)
-            row = {"reference": Reference(clean, sample_rate), "given": given, "degraded": truth is not None,
+            row = {"target": CleanTarget(clean, sample_rate), "given": given, "degraded": truth is not None,
                    "track": number}
             if isinstance(model, ParamEstimator):
                 row["windows"] = model_windows(model, given)
@@ -159,11 +159,10 @@ def log_loss(chain, rows: list[dict], calibration: dict | None) -> float:
 def distance(model: ParamEstimator, row: dict, calibration: dict, strength: dict[str, float],
              residual_strength: float, threshold: dict[str, float] | None = None) -> float:
     """The level-matched MR-STFT distance to the original of ``master()``'s output for one item."""
-    restored = restore_estimate(model.chain, row["given"], row["estimate"], row["correction"], strength,
-                                calibration=calibration, residual_strength=residual_strength,
-                                threshold=threshold).audio
+    policy = Policy(strength, calibration, residual_strength, threshold or {})
+    restored = restore_estimate(model.chain, row["given"], row["estimate"], policy, row["correction"]).audio
     restored = set_level(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
-    return row["reference"].level_matched_mrstft(restored)
+    return row["target"].level_matched_mrstft(restored)
 
 
 def distances(model: ParamEstimator, rows: list[dict], calibration: dict, strength: dict[str, float],
@@ -293,13 +292,13 @@ def fit_unet(model: SpectrogramUNet, rows: list[dict], residual: ResidualCorrect
     def distance(index: int, mask: float, residual_strength: float) -> float:
         """The level-matched MR-STFT distance to the original of ``master(model="unet")``'s output."""
         if (index, mask) not in outputs:
-            outputs[index, mask] = restore(model, rows[index]["given"], mask=mask).audio
+            outputs[index, mask] = restore(model, rows[index]["given"], Policy({}, {}, mask=mask)).audio
         restored, correction = outputs[index, mask], rows[index]["correction"]
         if correction is not None and residual_strength > 0:
             restored = filter_with(restored, extra_response(*correction.scaled(residual_strength), model.sample_rate),
                                    model.sample_rate)
         restored = set_level(restored, model.sample_rate, None, PEAK_CEILING_DB)[0]
-        return rows[index]["reference"].level_matched_mrstft(restored)
+        return rows[index]["target"].level_matched_mrstft(restored)
 
     def score(parts: dict[str, Part]) -> np.ndarray:
         mask, residual_strength = parts["mask"][0], parts.get("residual", (0.0,))[0]
@@ -403,7 +402,7 @@ def main() -> None:
     parser.add_argument("--max-tracks", type=int, help="at most this many tracks, spread over the sorted list")
     parser.add_argument("--clean-budget", type=float, default=0.15,
                         help="the most mean level-matched distance from clean music the policy may cost on albums "
-                             "it was not fitted on (cross-validated); default: the issue's target for clean music")
+                             "it was not fitted on (cross-validated); default: the project's target for clean music")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     started = time.monotonic()

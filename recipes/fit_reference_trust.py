@@ -1,4 +1,4 @@
-"""Choose the reference refinement's trust and limit (:mod:`dmaster.reference`) on cleared music.
+"""Choose the reference refinement's trust and limit (:mod:`dmaster.mastering.reference`) on cleared music.
 
 For items built as ``benchmarks/reference_match.py`` builds them, but from the ``val`` tracks of the
 cleared corpus (never the external check set), the true tonal correction is known: the 40-band
@@ -6,13 +6,13 @@ response of the reference's style EQ less the input's (pedalboard's filters, mea
 Per item this recipe takes the swap's correction S (``match_reference(refine=False)``) and the
 difference D between the reference's and the input's long-term band spectra, and scores every
 candidate target curve ``S + trust * clip(D - S, ±limit)`` by its rms distance (dB, mean over
-:data:`dmaster.reference.MATCH_RANGE_HZ` removed) from the true correction, for same-track and
+:data:`dmaster.mastering.tone.MATCH_RANGE_HZ` removed) from the true correction, for same-track and
 other-track references. The chosen pair minimises the mean of both sets; a two-fold cross-validation
 over the tracks shows what that choice is worth on tracks it was not chosen on. Two more lines say how far any
 such rule can go: the rms of D − E (how much the two passages' own content differs, the noise in the
 reference's evidence) and the best linear estimate of E from S and D (ridge regression on the other half of
 the tracks, a matrix over all bands, scored on the held-out half): the bound of every trust-and-limit rule.
-It prints; it writes nothing (the constants live in ``dmaster/reference.py``).
+It prints; it writes nothing (the constants live in ``dmaster/mastering/reference.py``).
 
     python recipes/fit_reference_trust.py --music-root data/raw/debian_music   # ~10 min on 2 cores
 """
@@ -28,8 +28,8 @@ import numpy as np
 import pedalboard
 import torch
 
-from dmaster import reference
 from dmaster.data.splits import find_tracks, split_of, spread
+from dmaster.mastering import reference, tone
 from dmaster.residual import STFT_SIZE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -50,12 +50,12 @@ def style_eq_db(style: dict[str, float]) -> np.ndarray:
     impulse[0, 0] = 1.0
     factor = -(-rate // STFT_SIZE)  # the DTFT at the STFT's bins, exactly: a longer transform, every factor-th bin
     response = np.fft.rfft(board(impulse, rate)[0], STFT_SIZE * factor)[::factor]
-    return reference._bands_db(torch.from_numpy(np.abs(response).astype(np.float64) ** 2), rate).numpy()
+    return tone.band_levels_db(torch.from_numpy(np.abs(response).astype(np.float64) ** 2), rate).numpy()
 
 
 def centred(db: np.ndarray) -> np.ndarray:
     """Band levels ``(..., 40)`` → those inside the match range, less their mean (as the refinement compares)."""
-    return reference._centred(torch.from_numpy(db))[..., reference._match_weights() > 0].numpy()
+    return tone.centred(torch.from_numpy(db))[..., tone.match_weights() > 0].numpy()
 
 
 def measure(paths: list[Path], seeds: list[int]) -> dict[str, dict[str, np.ndarray]]:

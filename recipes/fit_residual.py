@@ -28,7 +28,7 @@ import numpy as np
 import pyloudnorm
 import torch
 
-from dmaster.data.audio import load_audio
+from dmaster.audio import load_audio
 from dmaster.data.generate import degraded_excerpts
 from dmaster.data.splits import find_tracks, split_of, spread
 from dmaster.effects import Chain
@@ -63,10 +63,9 @@ def examples(model, policy: Policy, tracks, draws: int, clean_excerpts: int, sec
             params = None
             if isinstance(model, ParamEstimator):  # as master() restores, keeping the raw estimate
                 params = track_estimate(model, windows)
-                restored = restore_estimate(model.chain, degraded, params, inverse_strength=policy.strength,
-                                            calibration=policy.calibration, threshold=policy.threshold).audio
+                restored = restore_estimate(model.chain, degraded, params, policy).audio
             else:
-                restored = restore(model, degraded, mask=policy.mask).audio
+                restored = restore(model, degraded, policy).audio
             loudness = [meter.integrated_loudness(a.T.double().numpy()) for a in (clean, restored)]
             if not all(map(math.isfinite, loudness)):
                 continue  # a silent excerpt

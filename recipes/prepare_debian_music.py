@@ -19,6 +19,7 @@ into a folder holding the training corpus's manifest.
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import sys
@@ -28,10 +29,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dmaster.data.audio import atomic_path
+from dmaster.audio import atomic_path
 
-EXTERNAL_PACKAGES = ("singularity-music", "planetblupi-music-ogg", "nexuiz-music")
-"""The external check's packages: no model, fit or choice of settings may see them (``../shared/MUSIC.md``)."""
+CLEARED_MUSIC = Path(__file__).with_name("cleared_music.json")
+"""The music cleared for training and fitting, and the external check's packages (``recipes/cleared_music.json``)."""
+EXTERNAL_PACKAGES = tuple(p["package"] for p in json.loads(CLEARED_MUSIC.read_text())["external_check"])
+"""The external check's packages (``external_check`` of :data:`CLEARED_MUSIC`): no model, fit or choice of settings
+may see them."""
 EXTERNAL_FOLDERS = ("singularity", "planetblupi", "nexuiz")
 """The folders their tracks are collected in."""
 EXTERNAL_PATHS = ("usr/share/games/singularity", "usr/share/planetblupi", "usr/share/games/nexuiz")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 15: retrain both models on the 28-package corpus (recipes/corpus.py) with the new training prior
-# (a share of clean items, absence common, presence labelled by audibility), then refit the inverse
+# Retrain both models on the 28-package corpus (recipes/corpus.py) with the prior where "nothing to fix" is
+# common (a share of clean items, absence common, presence labelled by audibility), then refit the inverse
 # strengths and residual corrections and measure. Resumable: rerun the same command and every stage
 # continues where it stopped (training with --resume, the fits and the corpus skip what exists).
 #

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Reproduce the weights shipped in dmaster/weights/ (see docs/model_card.md).
 #
-#   bash recipes/shipped_weights.sh            # ~3 h on a 2-core CPU (training ~1 h, strength and residual fits ~70 min, benchmark ~15 min)
+#   bash recipes/shipped_weights.sh            # ~3 h on a 2-core CPU (training ~1 h, residual and policy fits ~70 min, benchmark ~15 min)
 #
 # 1. fetch CC/GPL music from four Debian packages and collect it in data/raw/debian_music;
 # 2. train the parameter estimator and the U-Net baseline on it, side by side (degraded on
 #    the fly; the train/val/test split is by track, from a hash of the track id);
 # 3. copy the best checkpoints (weights, hyper-parameters, config, spec version; no optimiser
-#    state) into dmaster/weights/, choose the parameter model's inverse strengths and fit each one's
-#    residual correction next to them;
+#    state) into dmaster/weights/, and fit each one's residual correction and policy next to them;
 # 4. measure them on the held-out test tracks with benchmarks/quality.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."

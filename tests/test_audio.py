@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from dmaster.data.audio import (
+from dmaster.audio import (
     AudioError,
     append_jsonl,
     atomic_path,

@@ -1,5 +1,6 @@
 """recipes/corpus.py on tiny fabricated packages (no network): which files become tracks, the manifest with its
-licences and splits, the docs table, refusing the external check's packages, and a rerun that does nothing new."""
+licences and splits, the docs table, the cleared list read from recipes/cleared_music.json, refusing what it does
+not clear and the external check's packages, and a rerun that does nothing new."""
 
 import dataclasses
 import importlib.util
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dmaster.data.audio import load_audio
+from dmaster.audio import load_audio
 from dmaster.data.splits import find_tracks, split_of
 from dmaster.synth import music_like
 
@@ -155,14 +156,45 @@ def test_corpus_refuses_the_external_packages(tmp_path, corpus):
         corpus.build([], tmp_path / "music", tmp_path, tmp_path)
 
 
-def test_corpus_list_follows_music_md(corpus):
+def test_corpus_list_follows_the_cleared_list(corpus):
     names = [p.name for p in corpus.PACKAGES]
     assert len(set(names)) == len(names) >= 12
     assert {"fretsonfire-songs-sectoid", "fretsonfire-songs-muldjord", "hyperrogue-music",
             "wesnoth-1.16-music"} <= set(names)  # the first corpus's packages, same folders
     assert "0ad-data" not in names
+    assert set(names) <= set(corpus.CLEARED_PACKAGES)
     for package in corpus.PACKAGES:
         assert package.licence and package.music and all(p.startswith("usr/share/") for p in package.music)
+
+
+def test_the_cleared_list_is_the_file_in_the_repository(tmp_path, corpus):
+    listed = json.loads((RECIPES / "cleared_music.json").read_text())
+    assert corpus.CLEARED_MUSIC == RECIPES / "cleared_music.json" and corpus.CLEARED == listed
+    cleared = [p["package"] for p in listed["cleared"] + listed["cleared_small"]]
+    external = [p["package"] for p in listed["external_check"]]
+    assert list(corpus.CLEARED_PACKAGES) == cleared and len(set(cleared)) == len(cleared)
+    assert external == ["singularity-music", "planetblupi-music-ogg", "nexuiz-music"]
+    assert not set(external) & set(cleared)
+    prepare = load_recipe_module("prepare_debian_music.py", "prepare_recipe")
+    assert prepare.EXTERNAL_PACKAGES == corpus.EXTERNAL_PACKAGES == tuple(external)
+    for p in listed["cleared"]:
+        assert p["licences"] and p["music"] and all(m.startswith("usr/share/") for m in p["music"])
+    # a package the file does not list is refused, and so is one of the external check's
+    with pytest.raises(SystemExit, match="refused: lmms-data: not cleared"):
+        corpus.check_cleared(["zaz-data", "lmms-data"])
+    with pytest.raises(SystemExit, match="external check"):
+        corpus.check_cleared(["nexuiz-music"])
+    with pytest.raises(SystemExit) as refused:
+        corpus.main(["--packages", "lmms-data", "--out", str(tmp_path / "music"), "--no-docs"])
+    assert refused.value.code == 2 and not (tmp_path / "music").exists()
+    # docs/corpus.md shows the file as it is (python recipes/corpus.py --cleared-table writes it)
+    docs = (RECIPES.parent / "docs" / "corpus.md").read_text()
+    begin, end = "<!-- BEGIN cleared -->\n", "<!-- END cleared -->"
+    assert docs[docs.index(begin) + len(begin): docs.index(end)] == corpus.cleared_table(listed)
+    copy = tmp_path / "corpus.md"
+    copy.write_text(docs.replace(corpus.cleared_table(listed), "stale\n"))
+    corpus.main(["--cleared-table", "--docs", str(copy)])
+    assert copy.read_text() == docs
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")

@@ -9,8 +9,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
+from dmaster.audio import read_window
 from dmaster.data import OnTheFlyBatches, PairedDataset
-from dmaster.data.audio import read_window
 from dmaster.data.datasets import SyntheticBatches, _window_start
 from dmaster.data.generate import generate
 from dmaster.data.splits import find_tracks, split_of

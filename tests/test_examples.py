@@ -1,6 +1,7 @@
 """Every example runs, with the shipped models, and prints what it promises."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,20 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def run(script: str, *args: str) -> str:
+    # the checkout's dmaster, whichever copy is installed
+    path = os.pathsep.join([str(EXAMPLES.parent), os.environ.get("PYTHONPATH", "")])
     done = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env={**os.environ, "PYTHONPATH": path})
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_every_example_is_run_here_and_listed_in_the_readme():
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    here = Path(__file__).read_text()
+    for example in sorted(EXAMPLES.glob("*.py")):
+        assert f'run("{example.name}"' in here, f"{example.name} is not run by tests/test_examples.py"
+        assert f"| `python examples/{example.name}" in readme, f"{example.name} is not in the README's table"
 
 
 def test_demaster_folder():
@@ -32,6 +43,13 @@ def test_master_file_prints_the_estimate():
 def test_another_mix_gets_the_same_correction():
     song, again, kept = (line.split(": ")[1] for line in run("another_mix.py").splitlines())
     assert song == again and "compressor" in again and "compressor" not in kept
+
+
+def test_reference_master_takes_the_references_level_and_tone():
+    lines = dict(line.split(": ", 1) for line in run("reference_master.py").strip().splitlines())
+    assert abs(float(lines["loudness reached (LUFS)"]) - float(lines["reference loudness (LUFS)"])) <= 0.2
+    assert float(lines["refinement loss after (dB²)"]) < float(lines["refinement loss before (dB²)"])
+    assert float(lines["true peak (dBTP)"]) <= -1.0 + 1e-3
 
 
 def test_compare_with_unet():

@@ -11,9 +11,9 @@ import soundfile as sf
 import soxr
 import torch
 
+from dmaster import audio as audio_module
 from dmaster import cli
 from dmaster.apps.demaster import parse_shard
-from dmaster.data import audio as audio_module
 from dmaster.data.describe import describe_effect
 from dmaster.data.generate import degrade_batch, degraded_excerpts, select_shard, track_params
 from dmaster.effects import SPEC_VERSION, SPECS, Chain

@@ -68,10 +68,11 @@ def test_true_peaks_between_the_samples_are_limited_too():
     sine[-2000:] *= fade[2000:]
     sine = sine.expand(1, 2, -1).clone()
     assert peak_db(sine[0]) == pytest.approx(20 * math.log10(0.9) - 3.01, abs=0.01)
-    assert peak_db(sine[0], true_peak=True) == pytest.approx(20 * math.log10(0.9), abs=0.01)
+    # the highest of the meters' readings: at the peak or a little over (the short interpolators overshoot)
+    assert 20 * math.log10(0.9) - 0.01 <= peak_db(sine[0], true_peak=True) <= 20 * math.log10(0.9) + 0.1
     assert torch.equal(limit_peaks(sine, SR, -1.0), sine)  # its samples are under -1 dBFS
     limited = limit_peaks(sine, SR, -1.0, true_peak=True)[0]
-    assert peak_db(limited, true_peak=True) == pytest.approx(-1.0, abs=0.02)
+    assert -1.05 <= peak_db(limited, true_peak=True) <= -1.0
 
 
 @settings(max_examples=8, deadline=None)
@@ -83,14 +84,12 @@ def test_the_true_peak_ceiling_holds_on_noise(seed, ceiling_db):
     assert peak_db(limited) <= ceiling_db + 1e-6
 
 
-def test_true_peaks_are_measured_in_chunks_without_seams(monkeypatch):
+def test_true_peaks_are_read_in_batches_of_candidates_alike(monkeypatch):
     x = noise(5, batch=2, samples=9000, scale=0.3)
     whole = limiter.peak_envelope(x, true_peak=True)
-    monkeypatch.setattr(limiter, "TRUE_PEAK_CHUNK", 1000)
-    chunked = limiter.peak_envelope(x, true_peak=True)
-    assert torch.allclose(chunked, whole, atol=1e-5)
-    monkeypatch.setattr(limiter, "TRUE_PEAK_MARGIN", 0)  # without margins the cuts ring: the test can fail
-    assert not torch.allclose(limiter.peak_envelope(x, true_peak=True), whole, atol=1e-5)
+    assert bool((whole > x.abs().amax(1)).any())  # some peaks lie between the samples
+    monkeypatch.setattr(limiter, "CANDIDATES", 1000)
+    assert torch.equal(limiter.peak_envelope(x, true_peak=True), whole)
 
 
 def test_batch_items_are_limited_independently():

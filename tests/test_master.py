@@ -217,7 +217,7 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     assert again.report["estimate_given"] and again.report["effects"] == first.report["effects"]
     assert again.report["residual_correction"] == first.report["residual_correction"]
     other_mix = CLIP.flip(-1)  # the same correction for another mix: not a new estimate
-    reused = master(other_mix, SR, model=checkpoint, params=first.params)  # the old names still work
+    reused = master(other_mix, SR, model=checkpoint, report=first.report)
     assert reused.report["effects"] == first.report["effects"]
 
     edited = json.loads(first.to_json())
@@ -246,7 +246,7 @@ def test_an_earlier_report_is_applied_again(tmp_path, checkpoints, unet, capsys)
     sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
     song, out = str(tmp_path / "song.wav"), tmp_path / "out"
     (tmp_path / "bad.json").write_text(json.dumps(edited))
-    master_with = ["master", song, "-o", str(out), "--model", str(checkpoint), "--params"]
+    master_with = ["master", song, "-o", str(out), "--model", str(checkpoint), "--report"]
     assert main([*master_with, str(tmp_path / "bad.json")]) == 2
     assert "gain_db" in capsys.readouterr().err and not out.exists()
     (tmp_path / "first.json").write_text(first.to_json())
@@ -433,7 +433,7 @@ def test_master_command_notes_a_loudness_target_it_missed(tmp_path, checkpoints,
     sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
     model = ["--model", str(checkpoints / "param.pt")]
     assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--target-lufs", "-1", *model]) == 0
-    assert "LUFS, not -1.0: the limiter takes at most 12 dB off a peak" in capsys.readouterr().err
+    assert "the limiter takes at most 12 dB off a peak" in capsys.readouterr().err
     assert main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out2"), "--target-lufs", "-20",
                  "--true-peak", *model]) == 0
     assert "note:" not in capsys.readouterr().err
@@ -444,7 +444,7 @@ def test_master_command_notes_a_loudness_target_it_missed(tmp_path, checkpoints,
 def test_master_command_refuses_bad_settings_before_any_file(tmp_path, capsys):
     sf.write(tmp_path / "song.wav", CLIP.T.numpy(), SR)
     code = main(["master", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--target-lufs", "5"])
-    assert code == 2 and "target_lufs must lie in [-70, 0]" in capsys.readouterr().err
+    assert code == 2 and "target_lufs must lie in [-60, 0]" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -475,10 +475,19 @@ def test_demo_on_a_synthesised_clip_and_a_missing_file(tmp_path, checkpoints, ca
     assert sf.info(tmp_path / "clean.wav").frames == 2 * SR
     assert main(["demo", "-o", str(tmp_path / "x"), "--clip", str(tmp_path / "missing.wav"), *model]) == 2
     assert "missing.wav" in capsys.readouterr().err
-    for seconds in ("0", "-1"):
+    for seconds in ("0", "-1", "0.00001"):
         assert main(["demo", "-o", str(tmp_path / "y"), "--seconds", seconds, *model]) == 2
-        assert "--seconds must be positive" in capsys.readouterr().err
+        assert "--seconds must be at least 0.5" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize("frames", [1, 220])
+def test_demo_on_a_clip_too_short_says_so_in_one_line(tmp_path, checkpoints, capsys, frames):
+    sf.write(tmp_path / "short.wav", np.full((frames, 2), 0.1), SR)
+    model = ["--model", str(checkpoints / "param.pt")]
+    assert main(["demo", "-o", str(tmp_path / "out"), "--clip", str(tmp_path / "short.wav"), *model]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "the demo needs at least 0.5 s" in error
 
 
 def param_with_a_level_correction(folder, checkpoints, level_db: float):
@@ -503,7 +512,7 @@ def test_residual_correction_next_to_the_checkpoint_is_applied(tmp_path, estimat
     save_checkpoint(checkpoint, model, kind, {}, step=0)
     quiet = CLIP * 1e-2
     plain = master(quiet, SR, model=checkpoint, peak_ceiling_db=0.0)
-    assert "residual_correction" not in plain.params
+    assert "residual_correction" not in plain.report
     n_features = 40 + 1 + (5 + len(estimator.chain.flat_params) if kind == "param" else 0)
     level_only_correction(n_features, 20 * np.log10(2)).save(tmp_path / f"{kind}{RESIDUAL_SUFFIX}")
     corrected = master(quiet, SR, model=str(checkpoint), peak_ceiling_db=0.0)

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmaster.apps.master import output_names
+from dmaster.audio import atomic_path
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
-from dmaster.data.audio import atomic_path
 from dmaster.loudness import integrated_loudness
 from dmaster.mastering import inputs, level, master
 from dmaster.synth import music_like
@@ -200,7 +200,7 @@ def test_a_loudness_that_cannot_be_measured_is_said_so():
 ])
 def test_a_report_with_an_out_of_range_residual_correction_is_refused(tmp_path, model, estimator, capsys, field,
                                                                       value, message):
-    report = master(CLIP, SR, model=estimator).params
+    report = master(CLIP, SR, model=estimator).report
     residual = {"level_db": 0.0, "bands_db": {f"{k} Hz": 0.0 for k in range(40)}}
     residual[field] = value if field == "level_db" else {**residual["bands_db"], "0 Hz": value}
     path = tmp_path / "edited.json"
@@ -282,8 +282,8 @@ def test_int16_pcm_comes_back_at_its_level(estimator):
 
 
 def test_keep_takes_a_single_name(estimator):
-    one = master(CLIP, SR, model=estimator, keep="reverb").params
-    assert one["kept"] == ["reverb"] and one == master(CLIP, SR, model=estimator, keep=("reverb",)).params
+    one = master(CLIP, SR, model=estimator, keep="reverb").report
+    assert one["kept"] == ["reverb"] and one == master(CLIP, SR, model=estimator, keep=("reverb",)).report
 
 
 # -- what the command tells the user ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from dmaster import Chain
 from dmaster.effects import echo
 from dmaster.mastering.estimation import measure_echo_level, model_windows, track_estimate
+from dmaster.mastering.pretrained import Policy
 from dmaster.mastering.restoration import (
     Correction,
     calibrate,
@@ -73,11 +74,11 @@ def test_restore_is_its_estimate_restored(estimator):
     # restore() = the model's raw estimate, then restore_estimate(): the recipes that keep the raw estimate get the
     # same audio, calibrated estimate and gated strengths as master()
     audio = music_like(2.0, SR, 2, seed=3)
-    policy = {"inverse_strength": {"eq": 0.5}, "calibration": {"echo": [1.0, 3.0]}, "threshold": {"reverb": 0.9}}
-    whole = restore(estimator, audio, **policy)
+    policy = Policy({"eq": 0.5}, {"echo": [1.0, 3.0]}, threshold={"reverb": 0.9})
+    whole = restore(estimator, audio, policy)
     with torch.no_grad():  # as restore() and the recipes estimate
         raw = track_estimate(estimator, model_windows(estimator, audio))
-        parts = restore_estimate(estimator.chain, audio, raw, **policy)
+        parts = restore_estimate(estimator.chain, audio, raw, policy)
     torch.testing.assert_close(parts.audio, whole.audio, atol=5e-3, rtol=0)  # restore() itself varies by ~5e-4
     assert parts.strength == whole.strength and parts.strength["reverb"] in (0.0, 1.0)
     for name in raw:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dmaster.data.datasets import SyntheticBatches
-from dmaster.data.prior import Prior, contributions_db, parse_presence
+from dmaster.data.prior import DrawPrior, contributions_db, parse_presence
 from dmaster.effects import Chain
 from dmaster.synth import music_like
 from dmaster.training import TrainConfig
@@ -20,7 +20,7 @@ def presence_of(params):
 
 
 def test_the_default_prior_draws_what_the_chain_draws():
-    drawn = Prior().sample(CHAIN, 16, torch.Generator().manual_seed(3))
+    drawn = DrawPrior().sample(CHAIN, 16, torch.Generator().manual_seed(3))
     expected = CHAIN.sample_params(16, torch.Generator().manual_seed(3))
     for name in expected:
         for key in expected[name]:
@@ -29,9 +29,9 @@ def test_the_default_prior_draws_what_the_chain_draws():
 
 def test_presence_probabilities_and_the_clean_share_are_followed():
     generator = torch.Generator().manual_seed(0)
-    never = presence_of(Prior({"eq": 0.0, "echo": 1.0}).sample(CHAIN, 500, generator))
+    never = presence_of(DrawPrior({"eq": 0.0, "echo": 1.0}).sample(CHAIN, 500, generator))
     assert never[:, 0].sum() == 0 and never[:, 2].sum() == 500
-    clean = presence_of(Prior(clean_share=0.3).sample(CHAIN, 4000, generator)).sum(1) == 0
+    clean = presence_of(DrawPrior(clean_share=0.3).sample(CHAIN, 4000, generator)).sum(1) == 0
     everything_off_anyway = math.prod(1 - spec.presence_probability for spec in CHAIN.specs)
     expected = 0.3 + 0.7 * everything_off_anyway
     assert float(clean.float().mean()) == pytest.approx(expected, abs=0.03)
@@ -39,9 +39,9 @@ def test_presence_probabilities_and_the_clean_share_are_followed():
 
 def test_bad_priors_are_named():
     with pytest.raises(ValueError, match="clean_share must lie in"):
-        Prior(clean_share=1.5)
+        DrawPrior(clean_share=1.5)
     with pytest.raises(ValueError, match="unknown effects \\['flanger'\\]"):
-        Prior({"flanger": 0.5}).sample(CHAIN, 2)
+        DrawPrior({"flanger": 0.5}).sample(CHAIN, 2)
     with pytest.raises(ValueError, match="not EFFECT=PROBABILITY"):
         parse_presence("eq:0.5")
     with pytest.raises(ValueError, match="unknown effects"):
@@ -69,8 +69,8 @@ def test_contributions_measure_what_each_effect_adds():
 
 def test_inaudible_effects_are_switched_off_in_the_audio_and_the_label(monkeypatch):
     clean = music_like(1.0, SR, 2, seed=2).expand(2, -1, -1).contiguous()
-    monkeypatch.setattr(Prior, "sample", lambda self, chain, batch, generator=None: gain_only([0.1, 6.0]))
-    degraded, params = Prior(audible_db=-20.0).degrade(CHAIN, clean)
+    monkeypatch.setattr(DrawPrior, "sample", lambda self, chain, batch, generator=None: gain_only([0.1, 6.0]))
+    degraded, params = DrawPrior(audible_db=-20.0).degrade(CHAIN, clean)
     assert params["gain"]["present"].tolist() == [0.0, 1.0]
     torch.testing.assert_close(degraded[0], clean[0])
     torch.testing.assert_close(degraded[1], clean[1] * 10 ** (6 / 20), rtol=1e-4, atol=1e-5)

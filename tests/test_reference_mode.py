@@ -1,4 +1,4 @@
-"""master(reference=…) and `dmaster master --reference`: the wiring of dmaster.reference into the pipeline."""
+"""master(reference=…) and `dmaster master --reference`: the wiring of dmaster.mastering.reference into the pipeline."""
 
 import json
 
@@ -26,7 +26,7 @@ def model(tmp_path_factory, estimator):
 
 def test_the_output_takes_the_references_loudness_unless_a_target_is_given(estimator):
     result = master(CLIP.numpy(), SR, model=estimator, reference=QUIET_REFERENCE.numpy(), reference_sample_rate=48000)
-    reference_lufs = integrated_loudness(QUIET_REFERENCE, 48000)
+    reference_lufs = integrated_loudness(QUIET_REFERENCE.expand(2, -1), 48000)  # mono: as it plays on both speakers
     assert result.audio.shape == CLIP.shape and result.audio.dtype == np.float32
     assert integrated_loudness(result.audio, SR) == pytest.approx(reference_lufs, abs=0.2)
     assert {"input_estimate", "reference_estimate", "correction"} <= result.report["reference"].keys()
@@ -50,7 +50,7 @@ def test_the_command_matches_a_reference_file_read_once(tmp_path, model, monkeyp
         sf.write(tmp_path / name, CLIP.T.numpy(), SR)
     sf.write(tmp_path / "reference.flac", QUIET_REFERENCE.T.numpy(), 48000)
     reads = []
-    import dmaster.reference as reference_module
+    import dmaster.mastering.reference as reference_module
     real = reference_module.read_audio
     monkeypatch.setattr(reference_module, "read_audio", lambda path: reads.append(path) or real(path))
     out = tmp_path / "out"

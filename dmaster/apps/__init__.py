@@ -1,1 +1,1 @@
-"""The user-facing commands ``dmaster master``, ``dmaster demo`` and ``dmaster evaluate``."""
+"""The ``dmaster`` commands: ``demo``, ``master``, ``demaster``, ``train`` and ``evaluate``, one module each."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.audio import AudioError, load_audio, save_audio, write_json_atomic
+from ..audio import AudioError, load_audio, save_audio, write_json_atomic
 from ..effects import Chain
 from ..mastering import master
 from ..metrics import mrstft_distance, si_sdr
@@ -20,6 +20,8 @@ SAMPLE_RATE = 44100
 BUNDLED_CLIP = "feelings_excerpt.ogg"
 """10 s of a held-out test track (Sectoid, "Feelings", MIT licence; see dmaster/assets/README.md)."""
 SYNTHETIC_SECONDS = 8.0
+MIN_SECONDS = 0.5
+"""The shortest clip the demo takes: the scores compare spectrogram frames of up to 4096 samples."""
 DEGRADATION = {
     "eq": {"present": True, "bell_3_hz": 2500.0, "bell_3_q": 1.5, "bell_3_gain_db": 6.0,
            "low_shelf_hz": 120.0, "low_shelf_gain_db": -5.0},
@@ -63,9 +65,12 @@ def demo_clip(args: argparse.Namespace) -> torch.Tensor:
 def run(args: argparse.Namespace) -> int:
     chain = Chain(SAMPLE_RATE)
     try:
-        if args.seconds is not None and not args.seconds > 0:
-            raise ValueError(f"--seconds must be positive, got {args.seconds:g}")
+        if args.seconds is not None and not args.seconds >= MIN_SECONDS:
+            raise ValueError(f"--seconds must be at least {MIN_SECONDS:g}, got {args.seconds:g}")
         clean = demo_clip(args)
+        if clean.shape[-1] < MIN_SECONDS * SAMPLE_RATE:
+            raise ValueError(f"the clip is {clean.shape[-1] / SAMPLE_RATE:.3g} s long; the demo needs at least "
+                             f"{MIN_SECONDS:g} s")
         params = demo_params(chain)
         degraded = chain(clean[None], params)[0]
         result = master(degraded, SAMPLE_RATE, model=args.model, peak_ceiling_db=0.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.audio import load_audio, read_jsonl, write_json_atomic
+from ..audio import load_audio, read_jsonl, write_json_atomic
 from ..mastering import master
 from ..mastering.pretrained import resolve_model
 from ..metrics import log_spectral_distance, mrstft_distance, si_sdr

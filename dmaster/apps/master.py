@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from ..data.audio import (
+from ..audio import (
     AUDIO_EXTENSIONS,
     OUTPUT_FORMATS,
     ShortAudioWarning,
@@ -27,8 +27,8 @@ from ..effects import SPECS
 from ..mastering import MAX_LIMITING_DB, MAX_RATE, MIN_RATE, PEAK_CEILING_DB, master
 from ..mastering.inputs import check_keep, check_settings, resample, resampled_length
 from ..mastering.pretrained import resolve_model
+from ..mastering.reference import prepare_reference
 from ..mastering.report import read_report
-from ..reference import prepare_reference
 
 MISSED_TARGET_LU = 0.5
 """A loudness this far from ``--target-lufs`` gets a note."""
@@ -139,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="append", default=[], choices=effects, metavar="EFFECT",
                         help=f"leave this effect in ({', '.join(effects)}; repeatable), e.g. --keep reverb when "
                              "the room is wanted")
-    parser.add_argument("--report", "--params", dest="report", type=Path, default=None, metavar="JSON",
+    parser.add_argument("--report", type=Path, default=None, metavar="JSON",
                         help="apply the estimate in this report of an earlier 'dmaster master' (edited or not) "
                              "instead of estimating anew: the same correction for every input")
     parser.add_argument("--reference", type=Path, default=None, metavar="AUDIO",

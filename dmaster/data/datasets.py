@@ -31,11 +31,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
+from ..audio import AudioError, load_audio, read_jsonl, read_window
 from ..effects import SPEC_VERSION, Chain
 from ..features import level_db
 from ..synth import music_like
-from .audio import AudioError, load_audio, read_jsonl, read_window
-from .prior import Prior
+from .prior import DrawPrior
 from .splits import Track, check_split, find_tracks, split_of
 
 __all__ = ["Batch", "OnTheFlyBatches", "PairedDataset", "SyntheticBatches"]
@@ -160,14 +160,14 @@ class OnTheFlyBatches:
         windows_per_track: about how many windows each decoded track serves.
         max_seconds: seconds decoded from the start of each track; ``None``: all.
         workers: decoding threads.
-        prior: how the degradations are drawn (:class:`~dmaster.data.prior.Prior`; default: the specs').
+        prior: how the degradations are drawn (:class:`~dmaster.data.prior.DrawPrior`; default: the specs').
     """
 
     def __init__(self, root: str | os.PathLike, window_seconds: float = 3.0, batch_size: int = 8,
                  split: str = "train", sample_rate: int = 44100, device: str | torch.device = "cpu", seed: int = 0,
                  steps: int | None = None, *, subfolders: Sequence[str] | None = None, rank: int | None = None,
                  world_size: int | None = None, pool_tracks: int = 64, windows_per_track: int = 4,
-                 max_seconds: float | None = 30.0, workers: int = 2, prior: Prior | None = None):
+                 max_seconds: float | None = 30.0, workers: int = 2, prior: DrawPrior | None = None):
         check_split(split)
         if batch_size < 1 or pool_tracks < 1 or windows_per_track < 1 or workers < 1:
             raise ValueError("batch_size, pool_tracks, windows_per_track and workers must be positive")
@@ -189,7 +189,7 @@ class OnTheFlyBatches:
         self.pool_tracks, self.windows_per_track = pool_tracks, windows_per_track
         self.max_seconds, self.workers, self.epoch = max_seconds, workers, 0
         self.chain = Chain(sample_rate).to(self.device)
-        self.prior = prior or Prior()
+        self.prior = prior or DrawPrior()
 
     def set_epoch(self, epoch: int) -> None:
         """Start the random stream of ``epoch`` (new track order, windows and parameters)."""
@@ -282,17 +282,17 @@ class SyntheticBatches:
         rank: this process's rank; each rank draws its own batches.
         clips: clips in the pool, each ``window_seconds + 1`` seconds long.
         start_step: the index of the first batch iteration yields.
-        prior: how the degradations are drawn (:class:`~dmaster.data.prior.Prior`; default: the specs').
+        prior: how the degradations are drawn (:class:`~dmaster.data.prior.DrawPrior`; default: the specs').
     """
 
     def __init__(self, window_seconds: float, batch_size: int, split: str, sample_rate: int,
                  device: torch.device | str = "cpu", seed: int = 0, rank: int = 0, clips: int = 16,
-                 start_step: int = 0, prior: Prior | None = None):
+                 start_step: int = 0, prior: DrawPrior | None = None):
         self.window = int(window_seconds * sample_rate)
         self.batch_size, self.split, self.device = batch_size, split, torch.device(device)
         self.seed, self.rank, self.start_step = seed, rank, start_step
         self.chain = Chain(sample_rate)
-        self.prior = prior or Prior()
+        self.prior = prior or DrawPrior()
         self.split_index = ("train", "val", "test").index(split)
         clip_seconds = window_seconds + 1.0
         first_seed = 1_000_000 * self.split_index + 1000 * seed

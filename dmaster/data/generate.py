@@ -2,7 +2,7 @@
 
 :func:`generate` does it (the ``dmaster demaster`` command, :mod:`dmaster.apps.demaster`, calls it).
 Every track under INPUT (``*.wav``, ``*.flac``, ``*.ogg``, ``*.mp3``, any case) is
-loaded as stereo at the working rate (see :mod:`dmaster.data.audio`), clipped to
+loaded as stereo at the working rate (see :mod:`dmaster.audio`), clipped to
 ``max_seconds``, and degraded by the chain with parameters drawn from its
 priors. The parameters of a track depend only on the seed and the track id (a
 generator seeded from ``sha256(f"{seed}:{track_id}")``), never on batching,
@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..audio import AudioError, append_jsonl, load_audio, read_jsonl, write_json_atomic
 from ..effects import SPEC_VERSION, Chain, ChainParams
-from .audio import AudioError, append_jsonl, load_audio, read_jsonl, write_json_atomic
 from .pairs import OutputLayout, write_pair
 from .splits import Track, find_tracks
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from ..audio import remove_stale_temporaries, save_audio, write_json_atomic, write_text_atomic
 from ..effects import SPEC_VERSION, Chain
-from .audio import remove_stale_temporaries, save_audio, write_json_atomic, write_text_atomic
 from .describe import describe_params
 from .plots import save_spectrograms
 from .splits import Track, split_of

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .audio import atomic_path
+from ..audio import atomic_path
 
 Tensor = torch.Tensor
 

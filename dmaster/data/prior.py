@@ -3,11 +3,11 @@ presence labelled by audibility.
 
 With the specs' own presence probabilities almost every item has some effect on, so a model never hears
 what "nothing to fix" sounds like, and many draws change the music by less than anyone could hear while
-their label says "present". :class:`Prior` moves the presence probabilities, switches every effect off
+their label says "present". :class:`DrawPrior` moves the presence probabilities, switches every effect off
 for a share of the items, and switches off (in the audio and in the label alike) an effect whose
 contribution to the degraded audio stays below a threshold.
 
-The default ``Prior()`` draws exactly what :meth:`dmaster.effects.Chain.sample_params` draws.
+The default ``DrawPrior()`` draws exactly what :meth:`dmaster.effects.Chain.sample_params` draws.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import torch
 
 from ..effects import Chain, ChainParams
 
-__all__ = ["Prior", "contributions_db", "parse_pairs", "parse_presence"]
+__all__ = ["DrawPrior", "contributions_db", "parse_pairs", "parse_presence"]
 
 Tensor = torch.Tensor
 FLOOR = 1e-20
 
 
 @dataclass(frozen=True)
-class Prior:
+class DrawPrior:
     """How degradations are drawn for training.
 
     Args:
@@ -36,7 +36,7 @@ class Prior:
             ``None`` keeps every draw.
 
     >>> chain = Chain(44100)
-    >>> params = Prior(clean_share=1.0).sample(chain, 3, torch.Generator().manual_seed(0))
+    >>> params = DrawPrior(clean_share=1.0).sample(chain, 3, torch.Generator().manual_seed(0))
     >>> sum(float(effect["present"].sum()) for effect in params.values())
     0.0
     """
@@ -103,7 +103,7 @@ def contributions_db(chain: Chain, clean: Tensor, params: ChainParams) -> Tensor
 
 
 def parse_presence(text: str) -> dict[str, float]:
-    """``"eq=0.5,gain=0.4"`` → ``{"eq": 0.5, "gain": 0.4}`` (a flag's spelling of :attr:`Prior.presence`).
+    """``"eq=0.5,gain=0.4"`` → ``{"eq": 0.5, "gain": 0.4}`` (a flag's spelling of :attr:`DrawPrior.presence`).
 
     >>> parse_presence("eq=0.5, gain=0.4")
     {'eq': 0.5, 'gain': 0.4}

@@ -15,7 +15,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS
+from ..audio import AUDIO_EXTENSIONS
 
 __all__ = ["SPLITS", "Split", "Track", "check_split", "find_tracks", "split_of", "spread", "track_id", "unit_hash"]
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import compressor, echo, eq, gain, reverb
 from .lti import apply_response, convolution_size, double
-from .spec import EffectSpec, Param, check_audio, check_sample_rate, needs_grad
+from .spec import EffectSpec, Param, check_audio, check_chain_rate, needs_grad
 
 Tensor = torch.Tensor
 ChainParams = dict[str, dict[str, Tensor]]
@@ -86,7 +86,7 @@ class Chain(nn.Module):
 
     def __init__(self, sample_rate: int = 44100, compressor_inverse_steps: int = 8):
         super().__init__()
-        check_sample_rate(sample_rate)
+        check_chain_rate(sample_rate)
         self.sample_rate = sample_rate
         self.compressor_inverse_steps = compressor_inverse_steps
 

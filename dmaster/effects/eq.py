@@ -25,7 +25,8 @@ from .spec import EffectSpec, Param, Prior
 
 Tensor = torch.Tensor
 
-__all__ = ["BANDS", "Band", "EXACT_INVERSE", "MAX_GAIN_DB", "SPEC", "forward", "inverse", "tail_samples", "transfer"]
+__all__ = ["BANDS", "Band", "EXACT_INVERSE", "MAX_GAIN_DB", "SPEC", "forward", "inverse", "power_response",
+           "tail_samples", "transfer"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,56 @@ def transfer(n_fft: int, sample_rate: float, channels: int, **params: Tensor) ->
         return _response_on_grid(n_fft, sample_rate, params)[:, None, :]
     impulse_response = torch.fft.irfft(_response_on_grid(short, sample_rate, params), short)
     return torch.fft.rfft(impulse_response, n_fft)[:, None, :]
+
+
+_BANDS_BY_KIND = tuple((kind, tuple(band.name for band in BANDS if band.kind == kind))
+                       for kind in dict.fromkeys(band.kind for band in BANDS))
+
+
+def power_response(params: dict[str, Tensor], omega: Tensor, sample_rate: float,
+                   weight: Tensor | float = 1.0) -> Tensor:
+    """The cascade's power response ``|H(e^{jω})|²`` at any angular frequencies, blended by ``weight`` as the chain
+    blends presence (``1 + w·(H − 1)``): what reference mode and the report draw, without an FFT grid.
+
+    Args:
+        params: every parameter of :data:`SPEC` (physical units), each ``(n,)``.
+        omega: ``(points,)`` float64 angular frequencies, radians per sample.
+        sample_rate: Hz.
+        weight: the blend weight, a number or a ``(1,)`` tensor. At 1.0 (a number) the response is evaluated in
+            real arithmetic, cheaper, and ``n`` may exceed 1.
+
+    Returns:
+        ``(n, points)`` float64 at full weight, else ``(points,)`` (a batch of one).
+
+    >>> flat = {p.name: torch.tensor([p.neutral]) for p in SPEC.params}
+    >>> omega = torch.linspace(0.01, 3.0, 5, dtype=torch.float64)
+    >>> power_response(flat, omega, 44100).allclose(torch.ones(1, 5, dtype=torch.float64))
+    True
+    """
+    cosines = torch.stack([torch.ones_like(omega), torch.cos(omega), torch.cos(2 * omega)])
+    powers = torch.polar(torch.ones(3, len(omega), dtype=torch.float64), -torch.arange(3.0)[:, None] * omega)
+    full = not isinstance(weight, Tensor) and weight == 1.0
+    count = len(params[f"{BANDS[0].name}_gain_db"])
+    response = torch.ones_like(omega if full else powers[0])
+    for kind, bands in _BANDS_BY_KIND:  # one biquad design per filter type, its bands (and EQs) batched
+        gain_db, frequency, q = (torch.cat([params[f"{band}_{name}"].double() for band in bands])
+                                 for name in ("gain_db", "hz", "q"))
+        b, a = biquad(gain_db, frequency.clamp(max=0.45 * sample_rate), q, sample_rate, kind)  # (bands · n, 3)
+        if full:  # |c0 + c1·e^{−jω} + c2·e^{−2jω}|² = Σc² + 2(c0c1 + c1c2)·cos ω + 2c0c2·cos 2ω
+            ratio = (_power_coefficients(b) @ cosines) / (_power_coefficients(a) @ cosines)
+            response = response * ratio.reshape(len(bands), count, -1).prod(0)
+        else:
+            response = response * ((b.to(powers.dtype) @ powers) / (a.to(powers.dtype) @ powers)).prod(0)
+    if full:
+        return response
+    response = 1.0 + weight * (response - 1.0)
+    return response.real.square() + response.imag.square()
+
+
+def _power_coefficients(c: Tensor) -> Tensor:
+    """Biquad coefficients ``(filters, 3)`` → the cosine-series coefficients ``(filters, 3)`` of their power."""
+    c0, c1, c2 = c.unbind(1)
+    return torch.stack([c0 * c0 + c1 * c1 + c2 * c2, 2 * (c0 * c1 + c1 * c2), 2 * c0 * c2], 1)
 
 
 def forward(x: Tensor, sample_rate: float, **params: Tensor | float) -> Tensor:

@@ -32,7 +32,7 @@ Scale = Literal["linear", "log"]
 Tensor = torch.Tensor
 
 __all__ = ["EffectSpec", "Param", "Prior", "Scale", "all_finite", "amplitude_to_db", "as_param", "check_audio",
-           "check_sample_rate", "db_to_amplitude", "log_uniform_prior", "needs_grad"]
+           "check_chain_rate", "db_to_amplitude", "log_uniform_prior", "needs_grad"]
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ def check_audio(x: Tensor, name: str = "audio") -> None:
         raise ValueError(f"{name} contains NaN or inf")
 
 
-def check_sample_rate(sample_rate: float) -> None:
+def check_chain_rate(sample_rate: float) -> None:
     """Raise ``ValueError`` unless ``sample_rate`` is a finite number of Hz of at least 8000."""
     if not (isinstance(sample_rate, (int, float)) and math.isfinite(sample_rate) and sample_rate >= 8000):
         raise ValueError(f"sample_rate must be a finite number of Hz ≥ 8000, got {sample_rate!r}")

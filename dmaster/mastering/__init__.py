@@ -23,12 +23,12 @@ import torch
 from torch import nn
 
 from ..models import ParamEstimator
-from ..reference import match_reference, prepare_reference
 from .inputs import (
     MAX_RATE,
     MIN_RATE,
     Audio,
     as_channels_first,
+    check_flags,
     check_keep,
     check_sample_rate,
     check_settings,
@@ -38,6 +38,7 @@ from .inputs import (
 )
 from .level import MAX_LIMITING_DB, PEAK_CEILING_DB, set_level
 from .pretrained import ModelChoice, resolve_model, resolve_policy, resolve_residual
+from .reference import match_reference, prepare_reference
 from .report import describe_correction, describe_estimate, read_report
 from .restoration import apply_estimate, restore, scaled_strengths
 
@@ -57,11 +58,6 @@ class MasterResult:
     """JSON-ready: per effect, the presence probability, the estimated degradation in physical units and
     the correction applied; the residual correction; the output level reached."""
 
-    @property
-    def params(self) -> dict[str, Any]:
-        """The report, by its old name."""
-        return self.report
-
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text."""
         return json.dumps(self.report, indent=indent)
@@ -70,7 +66,7 @@ class MasterResult:
 def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_lufs: float | None = None,
            peak_ceiling_db: float = PEAK_CEILING_DB, normalise_peak: bool = False, true_peak: bool = False,
            correct_residual: bool = True, keep: str | Iterable[str] = (), amount: float = 1.0,
-           report: Mapping[str, Any] | str | Path | None = None, params: Mapping[str, Any] | str | Path | None = None,
+           report: Mapping[str, Any] | str | Path | None = None,
            reference: Audio | str | Path | None = None, reference_sample_rate: int | None = None,
            ambience: bool = False, progress: Callable[[str], None] | None = None) -> MasterResult:
     """Master ``audio``: estimate what degraded it, undo that, and set the output level.
@@ -80,11 +76,12 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         sample_rate: Hz, in [8000, 384000]; the model works at its own rate, the result comes back at this one.
         model: ``None`` (the shipped parameter model), ``"unet"`` (the shipped baseline), a checkpoint path
             or a loaded model.
-        target_lufs: integrated loudness (LUFS, ITU-R BS.1770) to normalise to, the peaks limited to the
-            ceiling by a lookahead limiter. Without it the restored level is kept under the ceiling.
+        target_lufs: integrated loudness (LUFS, ITU-R BS.1770) to normalise to, in [−60, 0], the peaks limited to
+            the ceiling by a lookahead limiter. Without it the restored level is kept under the ceiling.
         peak_ceiling_db: the highest peak of the output, dBFS (or dBTP with ``true_peak``).
         normalise_peak: set the peak to the ceiling (not with ``target_lufs``).
-        true_peak: the ceiling counts the peaks between the samples too (4× oversampled, ITU-R BS.1770-4).
+        true_peak: the ceiling counts the peaks between the samples too (ITU-R BS.1770-4 true peak, as any of the
+            interpolators meters are built with reads it: :func:`dmaster.limiter.peak_envelope`).
         correct_residual: apply the model's residual correction of tonal balance and level, read from next
             to its checkpoint (a loaded module has none).
         keep: effects to leave in, e.g. ``"reverb"`` when the room is wanted; they are still estimated and
@@ -94,14 +91,15 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
             the level.
         report: an earlier result's ``report`` (or the path of its JSON) whose estimate, inverse strengths
             and residual correction are applied instead of estimating anew: the same correction for another
-            mix, or an estimate edited by hand. ``params`` is its old name.
+            mix, or an estimate edited by hand.
         reference: a track to sound like (array/tensor, or the path of an audio file): instead of undoing
             an estimated degradation, the mix takes the reference's tonal balance, level and dynamics (the
             input's estimated EQ, gain and compressor undone, the reference's applied, the EQ then refined
-            towards the reference's long-term spectrum; :mod:`dmaster.reference`), and the reference's
+            towards the reference's long-term spectrum; :mod:`dmaster.mastering.reference`), and the reference's
             loudness unless ``target_lufs`` is given. ``keep`` leaves those of the input's effects as they
             are; ``amount`` scales the whole change. Parameter model only.
-        reference_sample_rate: the reference array's rate in Hz (default ``sample_rate``); ignored for a path.
+        reference_sample_rate: the reference array's rate in Hz (default ``sample_rate``), an integer in
+            [8000, 384000]; ignored for a path (a file says its rate).
         ambience: with a reference, also swap echo and reverb (the input's removed, the reference's added).
         progress: called with the name of each stage as it starts.
 
@@ -116,19 +114,20 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         >>> result.audio.shape == clip.shape, round(result.report["output"]["loudness_lufs"])
         (True, -14)
     """
-    if report is not None and params is not None:
-        raise ValueError("report and params are the same setting (params is its old name); give one")
-    if reference is not None and (report is not None or params is not None):
+    check_flags(normalise_peak=normalise_peak, true_peak=true_peak, correct_residual=correct_residual,
+                ambience=ambience)
+    if reference is not None and report is not None:
         raise ValueError("reference and report each say what to apply; give one")
     if reference is not None and normalise_peak:
         raise ValueError("normalise_peak and reference each set the output level (a reference sets its loudness)")
-    given = report if report is not None else params
+    if reference is None and ambience:
+        raise ValueError("ambience swaps the reference's echo and reverb in: it needs a reference")
+    if reference_sample_rate is not None:
+        check_sample_rate(reference_sample_rate, "reference_sample_rate")
     progress = progress or (lambda stage: None)
     check_sample_rate(sample_rate)
     check_settings(target_lufs, peak_ceiling_db, amount, normalise_peak)
     tensor, mono = as_channels_first(audio)
-    if float(tensor.abs().max()) == 0.0:
-        raise ValueError("audio is digital silence; there is nothing to master")
     network = resolve_model(model)
     keep = check_keep(keep, network)
     rate, samples = int(sample_rate), tensor.shape[-1]
@@ -142,26 +141,21 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         progress("setting the level")
         restored, written["output"] = set_level(restored, rate, target_lufs, peak_ceiling_db, False, true_peak)
         return MasterResult(like_input(restored, audio, mono), rate, written)
-    if given is None:
+    if report is None:
         progress("estimating and restoring")
         policy = resolve_policy(model)
-        inverse_strength = {**policy.strength, **dict.fromkeys(keep, 0.0)}
-        if isinstance(network, ParamEstimator):
-            inverse_strength = scaled_strengths(network.chain, inverse_strength, amount)
+        policy = policy._replace(strength={**policy.strength, **dict.fromkeys(keep, 0.0)})
         residual = resolve_residual(model) if correct_residual else None
-        restored, estimate, correction, strength = restore(network, working, residual, inverse_strength, amount,
-                                                           policy.calibration, policy.residual, policy.threshold,
-                                                           policy.mask)
-        inverse_strength = inverse_strength if strength is None else strength
+        restored, estimate, correction, inverse_strength = restore(network, working, policy, residual, amount)
     else:
         progress("restoring")
-        estimate, inverse_strength, correction = read_report(given, network)
+        estimate, inverse_strength, correction = read_report(report, network)
         inverse_strength = scaled_strengths(network.chain, {**inverse_strength, **dict.fromkeys(keep, 0.0)}, amount)
         correction = correction.scaled(amount) if correct_residual and correction is not None else None
         restored = apply_estimate(network.chain, working, estimate, inverse_strength, correction)
     written: dict[str, Any] = {"model": "unet", "mask_strength": policy.mask * amount} if estimate is None else {
         "model": "param", "effects": describe_estimate(network.chain, estimate, inverse_strength)}
-    if given is not None:
+    if report is not None:
         written["estimate_given"] = True
     if keep:
         written["kept"] = list(keep)

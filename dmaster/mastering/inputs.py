@@ -12,13 +12,14 @@ import soxr
 import torch
 from torch import nn
 
-from ..data.audio import fold_to_stereo, to_pcm
+from ..audio import fold_to_stereo, to_pcm
 from ..effects.spec import all_finite
 from ..models import ParamEstimator
 from .pretrained import check_effect_names
 
-__all__ = ["MAX_CHANNELS", "MAX_RATE", "MIN_RATE", "Audio", "as_channels_first", "check_keep", "check_sample_rate",
-           "check_settings", "like_input", "resample", "resampled_length", "stereo"]
+__all__ = ["MAX_CHANNELS", "MAX_RATE", "MIN_RATE", "PEAK_RANGE_DB", "TARGET_RANGE_LUFS", "Audio",
+           "as_channels_first", "check_flags", "check_keep", "check_sample_rate", "check_settings", "like_input",
+           "resample", "resampled_length", "stereo"]
 
 Tensor = torch.Tensor
 Audio = Union[np.ndarray, Tensor]
@@ -26,6 +27,12 @@ MIN_RATE, MAX_RATE = 8000, 384000
 """Sample rates (Hz) ``master()`` takes."""
 MAX_CHANNELS = 64
 PCM_DTYPES = (torch.int16, torch.int32)
+PEAK_RANGE_DB = (-200.0, 120.0)
+"""Peaks (dBFS) of the audio ``master()`` takes: under the lower bound (below any integer format's least step)
+it is silence; over the upper, not audio at full scale ±1 (a scaling gone wrong)."""
+TARGET_RANGE_LUFS = (-60.0, 0.0)
+"""Loudness targets ``master()`` takes. Below the lower bound BS.1770's gate (−70 LUFS) starts leaving blocks out,
+and the loudness no longer follows the gain: targets there cannot be reached reliably."""
 
 
 def as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
@@ -39,13 +46,15 @@ def as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
         TypeError: for other types and dtypes.
         ValueError: for empty, non-finite or transposed-looking audio, saying which.
 
-    >>> as_channels_first(np.zeros(4, np.int16))[0].shape
+    >>> as_channels_first(np.ones(4, np.int16))[0].shape
     torch.Size([1, 4])
     """
     if isinstance(audio, np.ndarray):
         if not (np.issubdtype(audio.dtype, np.floating) or audio.dtype in (np.int16, np.int32)):
             raise TypeError(f"audio must be float (or int16/int32 PCM), got {audio.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32 if audio.dtype == np.float16 else None))
+        writable = audio if audio.flags.writeable else audio.copy()  # torch warns on read-only memory
+        dtype = np.float32 if audio.dtype == np.float16 else None
+        tensor = torch.from_numpy(np.ascontiguousarray(writable, dtype=dtype))
     elif isinstance(audio, Tensor):
         tensor = audio.detach().cpu()
     else:
@@ -67,6 +76,15 @@ def as_channels_first(audio: Audio) -> tuple[Tensor, bool]:
     tensor = tensor.float()
     if not all_finite(tensor):
         raise ValueError("audio contains NaN or inf")
+    peak = float(tensor.abs().max())
+    if peak == 0.0:
+        raise ValueError("audio is digital silence; there is nothing to master")
+    peak_db = 20 * math.log10(peak)
+    if peak_db < PEAK_RANGE_DB[0]:
+        raise ValueError(f"audio is silent: its peak, {peak_db:.1f} dBFS, is below {PEAK_RANGE_DB[0]:g} dBFS")
+    if peak_db > PEAK_RANGE_DB[1]:
+        raise ValueError(f"audio peaks at {peak_db:+.1f} dBFS, over {PEAK_RANGE_DB[1]:+g} dBFS: scale it to full scale "
+                         "±1 first")
     return tensor, mono
 
 
@@ -125,11 +143,26 @@ def stereo(audio: Tensor) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(fold_to_stereo(audio.T.numpy()).T))
 
 
-def check_sample_rate(sample_rate: int) -> None:
-    """Raise ``ValueError`` unless ``sample_rate`` is an integer number of Hz in [MIN_RATE, MAX_RATE]."""
-    if not (isinstance(sample_rate, (int, np.integer)) and MIN_RATE <= sample_rate <= MAX_RATE):
-        raise ValueError(f"sample_rate must be an integer number of Hz in [{MIN_RATE}, {MAX_RATE}], "
-                         f"got {sample_rate!r}")
+def check_sample_rate(sample_rate: int, name: str = "sample_rate") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``sample_rate`` is an integer number of Hz in
+    [MIN_RATE, MAX_RATE]."""
+    if not (isinstance(sample_rate, (int, np.integer)) and not isinstance(sample_rate, bool)
+            and MIN_RATE <= sample_rate <= MAX_RATE):
+        raise ValueError(f"{name} must be an integer number of Hz in [{MIN_RATE}, {MAX_RATE}], got {sample_rate!r}")
+
+
+def check_flags(**flags: object) -> None:
+    """Raise ``ValueError`` naming the first of ``flags`` that is not ``True`` or ``False`` (a string such as
+    ``"False"`` would otherwise count as true).
+
+    >>> check_flags(true_peak="no")
+    Traceback (most recent call last):
+    ...
+    ValueError: true_peak must be True or False, got 'no'
+    """
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def check_settings(target_lufs: float | None, peak_ceiling_db: float, amount: float = 1.0,
@@ -144,8 +177,9 @@ def check_settings(target_lufs: float | None, peak_ceiling_db: float, amount: fl
         raise ValueError("normalise_peak and target_lufs each set the output level; choose one")
     if not 0.0 <= amount <= 1.0:
         raise ValueError(f"amount must lie in [0, 1], got {amount}")
-    if target_lufs is not None and not -70.0 <= target_lufs <= 0.0:
-        raise ValueError(f"target_lufs must lie in [-70, 0] LUFS, got {target_lufs}")
+    low, high = TARGET_RANGE_LUFS
+    if target_lufs is not None and not low <= target_lufs <= high:
+        raise ValueError(f"target_lufs must lie in [{low:g}, {high:g}] LUFS, got {target_lufs}")
     if not -60.0 <= peak_ceiling_db <= 0.0:
         raise ValueError(f"peak_ceiling_db must lie in [-60, 0] dBFS, got {peak_ceiling_db}")
 
@@ -153,7 +187,11 @@ def check_settings(target_lufs: float | None, peak_ceiling_db: float, amount: fl
 def check_keep(keep: str | Iterable[str], model: nn.Module) -> tuple[str, ...]:
     """``keep`` (one effect's name or several) as a tuple, after checking that it names effects of the
     chain and that ``model`` estimates them (the U-Net does not)."""
+    if not isinstance(keep, (str, Iterable)):
+        raise ValueError(f"keep must be an effect's name or a list of names, got {keep!r}")
     keep = (keep,) if isinstance(keep, str) else tuple(keep)
+    if not all(isinstance(name, str) for name in keep):
+        raise ValueError(f"keep must be an effect's name or a list of names, got {keep!r}")
     check_effect_names(keep, "keep")
     if keep and not isinstance(model, ParamEstimator):
         raise ValueError("keep needs the parameter model: the U-Net restores everything at once")

@@ -8,15 +8,16 @@ from typing import Any
 
 import torch
 
-from ..limiter import limit_peaks, peak_db, peak_envelope
+from ..limiter import TRUE_PEAK_MARGIN_DB, limit_peaks, peak_db, peak_envelope
 from ..loudness import ABSOLUTE_GATE_LUFS, integrated_loudness
-from .chunks import in_chunks
 
 __all__ = ["LOUDNESS_PASSES", "LOUDNESS_TOLERANCE_LU", "MAX_LIMITING_DB", "PEAK_CEILING_DB", "set_level", "to_loudness"]
 
 Tensor = torch.Tensor
-LOUDNESS_PASSES = 4
+LOUDNESS_PASSES = 6
 LOUDNESS_TOLERANCE_LU = 0.1
+MISSED_TARGET_LU = 0.5
+"""A loudness this far from its target is reported as missed, with the reason."""
 MAX_LIMITING_DB = 12.0
 """The most the limiter may take off a peak to reach a loudness target; louder targets are missed."""
 PEAK_CEILING_DB = -1.0
@@ -45,30 +46,54 @@ def set_level(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_c
         The audio and the report's ``output`` section (what was done, the loudness reached).
     """
     report: dict[str, Any] = {"peak_ceiling_db": peak_ceiling_db, "true_peak": true_peak}
+    peak = peak_db(audio, true_peak)
+    if not math.isfinite(peak):
+        raise ValueError("the audio to set the level of is silent")
+    aim_db = peak_ceiling_db - TRUE_PEAK_MARGIN_DB if true_peak else peak_ceiling_db
     if target_lufs is not None:
         loudness = integrated_loudness(audio, sample_rate)
+        report.update(loudness_before_lufs=round(loudness, 2) if math.isfinite(loudness) else None,
+                      target_lufs=target_lufs)
         if not math.isfinite(loudness):  # below BS.1770's absolute gate: measure it at the ceiling
-            audio = audio * (10 ** (peak_ceiling_db / 20) / float(peak_envelope(audio[None], true_peak).max()))
-            loudness = integrated_loudness(audio, sample_rate)
+            audio = _scaled(audio, aim_db - peak)
+            peak, loudness = aim_db, integrated_loudness(audio, sample_rate)
         if not math.isfinite(loudness):
             report["target_missed"] = (f"the loudness cannot be measured: even at the peak ceiling every block is "
                                        f"below BS.1770's absolute gate ({ABSOLUTE_GATE_LUFS:g} LUFS)")
             return audio, report
         audio, reached, limiting_db = to_loudness(audio, sample_rate, loudness, target_lufs, peak_ceiling_db,
                                                   true_peak)
-        report.update(loudness_before_lufs=round(loudness, 2), target_lufs=target_lufs, loudness_lufs=round(reached, 2))
+        report["loudness_lufs"] = round(reached, 2) if math.isfinite(reached) else None
         if limiting_db < 0:
             report["peak_limiting_db"] = round(limiting_db, 2)
+        if not abs(reached - target_lufs) <= MISSED_TARGET_LU:
+            report["target_missed"] = _why_missed(reached, target_lufs, limiting_db)
         return audio, report
-    peak = float(peak_envelope(audio[None], true_peak).max())
-    ceiling = 10 ** (peak_ceiling_db / 20)
-    if normalise_peak and peak > 0:
-        audio = audio * (ceiling / peak)
-        report["peak_normalisation_db"] = round(20 * math.log10(ceiling / peak), 2)
-    elif peak > ceiling:
-        audio = audio * (ceiling / peak)
-        report["peak_reduction_db"] = round(20 * math.log10(ceiling / peak), 2)
+    if normalise_peak:
+        audio = _scaled(audio, aim_db - peak)
+        report["peak_normalisation_db"] = round(aim_db - peak, 2)
+    elif peak > aim_db:
+        audio = _scaled(audio, aim_db - peak)
+        report["peak_reduction_db"] = round(aim_db - peak, 2)
     return audio, report
+
+
+def _scaled(audio: Tensor, gain_db: float) -> Tensor:
+    """``audio`` times a gain in dB, refused where the result would not be finite."""
+    out = audio * 10 ** (gain_db / 20)
+    if not torch.isfinite(out).all():
+        raise ValueError(f"a gain of {gain_db:+.1f} dB would take the audio past the largest number its type holds")
+    return out
+
+
+def _why_missed(reached: float, target_lufs: float, limiting_db: float) -> str:
+    """The report's words for a missed loudness target."""
+    if not math.isfinite(reached):
+        return (f"at the gain the target asks for every block is below BS.1770's absolute gate "
+                f"({ABSOLUTE_GATE_LUFS:g} LUFS)")
+    if reached < target_lufs and limiting_db <= -MAX_LIMITING_DB + 0.01:
+        return f"reached {reached:.2f} LUFS: the limiter takes at most {MAX_LIMITING_DB:g} dB off a peak"
+    return f"reached {reached:.2f} LUFS: the gating of BS.1770 makes the loudness move unevenly with the gain here"
 
 
 def to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: float, peak_ceiling_db: float,
@@ -80,19 +105,36 @@ def to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: f
     then missed). Returns the output, its loudness and the limiter's largest gain reduction (dB, ≤ 0)."""
     peak = peak_db(audio, true_peak)
     max_gain_db = peak_ceiling_db + MAX_LIMITING_DB - peak
-    gain_db, previous, slope = min(target_lufs - loudness, max_gain_db), None, 1.0
+    gain_db = min(target_lufs - loudness, max_gain_db)
+    # read once, scaled with the gain: down to the floor the loudest gain tried may need
+    envelope = peak_envelope(audio[None], true_peak, peak_ceiling_db - TRUE_PEAK_MARGIN_DB - max_gain_db)
+    tried: list[tuple[float, float]] = []  # (gain, loudness reached)
     for _ in range(LOUDNESS_PASSES):
-        limited = audio * 10 ** (gain_db / 20)
+        limited = _scaled(audio, gain_db)
         limiting_db = min(0.0, peak_ceiling_db - peak - gain_db)
         if limiting_db < 0.0:
-            limited = in_chunks(limited, lambda piece: limit_peaks(piece[None], sample_rate, peak_ceiling_db,
-                                                                   true_peak=true_peak)[0], sample_rate)
-        # measured, not assumed: gating makes loudness not quite scale with the gain (very quiet input)
+            limited = limit_peaks(limited[None], sample_rate, peak_ceiling_db, true_peak=true_peak,
+                                  envelope=envelope * 10 ** (gain_db / 20))[0]
+        # measured, not assumed: gating makes loudness not quite scale with the gain (very quiet targets)
         reached = integrated_loudness(limited, sample_rate)
-        if abs(reached - target_lufs) <= LOUDNESS_TOLERANCE_LU or gain_db >= max_gain_db:
+        tried.append((gain_db, reached))
+        if abs(reached - target_lufs) <= LOUDNESS_TOLERANCE_LU or (gain_db >= max_gain_db and reached < target_lufs):
             break
-        if previous is not None:  # limiting harder gains less loudness per dB of gain
-            slope = min(1.0, max(0.1, (reached - previous[1]) / (gain_db - previous[0])))
-        previous = gain_db, reached
-        gain_db = min(gain_db + (target_lufs - reached) / slope, max_gain_db)
+        gain_db = _next_gain(tried, target_lufs, max_gain_db)
     return limited, reached, limiting_db
+
+
+def _next_gain(tried: list[tuple[float, float]], target_lufs: float, max_gain_db: float) -> float:
+    """The next gain to try: a secant step on loudness against gain (limiting harder gains less loudness per dB,
+    between 0.1 and 1 dB a dB); where the gain left every block under BS.1770's gate (no loudness), half way
+    back towards the quietest gain that was measured."""
+    gain_db, reached = tried[-1]
+    measured = [(g, r) for g, r in tried if math.isfinite(r)]
+    if not math.isfinite(reached):
+        quietest = max((g for g, _ in measured), default=gain_db + 2 * LOUDNESS_TOLERANCE_LU)
+        return (gain_db + quietest) / 2 if quietest > gain_db else gain_db + 1.0
+    slope = 1.0
+    if len(measured) > 1:
+        (g0, r0), (g1, r1) = measured[-2], measured[-1]
+        slope = min(1.0, max(0.1, (r1 - r0) / (g1 - g0))) if g1 != g0 else 1.0
+    return min(gain_db + (target_lufs - reached) / slope, max_gain_db)

@@ -13,8 +13,8 @@ from typing import Iterable, NamedTuple, Union
 
 from torch import nn
 
+from ..audio import write_json_atomic
 from ..checkpoint import load_model
-from ..data.audio import write_json_atomic
 from ..effects import SPECS
 from ..residual import ResidualCorrection
 

@@ -20,7 +20,7 @@ from ..models import SpectrogramUNet
 from ..residual import ResidualCorrection, extra_response
 from .chunks import in_chunks
 from .estimation import model_windows, track_estimate
-from .pretrained import EVIDENCE
+from .pretrained import EVIDENCE, NO_POLICY, Policy
 
 __all__ = ["MIN_PRESENCE", "Correction", "Restoration", "apply_estimate", "calibrate",
            "correction_strengths", "decide", "filter_with", "fix_probability", "gated_strengths", "invert",
@@ -135,47 +135,38 @@ def scaled_strengths(chain: Chain, inverse_strength: dict[str, float], amount: f
 
 
 @torch.no_grad()
-def restore(model: nn.Module, audio: Tensor, residual: ResidualCorrection | None = None,
-            inverse_strength: dict[str, float] | None = None, amount: float = 1.0,
-            calibration: dict[str, Sequence[float]] | None = None, residual_strength: float = 1.0,
-            threshold: dict[str, float] | None = None, mask: float = 1.0) -> Restoration:
+def restore(model: nn.Module, audio: Tensor, policy: Policy = NO_POLICY, residual: ResidualCorrection | None = None,
+            amount: float = 1.0) -> Restoration:
     """Estimate what degraded ``audio`` and undo it.
 
     Args:
         model: a parameter estimator or the U-Net.
         audio: ``(channels, samples)`` at the model's rate.
-        residual: the model's fitted residual correction, if it is to be applied (scaled by ``amount``; the
-            U-Net's output is filtered with it).
-        inverse_strength: per effect, for the parameter model (default 1; see :func:`scaled_strengths` for
-            ``amount``).
-        amount: the user's amount (0–1): scales the residual correction (dB) and, for the U-Net, its mask.
-        calibration: the parameter model's presence calibration (:func:`calibrate`).
-        residual_strength: how much of the residual correction to apply (0–1; for the parameter model further
-            weighted by :func:`decide`).
-        threshold: for the parameter model, per effect, the (calibrated) presence below which its inverse is
-            not applied (:func:`gated_strengths`).
-        mask: for the U-Net, its fitted mask strength (0–1): the log gains of its mask times ``mask × amount``.
+        policy: how to apply the model's correction (:class:`~dmaster.mastering.pretrained.Policy`): per effect,
+            the inverse strength (an effect to be kept at 0), presence calibration and threshold; the residual
+            strength; the U-Net's mask strength.
+        residual: the model's fitted residual correction, if it is to be applied (the U-Net's output is filtered
+            with it).
+        amount: the user's amount (0–1): scales every inverse strength, the residual correction (dB) and, for the
+            U-Net, its mask.
     """
     if isinstance(model, SpectrogramUNet):
-        restored = _restore_with_unet(model, audio, mask * amount)
+        restored = _restore_with_unet(model, audio, policy.mask * amount)
         correction = None
-        if residual is not None and residual_strength * amount > 0:
+        if residual is not None and policy.residual * amount > 0:
             correction = Correction(*residual.correct(model_windows(model, audio), model.sample_rate)).scaled(
-                residual_strength * amount)
+                policy.residual * amount)
             restored = filter_with(restored, extra_response(*correction, model.sample_rate), model.sample_rate)
         return Restoration(restored, None, correction)
     windows = model_windows(model, audio)
     params = track_estimate(model, windows)
     correction = None if residual is None else Correction(
         *residual.correct(windows, model.sample_rate, *model.chain.to_vectors(params)))
-    return restore_estimate(model.chain, audio, params, correction, inverse_strength, amount, calibration,
-                            residual_strength, threshold)
+    return restore_estimate(model.chain, audio, params, policy, correction, amount)
 
 
-def restore_estimate(chain: Chain, audio: Tensor, params: ChainParams, correction: Correction | None = None,
-                     inverse_strength: dict[str, float] | None = None, amount: float = 1.0,
-                     calibration: dict[str, Sequence[float]] | None = None, residual_strength: float = 1.0,
-                     threshold: dict[str, float] | None = None) -> Restoration:
+def restore_estimate(chain: Chain, audio: Tensor, params: ChainParams, policy: Policy = NO_POLICY,
+                     correction: Correction | None = None, amount: float = 1.0) -> Restoration:
     """What :func:`restore` does with a parameter model's estimate once it has it: for callers that keep the raw
     estimate (the residual correction's features) or reuse one estimate for many restorations.
 
@@ -183,14 +174,15 @@ def restore_estimate(chain: Chain, audio: Tensor, params: ChainParams, correctio
         chain: the model's chain.
         audio: ``(channels, samples)`` at the chain's rate.
         params: the raw estimate ``(1,)`` (presence not yet calibrated).
+        policy: as for :func:`restore`.
         correction: the residual correction the model's :class:`~dmaster.residual.ResidualCorrection` gives for
             ``audio``, if it is to be applied.
-        inverse_strength, amount, calibration, residual_strength, threshold: as for :func:`restore`.
+        amount: as for :func:`restore`.
     """
-    params, correction = decide(params, correction, calibration, residual_strength)
+    params, correction = decide(params, correction, policy.calibration, policy.residual)
     if correction is not None:
         correction = correction.scaled(amount)
-    strength = gated_strengths(params, inverse_strength, threshold)
+    strength = gated_strengths(params, scaled_strengths(chain, policy.strength, amount), policy.threshold)
     return Restoration(apply_estimate(chain, audio, params, strength, correction), params, correction, strength)
 
 

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from ..checkpoint import load_checkpoint
-from ..data.prior import Prior, parse_pairs, parse_presence
+from ..data.prior import DrawPrior, parse_pairs, parse_presence
 from ..effects import SPECS
 from ..models import MODELS
 
@@ -103,10 +103,10 @@ class TrainConfig:
                                              "branch added to fine-tuned weights")
 
     @property
-    def prior(self) -> Prior:
-        """The degradation prior these settings describe (:class:`~dmaster.data.prior.Prior`)."""
+    def prior(self) -> DrawPrior:
+        """The degradation prior these settings describe (:class:`~dmaster.data.prior.DrawPrior`)."""
         audible = None if self.audible_db == -math.inf else self.audible_db
-        return Prior(parse_presence(self.presence), self.clean_share, audible)
+        return DrawPrior(parse_presence(self.presence), self.clean_share, audible)
 
     @property
     def name(self) -> str:
