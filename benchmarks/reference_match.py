@@ -51,6 +51,7 @@ from dmaster.mastering import master
 from dmaster.mastering.level import PEAK_CEILING_DB, set_level
 from dmaster.mastering.pretrained import resolve_model
 from dmaster.mastering.reference import match_reference
+from dmaster.mastering.tone import REFINE_STEPS
 from dmaster.metrics import mrstft_distance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -167,7 +168,7 @@ def systems(model: str) -> dict[str, System]:
 
     def reference_mode(refine: bool) -> System:
         def run(item: dict, reference: torch.Tensor) -> torch.Tensor:
-            matched, report = match_reference(item["input"], reference, model, SAMPLE_RATE, refine=refine)
+            matched, report = match_reference(item["input"], reference, model, steps=REFINE_STEPS if refine else 0)
             return set_level(matched, SAMPLE_RATE, report["reference_loudness_lufs"], PEAK_CEILING_DB)[0]
         return run
 
@@ -214,7 +215,7 @@ def song_seconds(paths: list[Path], model) -> float:
     best = math.inf
     for _ in range(2):
         started = time.perf_counter()
-        matched, report = match_reference(song, reference, model, SAMPLE_RATE)
+        matched, report = match_reference(song, reference, model)
         set_level(matched, SAMPLE_RATE, report["reference_loudness_lufs"], PEAK_CEILING_DB)
         best = min(best, time.perf_counter() - started)
     return best

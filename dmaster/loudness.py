@@ -18,7 +18,7 @@ import pyloudnorm
 import torch
 from scipy.signal import lfilter
 
-__all__ = ["ABSOLUTE_GATE_LUFS", "channel_weights", "integrated_loudness", "loudness_range"]
+__all__ = ["ABSOLUTE_GATE_LUFS", "channel_weights", "integrated_loudness", "loudness_range", "measure_levels"]
 
 BLOCK_SECONDS = 0.4
 BLOCK_OVERLAP = 0.75
@@ -118,3 +118,23 @@ def loudness_range(audio: torch.Tensor | np.ndarray, sample_rate: int) -> float:
     kept = blocks[gated & (blocks >= relative)]
     low, high = np.percentile(kept, RANGE_PERCENTILES)
     return float(high - low)
+
+
+def measure_levels(audio: torch.Tensor, sample_rate: int) -> dict[str, float | None]:
+    """What a user compares by ear, JSON-ready: integrated loudness (LUFS), loudness range (LU), true peak (dBTP,
+    :func:`dmaster.limiter.peak_db`) and the peak-to-loudness ratio (dB) of ``audio`` ``(channels, samples)``,
+    rounded to 0.01; ``None`` for what cannot be measured (audio under the gate).
+
+    >>> t = torch.arange(48000) / 48000
+    >>> levels = measure_levels(0.5 * torch.sin(2 * math.pi * 997 * t)[None], 48000)  # a tone at −6 dBFS
+    >>> round(levels["true_peak_dbtp"]), levels["loudness_range_lu"]  # a steady tone: no range
+    (-6, 0.0)
+    """
+    from .limiter import peak_db  # the limiter's meter: the ceiling the level stage keeps
+
+    def rounded(value: float) -> float | None:
+        return round(value, 2) if math.isfinite(value) else None
+
+    loudness, peak = integrated_loudness(audio, sample_rate), peak_db(audio, true_peak=True)
+    return {"loudness_lufs": rounded(loudness), "loudness_range_lu": rounded(loudness_range(audio, sample_rate)),
+            "true_peak_dbtp": rounded(peak), "peak_to_loudness_db": rounded(peak - loudness)}

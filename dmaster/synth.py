@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -24,17 +25,29 @@ Tensor = torch.Tensor
 __all__ = ["music_like"]
 
 
-def _add_note(out: Tensor, sample_rate: int, frequency: float, start: float, length: float, harmonics: int,
-              decay: float, gain: Tensor) -> None:
-    """Add a harmonic tone with a 5 ms attack and exponential decay to ``out`` ``(channels, samples)``
-    in place; ``gain`` ``(channels, 1)`` pans it."""
-    first = int(start * sample_rate)
-    last = min(out.shape[-1], int((start + length) * sample_rate))
+class Note(NamedTuple):
+    """A harmonic tone with a 5 ms attack and an exponential decay."""
+
+    frequency: float
+    """Hz, of the fundamental."""
+    start: float
+    """Seconds."""
+    length: float
+    """Seconds."""
+    harmonics: int
+    decay: float
+    """Seconds, the decay's time constant."""
+
+
+def _add_note(out: Tensor, sample_rate: int, note: Note, gain: Tensor) -> None:
+    """Add ``note`` to ``out`` ``(channels, samples)`` in place; ``gain`` ``(channels, 1)`` pans it."""
+    first = int(note.start * sample_rate)
+    last = min(out.shape[-1], int((note.start + note.length) * sample_rate))
     if last <= first:
         return
     local = torch.arange(last - first, dtype=torch.float64) / sample_rate
-    envelope = (1 - torch.exp(-local / 0.005)) * torch.exp(-local / decay)
-    tone = sum(torch.sin(2 * math.pi * frequency * k * local) / k**1.3 for k in range(1, harmonics + 1))
+    envelope = (1 - torch.exp(-local / 0.005)) * torch.exp(-local / note.decay)
+    tone = sum(torch.sin(2 * math.pi * note.frequency * k * local) / k**1.3 for k in range(1, note.harmonics + 1))
     out[:, first:last] += gain * (envelope * tone)
 
 
@@ -63,9 +76,9 @@ def music_like(seconds: float = 4.0, sample_rate: int = 44100, channels: int = 2
     for bar, bar_start in enumerate(torch.arange(0, seconds, 4 * beat).tolist()):
         root = roots[bar % len(roots)]
         for ratio in (1, 1.26, 1.5):
-            _add_note(out, sample_rate, root * 2 * ratio, bar_start, 4 * beat, 6, 1.5, 0.12 * pan)
+            _add_note(out, sample_rate, Note(root * 2 * ratio, bar_start, 4 * beat, 6, 1.5), 0.12 * pan)
         for i in range(4):
-            _add_note(out, sample_rate, root / 2, bar_start + i * beat, beat, 4, 0.25, 0.3 * centre)
+            _add_note(out, sample_rate, Note(root / 2, bar_start + i * beat, beat, 4, 0.25), 0.3 * centre)
     hit_length = int(0.4 * sample_rate)
     local = torch.arange(hit_length, dtype=torch.float64) / sample_rate
     kick = 0.5 * torch.sin(2 * math.pi * 55 * local * (1 + 2 * torch.exp(-local / 0.03))) * torch.exp(-local / 0.12)

@@ -30,7 +30,7 @@ else:
     reference = eq.forward(clip[None, :, : 5 * rate], rate, high_shelf_hz=5000.0, high_shelf_gain_db=4.0,
                            low_shelf_hz=100.0, low_shelf_gain_db=2.0)[0]
 
-matched, report = match_reference(mix, reference, model, rate)
+matched, report = match_reference(mix, reference, model)
 # the level stage: the reference's loudness, true peaks under -1 dBTP (what master(reference=...) does)
 output, level = set_level(matched, rate, report["reference_loudness_lufs"], -1.0, true_peak=True)
 

@@ -3,7 +3,7 @@
 For items built as ``benchmarks/reference_match.py`` builds them, but from the ``val`` tracks of the
 cleared corpus (never the external check set), the true tonal correction is known: the 40-band
 response of the reference's style EQ less the input's (pedalboard's filters, measured on an impulse).
-Per item this recipe takes the swap's correction S (``match_reference(refine=False)``) and the
+Per item this recipe takes the swap's correction S (``match_reference(steps=0)``) and the
 difference D between the reference's and the input's long-term band spectra, and scores every
 candidate target curve ``S + trust * clip(D - S, ±limit)`` by its rms distance (dB, mean over
 :data:`dmaster.mastering.tone.MATCH_RANGE_HZ` removed) from the true correction, for same-track and
@@ -67,7 +67,7 @@ def measure(paths: list[Path], seeds: list[int]) -> dict[str, dict[str, np.ndarr
             first, second = item["styles"]
             truth = style_eq_db(second) - style_eq_db(first)
             for name, ref in item["reference"].items():
-                _, report = reference.match_reference(item["input"], ref, "param", protocol.SAMPLE_RATE, refine=False)
+                _, report = reference.match_reference(item["input"], ref, "param", steps=0)
                 spectra = report["spectra_db"]
                 for key, values in (("E", truth), ("S", list(report["correction"]["eq_curve_db"].values())),
                                     ("D", np.subtract(list(spectra["reference"].values()),

@@ -13,6 +13,8 @@ from dmaster.synth import music_like
 
 SR = 44100
 CLIP = music_like(0.75, SR, 2, seed=3)[None]  # (1, 2, samples)
+SLOW = {"threshold_db": -20.0, "ratio": 2.0, "attack_ms": 5.0, "release_ms": 50.0}
+"""A gentle compressor's settings for the checks of bad input."""
 
 
 def snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
@@ -238,11 +240,11 @@ def test_bad_audio_is_rejected(audio, message):
     [
         (lambda: echo.forward(CLIP, SR, delay_ms=5.0, level_db=-6.0), r"delay_ms = 5 .*\[20, 800\] ms"),
         (lambda: gain.forward(CLIP, SR, gain_db=float("inf")), r"gain_db must be finite"),
-        (lambda: compressor.forward(CLIP, SR, -20.0, 0.5, 5.0, 50.0), r"ratio = 0.5 .*\[1, 20\]"),
+        (lambda: compressor.forward(CLIP, SR, **{**SLOW, "ratio": 0.5}), r"ratio = 0.5 .*\[1, 20\]"),
         (lambda: reverb.forward(CLIP, SR, t60_s=1.0, wet=1.5), r"wet = 1.5"),
         (lambda: eq.forward(CLIP, SR, bell_9_hz=100.0), r"unknown parameters \['bell_9_hz'\]"),
         (lambda: gain.forward(CLIP, SR, gain_db=torch.zeros(3)), r"gain_db must be shaped \(batch,\) = \(1,\)"),
-        (lambda: compressor.inverse(CLIP, SR, -20.0, 2.0, 5.0, 50.0, steps=0), r"steps must be ≥ 1"),
+        (lambda: compressor.inverse(CLIP, SR, steps=0, **SLOW), r"steps must be ≥ 1"),
     ],
 )
 def test_bad_parameters_name_the_parameter_and_its_range(call, message):

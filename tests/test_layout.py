@@ -20,7 +20,7 @@ def test_nothing_refers_to_a_path_outside_the_repository():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.split()
     if not tracked:  # not a git checkout (an unpacked sdist): every text file
         tracked = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file() and ".git" not in p.parts]
-    outside = re.compile(r"\.\./shared|/work/|MUSIC\.md")
+    outside = re.compile(r"\.\./shared|/" + r"work/|MUSIC\.md")  # split: this line would match itself
     found = []
     for name in tracked:
         path = ROOT / name

@@ -243,7 +243,7 @@ def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.
     reached, target = level.get("loudness_lufs"), level.get("target_lufs", args.target_lufs)
     if "target_missed" in level:
         told.append(f"note: loudness target {target} LUFS missed: {level['target_missed']}")
-    elif reached is not None and abs(reached - target) > MISSED_TARGET_LU:
+    elif reached is not None and target is not None and abs(reached - target) > MISSED_TARGET_LU:
         told.append(f"note: reached {reached} LUFS, not {target}: the limiter takes at most "
                     f"{MAX_LIMITING_DB:g} dB off a peak")
     stage("writing")

@@ -14,6 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..audio import atomic_path
+from ..loudness import measure_levels
 
 Tensor = torch.Tensor
 
@@ -121,18 +122,6 @@ def smoothed_spectrum(audio: Tensor, sample_rate: int) -> tuple[np.ndarray, np.n
     return 10 * np.log10(power + 1e-20), frequencies
 
 
-def level_statistics(audio: Tensor, sample_rate: int) -> dict[str, float]:
-    """What a user compares by ear: integrated loudness (LUFS), loudness range (LU), true peak (dBTP) and the
-    peak-to-loudness ratio (dB) of ``audio`` ``(channels, samples)``."""
-    from ..limiter import peak_db
-    from ..loudness import integrated_loudness, loudness_range
-
-    loudness = integrated_loudness(audio, sample_rate)
-    peak = peak_db(audio, true_peak=True)
-    return {"loudness_lufs": loudness, "loudness_range_lu": loudness_range(audio, sample_rate),
-            "true_peak_dbtp": peak, "peak_to_loudness_db": peak - loudness}
-
-
 def save_comparison(path: str | os.PathLike, tracks: dict[str, Tensor], sample_rate: int, title: str,
                     notes: Sequence[str] = ()) -> None:
     """Write a PNG comparing tracks by their long-term spectra and levels, atomically.
@@ -150,7 +139,7 @@ def save_comparison(path: str | os.PathLike, tracks: dict[str, Tensor], sample_r
         notes: lines of text below.
     """
     spectra = {name: smoothed_spectrum(audio, sample_rate) for name, audio in tracks.items()}
-    statistics = {name: level_statistics(audio, sample_rate) for name, audio in tracks.items()}
+    statistics = {name: measure_levels(audio, sample_rate) for name, audio in tracks.items()}
     wrapped = [w for line in notes for w in wrap_at_semicolons(line, 150)]
     text_inches = 0.16 * len(wrapped) + 0.3
     height = 5.2 + text_inches
@@ -179,7 +168,8 @@ def save_comparison(path: str | os.PathLike, tracks: dict[str, Tensor], sample_r
             ("true peak (dBTP)", "true_peak_dbtp"), ("peak to loudness (dB)", "peak_to_loudness_db")]
     table = figure.add_axes((0.78, bottom, 0.21, plot_height))
     table.axis("off")
-    cells = [[f"{statistics[name][key]:.1f}" for name in tracks] for _, key in rows]
+    cells = [["—" if statistics[name][key] is None else f"{statistics[name][key]:.1f}" for name in tracks]
+             for _, key in rows]
     drawn = table.table(cellText=cells, rowLabels=[label for label, _ in rows], colLabels=list(tracks),
                         loc="center", cellLoc="center")
     drawn.scale(1.0, 1.6)

@@ -105,17 +105,17 @@ def _compile(function):
 
 
 @_compile
-def log_boost(log_power, knee_start, knee, curvature, slope, attack, release, relaxation, steps, out):
+def log_boost(log_power, constants, steps, out):
     """``steps`` relaxed fixed-point passes into ``out`` ``(batch, samples)`` (zeros on entry), from the
-    channel-mean power's log ``log_power`` ``(batch, samples)``; per-item float32 ``(batch,)``: knee
-    start (dBFS), knee width (dB), ``1 / 2k`` (1/dB), slope (log gain per dB over the curve), attack and
+    channel-mean power's log ``log_power`` ``(batch, samples)``; ``constants`` float32 ``(7, batch)``, per item:
+    knee start (dBFS), knee width (dB), ``1 / 2k`` (1/dB), slope (log gain per dB over the curve), attack and
     release coefficients, relaxation ``ω``. Same formulas as ``_log_boost_in_place``."""
     batch, samples = log_power.shape
     chunks = -(-samples // _CHUNK)
     for b in numba.prange(batch):
-        start_db, knee_db, curv, slope_b, relax = knee_start[b], knee[b], curvature[b], slope[b], relaxation[b]
+        start_db, knee_db, curv, slope_b = constants[0, b], constants[1, b], constants[2, b], constants[3, b]
+        attack_b, release_b, relax = constants[4, b], constants[5, b], constants[6, b]
         end_db = start_db + knee_db
-        attack_b, release_b = attack[b], release[b]
         keep_attack, keep_release = 1.0 - np.float64(attack_b), 1.0 - np.float64(release_b)
         keep_boost = _f32(1.0) - relax
         smoothed = np.ones(steps, np.float64)  # each step's gain, carried from chunk to chunk

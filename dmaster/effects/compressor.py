@@ -118,49 +118,50 @@ def gain(x: Tensor, sample_rate: float, threshold_db: Tensor, ratio: Tensor, att
     return smoothed[:, None, :]
 
 
-def forward(x: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: Tensor | float,
-            attack_ms: Tensor | float, release_ms: Tensor | float, knee_db: Tensor | float = 6.0,
-            makeup_db: Tensor | float = 0.0) -> Tensor:
+KNEE_DB, MAKEUP_DB = 6.0, 0.0
+"""The knee width and makeup gain (dB) of :func:`forward` and :func:`inverse` where not given."""
+
+
+def _prepared(audio: Tensor, params: dict[str, Tensor | float]) -> dict[str, Tensor]:
+    """:data:`SPEC`'s parameters checked and made tensors; the knee and makeup default to :data:`KNEE_DB` and
+    :data:`MAKEUP_DB`, the others are required."""
+    return SPEC.prepare(audio, {"knee_db": KNEE_DB, "makeup_db": MAKEUP_DB, **params})
+
+
+def forward(x: Tensor, sample_rate: float, **params: Tensor | float) -> Tensor:
     """Compress audio.
 
     Args:
         x: ``(batch, channels, samples)`` float audio.
         sample_rate: Hz.
-        threshold_db: dBFS above which the gain is reduced.
-        ratio: input dB above the threshold per output dB (≥ 1).
-        attack_ms: time for the gain to fall (10 % → 90 %), ms.
-        release_ms: time for the gain to recover (10 % → 90 %), ms.
-        knee_db: width of the soft knee around the threshold, dB.
-        makeup_db: gain added after compression, dB.
-
-    Every parameter is ``(batch,)`` or a scalar.
+        **params: each ``(batch,)`` or a scalar: ``threshold_db`` (dBFS above which the gain is reduced),
+            ``ratio`` (input dB above the threshold per output dB, ≥ 1), ``attack_ms`` and ``release_ms`` (the
+            time for the gain to fall and to recover, 10 % → 90 %, ms), ``knee_db`` (the soft knee's width
+            around the threshold, dB; default :data:`KNEE_DB`), ``makeup_db`` (gain added after compression, dB;
+            default :data:`MAKEUP_DB`).
 
     Returns:
         The compressed audio, same shape and dtype.
     """
-    p = SPEC.prepare(x, dict(threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
-                             release_ms=release_ms, knee_db=knee_db, makeup_db=makeup_db))
+    p = _prepared(x, params)
     makeup = db_to_amplitude(p.pop("makeup_db"))[:, None, None]
     return x * gain(x, sample_rate, **p) * makeup
 
 
-def inverse(y: Tensor, sample_rate: float, threshold_db: Tensor | float, ratio: Tensor | float,
-            attack_ms: Tensor | float, release_ms: Tensor | float, knee_db: Tensor | float = 6.0,
-            makeup_db: Tensor | float = 0.0, steps: int = DEFAULT_INVERSE_STEPS) -> Tensor:
+def inverse(y: Tensor, sample_rate: float, steps: int = DEFAULT_INVERSE_STEPS, **params: Tensor | float) -> Tensor:
     """Decompress ``y`` by ``steps`` over-relaxed fixed-point iterations ``x ← y / g(x)`` (approximate).
 
     Args:
         y: ``(batch, channels, samples)`` float audio.
         sample_rate: Hz.
-        threshold_db, ratio, attack_ms, release_ms, knee_db, makeup_db: as for :func:`forward`.
         steps: fixed-point passes, at least 1.
+        **params: as for :func:`forward`.
 
     Returns:
         The decompressed audio, same shape and dtype, its boost capped at :data:`MAX_INPUT_DB`'s gain reduction
         (always finite); differentiable when a gradient is needed.
     """
-    p = SPEC.prepare(y, dict(threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
-                             release_ms=release_ms, knee_db=knee_db, makeup_db=makeup_db))
+    p = _prepared(y, params)
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     target = y / db_to_amplitude(p.pop("makeup_db"))[:, None, None]
@@ -214,7 +215,6 @@ def _log_boost_fused(target: Tensor, sample_rate: float, relaxation: Tensor, ste
     :func:`._compressor_cpu.log_boost` (which has its own copy of the level detector and static curve)."""
     log_power = target.square().mean(1).log_()
     log_boost = torch.zeros_like(log_power)
-    constants = [c.to(torch.float32).contiguous().numpy()
-                 for c in (*_pass_constants(sample_rate, **params), relaxation[:, 0])]
-    _compressor_cpu.log_boost(log_power.numpy(), *constants, steps, log_boost.numpy())
+    constants = torch.stack([c.to(torch.float32) for c in (*_pass_constants(sample_rate, **params), relaxation[:, 0])])
+    _compressor_cpu.log_boost(log_power.numpy(), constants.contiguous().numpy(), steps, log_boost.numpy())
     return log_boost[:, None]

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from ..loudness import measure_levels
 from ..models import ParamEstimator
 from .inputs import (
     MAX_RATE,
@@ -56,7 +57,8 @@ class MasterResult:
     sample_rate: int
     report: dict[str, Any] = field(default_factory=dict)
     """JSON-ready: per effect, the presence probability, the estimated degradation in physical units and
-    the correction applied; the residual correction; the output level reached."""
+    the correction applied; the residual correction; the input's levels as given and the output's (loudness,
+    loudness range, true peak, peak to loudness) and how the output level was set."""
 
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text."""
@@ -128,6 +130,7 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     check_sample_rate(sample_rate)
     check_settings(target_lufs, peak_ceiling_db, amount, normalise_peak)
     tensor, mono = as_channels_first(audio)
+    levels = measure_levels(tensor, int(sample_rate))  # the input's, before anything
     network = resolve_model(model)
     keep = check_keep(keep, network)
     rate, samples = int(sample_rate), tensor.shape[-1]
@@ -140,7 +143,7 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
         restored = resample(matched, network.sample_rate, rate, samples)
         progress("setting the level")
         restored, written["output"] = set_level(restored, rate, target_lufs, peak_ceiling_db, False, true_peak)
-        return MasterResult(like_input(restored, audio, mono), rate, written)
+        return _result(restored, audio, mono, rate, {**written, "input": levels})
     if report is None:
         progress("estimating and restoring")
         policy = resolve_policy(model)
@@ -165,7 +168,14 @@ def master(audio: Audio, sample_rate: int, *, model: ModelChoice = None, target_
     restored = resample(restored, network.sample_rate, rate, samples)
     progress("setting the level")
     restored, written["output"] = set_level(restored, rate, target_lufs, peak_ceiling_db, normalise_peak, true_peak)
-    return MasterResult(like_input(restored, audio, mono), rate, written)
+    return _result(restored, audio, mono, rate, {**written, "input": levels})
+
+
+def _result(restored: Tensor, audio: Audio, mono: bool, rate: int, report: dict[str, Any]) -> MasterResult:
+    """The result in the input's form, the output's measured levels (:func:`dmaster.loudness.measure_levels`)
+    added to the report's ``output`` section."""
+    report["output"].update(measure_levels(restored, rate))
+    return MasterResult(like_input(restored, audio, mono), rate, report)
 
 
 def _match(audio: Tensor, reference: Audio | str | Path, reference_rate: int, model: nn.Module, amount: float,

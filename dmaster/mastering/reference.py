@@ -171,8 +171,8 @@ def _physical(params: ChainParams, effect: str, dtype: torch.dtype | None = None
 
 
 @torch.no_grad()
-def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_rate: int | None = None, *,
-                    amount: float = 1.0, keep: Iterable[str] = (), ambience: bool = False, refine: bool = True,
+def match_reference(audio: Tensor, reference: Tensor, model: Any = None, *, amount: float = 1.0,
+                    keep: Iterable[str] = (), ambience: bool = False,
                     steps: int = REFINE_STEPS) -> tuple[Tensor, dict[str, Any]]:
     """Make ``audio`` sound like ``reference``: the chain's swap and the EQ refinement (module docstring).
 
@@ -182,12 +182,11 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
             and channel count; :func:`prepare_reference` reads and resamples one).
         model: the parameter model (``None``: the shipped one; a checkpoint path or a loaded
             :class:`dmaster.models.ParamEstimator`).
-        sample_rate: the audio's rate in Hz, checked against the model's; ``None``: the model's.
         amount: 0–1, how much of the swap to apply (every weight scaled by it; 0 is the identity).
         keep: effects of the input left as they are (neither undone nor replaced by the reference's).
         ambience: also swap echo and reverb (remove the input's, add the reference's).
-        refine: move the forward EQ towards the reference's long-term spectrum (module docstring).
-        steps: Levenberg–Marquardt steps of the refinement.
+        steps: Levenberg–Marquardt steps of the refinement that moves the forward EQ towards the reference's
+            long-term spectrum (module docstring); 0: the swap alone.
 
     Returns:
         The matched audio ``(channels, samples)`` before the level stage (normalise it to the report's
@@ -202,8 +201,6 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
     if not isinstance(network, ParamEstimator):
         raise ValueError("reference matching needs the parameter model; the U-Net has no parameters to swap")
     chain, rate = network.chain, network.sample_rate
-    if sample_rate is not None and int(sample_rate) != rate:
-        raise ValueError(f"audio must be at the model's rate {rate} Hz, got {sample_rate}; resample it first")
     if not 0.0 <= amount <= 1.0:
         raise ValueError(f"amount must lie in [0, 1], got {amount}")
     if not (isinstance(steps, int) and steps >= 0):
@@ -227,7 +224,7 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, sample_
     input_db, reference_db = (band_levels_db(long_term_power(w), rate) for w in (input_windows, reference_windows))
     inverse_power = 1.0 / eq_power(_physical(undone, "eq"), undone["eq"]["present"].double(), rate)
     refinement: dict[str, Any] = {"applied": False}
-    if refine and "eq" in effects and amount > 0:
+    if steps > 0 and "eq" in effects and amount > 0:
         start = _physical(applied, "eq", torch.float64)
         # the swap's forward EQ as a full-weight EQ: the band gains scaled by its weight
         weight = applied["eq"]["present"].double()
