@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pyloudnorm
 import torch
-from scipy.signal import lfilter
+from scipy.signal import sosfilt
 
 __all__ = ["ABSOLUTE_GATE_LUFS", "channel_weights", "integrated_loudness", "loudness_range", "measure_levels"]
 
@@ -48,11 +48,11 @@ def channel_weights(channels: int) -> np.ndarray:
 
 
 def _k_weighted(data: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``data`` ``(samples, channels)`` float64 through pyloudnorm's two K-weighting stages."""
-    for stage in (pyloudnorm.IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf"),
-                  pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")):
-        data = stage.passband_gain * lfilter(stage.b, stage.a, data, axis=0)
-    return data
+    """``data`` ``(channels, samples)`` float64 through pyloudnorm's two K-weighting stages, as one cascade."""
+    stages = (pyloudnorm.IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+              pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"))
+    sections = np.stack([np.concatenate([stage.b, stage.a]) for stage in stages])
+    return math.prod(stage.passband_gain for stage in stages) * sosfilt(sections, data, axis=-1)
 
 
 def _block_loudness(audio: torch.Tensor | np.ndarray, sample_rate: int, block_seconds: float,
@@ -61,19 +61,24 @@ def _block_loudness(audio: torch.Tensor | np.ndarray, sample_rate: int, block_se
     blocks of ``block_seconds`` overlapping by ``overlap``, and their loudness (LUFS), counted as BS.1770
     (and pyloudnorm) count them. Audio shorter than one block is measured repeated."""
     data = audio.detach().cpu().double().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, float)
-    data = data.T
+    data = np.ascontiguousarray(np.atleast_2d(data))
     block = block_seconds * sample_rate
-    if data.shape[0] < block:
-        data = np.tile(data, (math.ceil(block / data.shape[0]), 1))
-    weighted = _k_weighted(data, sample_rate)
+    if data.shape[1] < block:
+        data = np.tile(data, (1, math.ceil(block / data.shape[1])))
+    samples = data.shape[1]
     step = block_seconds * (1.0 - overlap)
-    count = int(np.round((data.shape[0] / sample_rate - block_seconds) / step)) + 1
+    count = int(np.round((samples / sample_rate - block_seconds) / step)) + 1
     starts = (block_seconds * (np.arange(count) * (1.0 - overlap)) * sample_rate).astype(int)
-    ends = np.minimum((block_seconds * (np.arange(count) * (1.0 - overlap) + 1) * sample_rate).astype(int),
-                      data.shape[0])
-    energy = np.concatenate([np.zeros((1, data.shape[1])), np.cumsum(weighted**2, axis=0)])
-    power = (energy[ends] - energy[starts]).clip(min=0.0) / block  # (blocks, channels) mean squares
-    weighted_power = power @ channel_weights(data.shape[1])
+    ends = np.minimum((block_seconds * (np.arange(count) * (1.0 - overlap) + 1) * sample_rate).astype(int), samples)
+    # the blocks' energies from the sums between consecutive block edges: one pass over the samples
+    edges = np.unique(np.concatenate([starts, ends, [samples]]))
+    squares = _k_weighted(data, sample_rate)
+    np.square(squares, out=squares)
+    between = np.add.reduceat(squares, edges[:-1], axis=1) if len(edges) > 1 else np.zeros((len(data), 0))
+    energy = np.concatenate([np.zeros((len(data), 1)), np.cumsum(between, axis=1)], axis=1)  # at each edge
+    at = np.searchsorted(edges, np.stack([starts, ends]))
+    power = (energy[:, at[1]] - energy[:, at[0]]).clip(min=0.0).T / block  # (blocks, channels) mean squares
+    weighted_power = power @ channel_weights(data.shape[0])
     with np.errstate(divide="ignore"):
         return weighted_power, -0.691 + 10 * np.log10(weighted_power)
 

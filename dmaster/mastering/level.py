@@ -16,6 +16,9 @@ __all__ = ["LOUDNESS_PASSES", "LOUDNESS_TOLERANCE_LU", "MAX_LIMITING_DB", "PEAK_
 Tensor = torch.Tensor
 LOUDNESS_PASSES = 6
 LOUDNESS_TOLERANCE_LU = 0.1
+ENVELOPE_ROOM_DB = 2.0
+"""How much louder than the gain it is first read for the input's peak envelope is read (the secant steps rarely
+go further; past it, it is read again)."""
 MISSED_TARGET_LU = 0.5
 """A loudness this far from its target is reported as missed, with the reason."""
 MAX_LIMITING_DB = 12.0
@@ -61,7 +64,7 @@ def set_level(audio: Tensor, sample_rate: int, target_lufs: float | None, peak_c
             report["target_missed"] = (f"the loudness cannot be measured: even at the peak ceiling every block is "
                                        f"below BS.1770's absolute gate ({ABSOLUTE_GATE_LUFS:g} LUFS)")
             return audio, report
-        audio, reached, limiting_db = to_loudness(audio, sample_rate, loudness, target_lufs, peak_ceiling_db,
+        audio, reached, limiting_db = to_loudness(audio, sample_rate, loudness, peak, target_lufs, peak_ceiling_db,
                                                   true_peak)
         report["loudness_lufs"] = round(reached, 2) if math.isfinite(reached) else None
         if limiting_db < 0:
@@ -96,23 +99,25 @@ def _why_missed(reached: float, target_lufs: float, limiting_db: float) -> str:
     return f"reached {reached:.2f} LUFS: the gating of BS.1770 makes the loudness move unevenly with the gain here"
 
 
-def to_loudness(audio: Tensor, sample_rate: int, loudness: float, target_lufs: float, peak_ceiling_db: float,
-                true_peak: bool) -> tuple[Tensor, float, float]:
+def to_loudness(audio: Tensor, sample_rate: int, loudness: float, peak: float, target_lufs: float,
+                peak_ceiling_db: float, true_peak: bool) -> tuple[Tensor, float, float]:
     """``audio`` at ``target_lufs``, its peaks limited to the ceiling (:mod:`dmaster.limiter`). Limiting
     lowers the loudness, so the gain is raised (secant steps on loudness against gain) until the output
     is within :data:`LOUDNESS_TOLERANCE_LU` of the target, in at most :data:`LOUDNESS_PASSES` passes,
     and never so far that the limiter takes more than :data:`MAX_LIMITING_DB` off a peak (the target is
-    then missed). Returns the output, its loudness and the limiter's largest gain reduction (dB, ≤ 0)."""
-    peak = peak_db(audio, true_peak)
+    then missed). ``loudness`` and ``peak`` are the input's (LUFS; dBFS, or dBTP with ``true_peak``). Returns the
+    output, its loudness and the limiter's largest gain reduction (dB, ≤ 0)."""
     max_gain_db = peak_ceiling_db + MAX_LIMITING_DB - peak
     gain_db = min(target_lufs - loudness, max_gain_db)
-    # read once, scaled with the gain: down to the floor the loudest gain tried may need
-    envelope = peak_envelope(audio[None], true_peak, peak_ceiling_db - TRUE_PEAK_MARGIN_DB - max_gain_db)
+    envelope, floor_db = None, math.inf  # the input's peak envelope, read down to floor_db, scaled with the gain
     tried: list[tuple[float, float]] = []  # (gain, loudness reached)
     for _ in range(LOUDNESS_PASSES):
         limited = _scaled(audio, gain_db)
         limiting_db = min(0.0, peak_ceiling_db - peak - gain_db)
         if limiting_db < 0.0:
+            if peak_ceiling_db - gain_db < floor_db:  # read once, with room for the next gains
+                floor_db = peak_ceiling_db - TRUE_PEAK_MARGIN_DB - gain_db - ENVELOPE_ROOM_DB
+                envelope = peak_envelope(audio[None], true_peak, floor_db)
             limited = limit_peaks(limited[None], sample_rate, peak_ceiling_db, true_peak=true_peak,
                                   envelope=envelope * 10 ** (gain_db / 20))[0]
         # measured, not assumed: gating makes loudness not quite scale with the gain (very quiet targets)
