@@ -31,11 +31,12 @@ from .effects.lti import fft_size
 
 Tensor = torch.Tensor
 
-__all__ = ["CREST_GROUPS", "LEVEL_QUANTILES", "LEVEL_SCALES_S", "POWER_FLOOR", "cepstral_prominence",
-           "echo_lag_evidence", "echo_level", "hz_to_mel", "level_db", "level_distribution", "level_statistics",
-           "log_frequency_filterbank", "log_lag_bin_edges", "log_mel_spectrogram", "long_term_spectrum",
-           "mel_filterbank", "mel_to_hz", "mid_side", "normalise_level", "power_cepstrum", "power_spectrogram",
-           "refine_echo_delay", "triangular_filterbank", "tukey_window"]
+__all__ = ["CREST_GROUPS", "IMAGE_BAND_EDGES_HZ", "IMAGE_FLOOR_DB", "LEVEL_QUANTILES", "LEVEL_SCALES_S",
+           "POWER_FLOOR", "cepstral_prominence", "echo_lag_evidence", "echo_level", "hz_to_mel", "level_db",
+           "level_distribution", "level_statistics", "log_frequency_filterbank", "log_lag_bin_edges",
+           "log_mel_spectrogram", "long_term_spectrum", "mel_filterbank", "mel_to_hz", "mid_side", "normalise_level",
+           "power_cepstrum", "power_spectrogram", "refine_echo_delay", "stereo_image", "triangular_filterbank",
+           "tukey_window"]
 
 POWER_FLOOR = 1e-10
 """Floor of power spectra before the logarithm (−100 dB re full scale)."""
@@ -298,3 +299,50 @@ def refine_echo_delay(cepstrum: Tensor, coarse_lag: Tensor, lag_range: tuple[int
     offset = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-12),
                          torch.zeros_like(curvature)).clamp(-0.5, 0.5)
     return (peak.to(cepstrum.dtype) + offset).clamp(low, high - 1)
+
+
+IMAGE_BAND_EDGES_HZ = (20.0, 63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 24000.0)
+"""Octave bands in which :func:`stereo_image` hears the stereo image."""
+IMAGE_FLOOR_DB = -60.0
+"""Side-to-mid ratios are floored here (dB): a mono band, or one above Nyquist, reads as this."""
+
+
+def stereo_image(x: Tensor, sample_rate: int, n_fft: int = 2048) -> Tensor:
+    """How wide, how even over time and how balanced the image of ``x`` ``(batch, channels, samples)`` is, per
+    octave band of :data:`IMAGE_BAND_EDGES_HZ`: what a stereo width, a wide low end or a channel offset changes.
+
+    Frames of ``n_fft`` samples (half overlapping) of left and right (a mono item: both the same; more than two
+    channels: the front pair) give per band the side-to-mid power ratio over the whole clip (dB), its spread over
+    time (the standard deviation of the frames' ratios, dB, weighted by the frames' power) and the inter-channel
+    correlation (−1 … 1); the clip's left-to-right level balance (dB) ends the vector.
+
+    Returns:
+        ``(batch, 3 · bands + 1)``: side-to-mid ratios (dB, floored at :data:`IMAGE_FLOOR_DB`), their spreads,
+        correlations, then the balance.
+
+    >>> noise = torch.randn(1, 1, 44100, generator=torch.Generator().manual_seed(0)).expand(1, 2, -1)
+    >>> image = stereo_image(noise, 44100)           # dual mono: no side, full correlation
+    >>> float(image[0, :10].max()), round(float(image[0, 20:30].min()), 3), float(image[0, -1])
+    (-60.0, 1.0, 0.0)
+    """
+    pair = x[:, :2] if x.shape[1] >= 2 else x.expand(-1, 2, -1)
+    frames = torch.stft(pair.flatten(0, 1).float(), n_fft, n_fft // 2, window=torch.hann_window(n_fft, device=x.device),
+                        center=True, return_complex=True).unflatten(0, pair.shape[:2])  # (batch, 2, bins, frames)
+    left, right = frames[:, 0], frames[:, 1]
+    hz = torch.linspace(0, sample_rate / 2, frames.shape[-2], device=x.device)
+    edges = torch.tensor(IMAGE_BAND_EDGES_HZ, device=x.device)
+    bands = ((hz[:, None] >= edges[:-1]) & (hz[:, None] < edges[1:])).float()  # (bins, bands)
+    mid, side = ((left + right) / 2).abs().square(), ((left - right) / 2).abs().square()
+    cross = (left * right.conj()).real
+    power_l, power_r = left.abs().square(), right.abs().square()
+    per_band = [torch.einsum("bkt,kn->bnt", p, bands) for p in (mid, side, cross, power_l, power_r)]
+    mid_t, side_t, cross_t, left_t, right_t = per_band  # (batch, bands, frames)
+    floor = 10 ** (IMAGE_FLOOR_DB / 10)
+    ratio_db = 10 * torch.log10((side_t.sum(-1) + floor * mid_t.sum(-1) + POWER_FLOOR) / (mid_t.sum(-1) + POWER_FLOOR))
+    frame_db = 10 * torch.log10((side_t + floor * mid_t + POWER_FLOOR) / (mid_t + POWER_FLOOR))
+    weight = (mid_t + side_t) / ((mid_t + side_t).sum(-1, keepdim=True) + POWER_FLOOR)
+    spread = (weight * (frame_db - (weight * frame_db).sum(-1, keepdim=True)).square()).sum(-1).sqrt()
+    correlation = cross_t.sum(-1) / (left_t.sum(-1) * right_t.sum(-1) + POWER_FLOOR).sqrt()
+    correlation = torch.where(left_t.sum(-1) + right_t.sum(-1) > POWER_FLOOR, correlation, torch.ones_like(correlation))
+    balance = 10 * torch.log10((left_t.sum((1, 2)) + POWER_FLOOR) / (right_t.sum((1, 2)) + POWER_FLOOR))
+    return torch.cat([ratio_db.clamp(min=IMAGE_FLOOR_DB), spread, correlation, balance[:, None]], 1)
