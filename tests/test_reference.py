@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dmaster.effects import eq
 from dmaster.loudness import integrated_loudness
+from dmaster.mastering.image import apply_image
 from dmaster.mastering.level import set_level
 from dmaster.mastering.pretrained import resolve_model
 from dmaster.mastering.reference import REFERENCE_LIMIT_DB, REFERENCE_TRUST, match_reference, prepare_reference
@@ -117,14 +118,16 @@ def test_the_refinement_takes_at_most_its_limited_share_of_the_spectral_differen
     assert 0.2 < np.abs(moved).max() <= REFERENCE_TRUST * REFERENCE_LIMIT_DB + 0.4
 
 
-def test_amount_zero_and_keep_everything_are_the_identity(model, mix):
+def test_amount_zero_is_the_identity_and_keeping_every_effect_leaves_only_the_image_matched(model, mix):
     reference = music_like(3.0, RATE, 2, seed=9) * 0.3
     out, report = match_reference(mix, reference, model, amount=0.0)
     torch.testing.assert_close(out, mix, atol=1e-5, rtol=0)
-    assert not report["refinement"]["applied"]
+    assert not report["refinement"]["applied"] and not any(report["image"]["side_db"].values())
     out, report = match_reference(mix, reference, model, keep=("eq", "gain", "compressor"))
-    torch.testing.assert_close(out, mix, atol=1e-5, rtol=0)
-    assert report["swapped"] == []
+    image = report["image"]
+    side_db = torch.tensor(list(image["side_db"].values()))
+    torch.testing.assert_close(out, apply_image(mix, RATE, side_db, image["balance_db"]), atol=1e-3, rtol=0)
+    assert report["swapped"] == [] and any(image["side_db"].values())
 
 
 @settings(max_examples=30, deadline=None)

@@ -48,6 +48,7 @@ from ..loudness import integrated_loudness
 from ..models import ParamEstimator
 from .chunks import in_chunks
 from .estimation import aggregate, model_windows, track_estimate
+from .image import apply_image, describe_image, image_correction, image_of
 from .inputs import check_keep
 from .pretrained import resolve_model
 from .restoration import MIN_PRESENCE
@@ -73,6 +74,8 @@ TONE_AND_DYNAMICS = ("eq", "gain", "compressor")
 """Effects swapped by default: tonal balance, level and dynamics."""
 AMBIENCE = ("echo", "reverb")
 """Effects swapped only with ``ambience=True``."""
+IMAGE = "stereo"
+"""``keep`` naming it leaves the input's stereo image as it is (:mod:`.image`)."""
 REFERENCE_TRUST = 0.3
 """The share of the excess (the difference between the reference's and the input's long-term spectra, less the
 swap's correction, limited to :data:`REFERENCE_LIMIT_DB`) that the refinement's target curve adds to the swap's."""
@@ -245,6 +248,9 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, *, amou
     compressor_on = {**chain.neutral_params(1), "compressor": applied["compressor"]}
     if float(applied["compressor"]["present"][0]) > 0:
         out = in_chunks(out, lambda piece: chain(piece[None], compressor_on)[0], rate)
+    input_image, reference_image = image_of(input_windows, rate), image_of(reference_windows, rate)
+    side_db, balance_db = image_correction(input_image, reference_image, 0.0 if IMAGE in keep else amount)
+    out = apply_image(out, rate, side_db, balance_db)
 
     correction_db = curve_db(eq_power(_physical(applied, "eq"), applied["eq"]["present"].double(), rate)
                               * inverse_power, rate)
@@ -261,6 +267,10 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, *, amou
         "correction": {"eq_curve_db": describe_bands(correction_db), "gain_db": round(gain_db, 2),
                        "compressor_undone": _compressor_text(undone), "compressor_applied": _compressor_text(applied)},
         "refinement": refinement,
+        "image": {**describe_image(side_db, balance_db),
+                  "side_to_mid_db": {name: describe_image(image[:len(side_db)], 0.0)["side_db"] for name, image in
+                                     (("input", input_image), ("reference", reference_image),
+                                      ("output", input_image[:len(side_db)] + side_db))}},
         "spectrum_distance_to_reference_db": distance,
         "spectra_db": {"input": describe_bands(input_db - input_db.mean()),
                        "reference": describe_bands(reference_db - reference_db.mean()),
