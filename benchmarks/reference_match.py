@@ -24,6 +24,13 @@ JSON to ``--out``, prints the Markdown and puts it into ``docs/reference.md`` be
 
     python benchmarks/reference_match.py --music-root data/raw/debian_music_external --threads 1   # ~10 min
     python benchmarks/reference_match.py --quick    # 8 tracks, no 3-minute timing, docs left alone
+    python benchmarks/reference_match.py --music-root data/raw/debian_music_external --image   # styles with images
+
+With ``--image`` every style also sets the stereo image after its chain (an imager's side level, ±6 dB, and below a
+crossover of 80–250 Hz the low end folded to mono or widened); the table adds the MR-STFT of mid and of side (each
+level-matched) and the side-to-mid error (dB rms over octave bands, read by this script's own meter), and an
+"oracle image, input's tone" row: the input with its style's image undone where it can be (a folded low end stays
+mono) and the reference style's applied, the floor of the image columns.
 """
 
 from __future__ import annotations
@@ -65,7 +72,8 @@ System = Callable[[dict, torch.Tensor], torch.Tensor]
 """A system of the table: (item of :func:`make_items`, reference) → output."""
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 ORACLE_TONE = "oracle tone, input's dynamics"
-ORACLES = ("input", "oracle", ORACLE_TONE)
+ORACLE_IMAGE = "oracle image, input's tone"
+ORACLES = ("input", "oracle", ORACLE_TONE, ORACLE_IMAGE)
 """Rows that are no system to time."""
 BEGIN, END = "<!-- BEGIN reference_match -->", "<!-- END reference_match -->"
 """The markers :func:`sections.write_section` keeps the table between."""
@@ -79,6 +87,49 @@ def draw_style(rng: np.random.Generator) -> dict[str, float]:
             "peak_hz": log_uniform(150, 6000), "peak_db": float(rng.uniform(-8, 8)), "peak_q": log_uniform(0.5, 2.5),
             "threshold_db": float(rng.uniform(-36, -12)), "ratio": log_uniform(1.5, 6.0),
             "attack_ms": log_uniform(1, 30), "release_ms": log_uniform(50, 400), "gain_db": float(rng.uniform(-9, 9))}
+
+
+IMAGE_BANDS_HZ = (31.25, 62.5, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
+"""Lower edges of the octave bands the side-to-mid error is read in (the last one runs to Nyquist)."""
+
+
+def draw_image(rng: np.random.Generator) -> dict[str, float]:
+    """A style's stereo image, as an imager sets one: the side level (dB) and, below a crossover, the low end folded
+    to mono or widened by 6 dB."""
+    return {"width_db": float(rng.uniform(-6, 6)), "crossover_hz": float(np.exp(rng.uniform(np.log(80), np.log(250)))),
+            "low_side": float(rng.choice([0.0, 2.0]))}
+
+
+def apply_image_style(audio: torch.Tensor, image: dict[str, float], undo: bool = False) -> torch.Tensor:
+    """``audio`` ``(2, samples)`` with its side scaled by the style's width and its low side (below the crossover,
+    a zero-phase 4th-order Butterworth split) scaled by ``low_side``; ``undo`` inverts what can be inverted (a low
+    end folded to mono stays mono)."""
+    from scipy.signal import butter, sosfiltfilt
+    data = audio.double().numpy()
+    mid, side = (data[0] + data[1]) / 2, (data[0] - data[1]) / 2
+    low = sosfiltfilt(butter(4, image["crossover_hz"], fs=SAMPLE_RATE, output="sos"), side)
+    low_gain, width = image["low_side"], 10 ** (image["width_db"] / 20)
+    if undo:
+        low_gain, width = (1.0 / low_gain if low_gain else 0.0), 1.0 / width
+    side = width * ((side - low) + low_gain * low)
+    return torch.from_numpy(np.stack([mid + side, mid - side])).float()
+
+
+MONO_DB = -30.0
+"""Side-to-mid ratios are floored here: a band whose side is this far under its mid counts as mono (else the dB of
+next to nothing, a folded low end's, would swamp the error)."""
+
+
+def side_to_mid_db(audio: torch.Tensor) -> np.ndarray:
+    """Side-to-mid energy ratio (dB, floored at :data:`MONO_DB`) per octave band of :data:`IMAGE_BANDS_HZ` of
+    ``audio`` ``(2, samples)``, from its whole-clip spectrum (this benchmark's own meter, not dmaster's features)."""
+    data = audio.double().numpy()
+    spectra = [np.abs(np.fft.rfft(part)) ** 2 for part in ((data[0] + data[1]) / 2, (data[0] - data[1]) / 2)]
+    hz = np.fft.rfftfreq(data.shape[-1], 1 / SAMPLE_RATE)
+    edges = [*IMAGE_BANDS_HZ, SAMPLE_RATE / 2]
+    bands = [(hz >= low) & (hz < high) for low, high in zip(edges, edges[1:])]
+    ratios = [10 * np.log10((spectra[1][b].sum() + 1e-12) / (spectra[0][b].sum() + 1e-12)) for b in bands]
+    return np.maximum(np.array(ratios), MONO_DB)
 
 
 def style_eq(style: dict[str, float], sign: float = 1.0) -> list:
@@ -121,21 +172,33 @@ def load_track(path: Path) -> torch.Tensor:
     return audio * 10 ** ((TRACK_LUFS - integrated_loudness(audio, SAMPLE_RATE)) / 20)
 
 
-def make_items(paths: list[Path], seed: int) -> list[dict]:
+def make_items(paths: list[Path], seed: int, image: bool = False) -> list[dict]:
     """Per track: input P1(a), target P2(a), reference P2(b) and, from the next track, P2(b′); and the input with
-    P1's EQ swapped for P2's (:func:`swap_tone`)."""
+    P1's EQ swapped for P2's (:func:`swap_tone`). With ``image``, each style also sets the stereo image
+    (:func:`draw_image`, after the chain), and the input with P1's image swapped for P2's is kept too."""
     tracks = [passages(load_track(path)) for path in paths]
     items = []
     for index, path in enumerate(paths):
         rng = np.random.default_rng([seed, int(unit_hash(path.stem) * 2**32)])
         first, second = draw_style(rng), draw_style(rng)
+        if image:  # drawn after the tone styles: the tone of every item stays what it is without images
+            first["image"], second["image"] = draw_image(rng), draw_image(rng)
+
+        def style(audio: torch.Tensor, s: dict) -> torch.Tensor:
+            styled = apply_style(audio, s)
+            return apply_image_style(styled, s["image"]) if image else styled
+
         a, b = tracks[index]
         other_b = tracks[(index + 1) % len(tracks)][1]
-        given = apply_style(a, first)
-        items.append({"track": path.stem, "input": given, "target": apply_style(a, second),
-                      "tone swapped": swap_tone(given, first, second),
-                      "reference": {"same track": apply_style(b, second), "other track": apply_style(other_b, second)},
-                      "styles": [first, second]})
+        given = style(a, first)
+        item = {"track": path.stem, "input": given, "target": style(a, second),
+                "tone swapped": swap_tone(given, first, second),
+                "reference": {"same track": style(b, second), "other track": style(other_b, second)},
+                "styles": [first, second]}
+        if image:
+            item["image swapped"] = apply_image_style(apply_image_style(given, first["image"], undo=True),
+                                                      second["image"])
+        items.append(item)
     return items
 
 
@@ -159,10 +222,11 @@ def matchering_system() -> System | None:
     return lambda item, reference: run(item["input"], reference)
 
 
-def systems(model: str) -> dict[str, System]:
+def systems(model: str, image: bool = False) -> dict[str, System]:
     """Each system: (item, reference) → output ``(channels, samples)``, all at :data:`SAMPLE_RATE` (only the
     oracles look at the target or the styles); ``model`` names the parameter model (``"param"`` or a checkpoint),
-    so that ``master()`` uses its policy and residual correction as it does by default."""
+    so that ``master()`` uses its policy and residual correction as it does by default; ``image`` adds the
+    oracle image row."""
     def level(audio: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return set_level(audio, SAMPLE_RATE, integrated_loudness(reference, SAMPLE_RATE), PEAK_CEILING_DB)[0]
 
@@ -176,6 +240,8 @@ def systems(model: str) -> dict[str, System]:
                                 "oracle": lambda item, reference: level(item["target"], reference),
                                 ORACLE_TONE: lambda item, reference: level(item["tone swapped"], reference),
                                 "loudness only": lambda item, reference: level(item["input"], reference)}
+    if image:
+        table[ORACLE_IMAGE] = lambda item, reference: level(item["image swapped"], reference)
     peer = matchering_system()
     if peer is not None:
         table["Matchering"] = peer
@@ -189,9 +255,17 @@ def systems(model: str) -> dict[str, System]:
 def scores(output: torch.Tensor, target: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
     rms = lambda x: float(x.square().mean().sqrt())  # noqa: E731
     matched = output * (rms(target) / max(rms(output), 1e-12))
-    return {"mrstft": float(mrstft_distance(output[None], target[None])),
-            "mrstft_level_matched": float(mrstft_distance(matched[None], target[None])),
-            "lufs_error": abs(integrated_loudness(output, SAMPLE_RATE) - integrated_loudness(reference, SAMPLE_RATE))}
+    out = {"mrstft": float(mrstft_distance(output[None], target[None])),
+           "mrstft_level_matched": float(mrstft_distance(matched[None], target[None])),
+           "lufs_error": abs(integrated_loudness(output, SAMPLE_RATE) - integrated_loudness(reference, SAMPLE_RATE))}
+    if output.shape[0] == 2:  # the image: mid and side apart, each level-matched, and the side-to-mid error
+        for name, sign in (("mid", 1.0), ("side", -1.0)):
+            part, wanted = (output[0] + sign * output[1]) / 2, (target[0] + sign * target[1]) / 2
+            part = part * (rms(wanted) / max(rms(part), 1e-12))
+            out[f"mrstft_{name}_level_matched"] = float(mrstft_distance(part[None, None], wanted[None, None]))
+        error = side_to_mid_db(output) - side_to_mid_db(target)
+        out["side_to_mid_error_db"] = float(np.sqrt(np.mean(error**2)))
+    return out
 
 
 def paired(rows: list[dict], system: str, other: str, key: str = "mrstft") -> dict[str, float] | None:
@@ -225,15 +299,20 @@ def markdown(summary: dict, comparisons: dict, meta: dict) -> str:
     lines = [f"Measured {meta['date']} on {meta['machine']} with `benchmarks/reference_match.py`: "
              f"{meta['tracks']} tracks of {meta['music']}, one item per track and set (10 s clips, seed "
              f"{meta['seed']}); the output's level set to the reference's loudness under a −1 dBFS peak ceiling.", ""]
+    image = meta.get("image", False)
     for name, table in summary.items():
-        lines += [f"**{name} reference** ({table['items']} items)", "",
-                  "| system | MR-STFT to the target ↓ | level-matched ↓ | LUFS error vs reference (LU) ↓ "
-                  "| s per clip ↓ |",
-                  "|---|---|---|---|---|"]
+        header = "| system | MR-STFT to the target ↓ | level-matched ↓ | LUFS error vs reference (LU) ↓ "
+        if image:
+            header += "| mid, level-matched ↓ | side, level-matched ↓ | side-to-mid error, dB rms over octaves ↓ "
+        header += "| s per clip ↓ |"
+        lines += [f"**{name} reference** ({table['items']} items)", "", header, "|---" * (header.count("|") - 1) + "|"]
         for system, s in table["systems"].items():
             seconds = "—" if system in ORACLES else f"{s['seconds']:.2f}"
-            lines.append(f"| {system} | {s['mrstft']:.3f} | {s['mrstft_level_matched']:.3f} | "
-                         f"{s['lufs_error']:.2f} | {seconds} |")
+            cells = f"| {system} | {s['mrstft']:.3f} | {s['mrstft_level_matched']:.3f} | {s['lufs_error']:.2f} "
+            if image:
+                cells += (f"| {s['mrstft_mid_level_matched']:.3f} | {s['mrstft_side_level_matched']:.3f} | "
+                          f"{s['side_to_mid_error_db']:.2f} ")
+            lines.append(cells + f"| {seconds} |")
         lines.append("")
         for (system, other, key), p in comparisons[name].items():
             lines.append(f"- {system} − {other}, {key.replace('_', ' ')}: {p['mean_difference']:+.3f} ± "
@@ -247,9 +326,10 @@ def markdown(summary: dict, comparisons: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def write_docs(text: str) -> None:
-    """Put ``text`` between the markers of ``docs/reference.md`` (the benchmarks' one section writer)."""
-    sections.write_section("reference_match", text, DOCS)
+def write_docs(text: str, image: bool = False) -> None:
+    """Put ``text`` between the markers of ``docs/reference.md`` (the benchmarks' one section writer): the
+    ``reference_match`` section, or with ``image`` the ``reference_match_image`` one."""
+    sections.write_section("reference_match_image" if image else "reference_match", text, DOCS)
 
 
 def main() -> None:
@@ -263,6 +343,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("experiments/reference_match"))
     parser.add_argument("--no-docs", action="store_true", help="do not write the table into docs/reference.md")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--image", action="store_true",
+                        help="styles that also change the stereo image (width ±6 dB, the low end folded to mono or "
+                             "widened below 80-250 Hz), with the image columns and the oracle image row")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     if args.threads:
@@ -276,12 +359,12 @@ def main() -> None:
         raise SystemExit(f"need at least two tracks under {args.music_root}")
     resolve_model(args.model)  # a bad --model fails here, before any music is read
     model = args.model  # by name, so that master() finds the files fitted next to it (a loaded module has none)
-    table = systems(model)
-    items = make_items(paths, args.seed)
+    table = systems(model, args.image)
+    items = make_items(paths, args.seed, args.image)
     for run in table.values():  # warm-up: model load, numba compilation
         first = items[0]
-        run({key: first[key][:, : 5 * SAMPLE_RATE] for key in ("input", "target", "tone swapped")},
-            first["reference"]["same track"][:, : 5 * SAMPLE_RATE])
+        run({key: first[key][:, : 5 * SAMPLE_RATE] for key in ("input", "target", "tone swapped", "image swapped")
+             if key in first}, first["reference"]["same track"][:, : 5 * SAMPLE_RATE])
     if args.threads:  # again: starting numba's threading layer in the first runs resets torch's thread count
         torch.set_num_threads(args.threads)
 
@@ -301,13 +384,16 @@ def main() -> None:
     summary, comparisons = {}, {}
     for name in ("same track", "other track"):
         mine = [r for r in rows if r["set"] == name]
+        keys = ["mrstft", "mrstft_level_matched", "lufs_error", "seconds"]
+        if args.image:
+            keys += ["mrstft_mid_level_matched", "mrstft_side_level_matched", "side_to_mid_error_db"]
         summary[name] = {"items": len(mine) // len(table), "systems": {
-            system: {key: float(np.mean([r[key] for r in mine if r["system"] == system]))
-                     for key in ("mrstft", "mrstft_level_matched", "lufs_error", "seconds")} for system in table}}
+            system: {key: float(np.mean([r[key] for r in mine if r["system"] == system])) for key in keys}
+            for system in table}}
         comparisons[name] = {}
         for system in ("dmaster reference", "dmaster reference, swap only"):
             for other in ("Matchering", "input", "loudness only"):
-                for key in ("mrstft", "mrstft_level_matched"):
+                for key in ("mrstft", "mrstft_level_matched", *(keys[4:] if args.image else ())):
                     result = paired(mine, system, other, key)
                     if result is not None:
                         comparisons[name][(system, other, key)] = result
@@ -317,6 +403,13 @@ def main() -> None:
     targets = [f"level-matched {ours['mrstft_level_matched']:.3f} = "
                f"{ours['mrstft_level_matched'] / same['input']['mrstft_level_matched']:.2f} × the input's (≤ 0.90)",
                f"LUFS error {ours['lufs_error']:.2f} LU (≤ 0.5)", f"3-minute song {song:.2f} s (≤ 10)"]
+    if "Matchering" in same and args.image:
+        theirs = same["Matchering"]
+        targets += [f"side-to-mid error {ours['side_to_mid_error_db']:.2f} dB = "
+                    f"{ours['side_to_mid_error_db'] / theirs['side_to_mid_error_db']:.2f} × Matchering's (≤ 0.95)",
+                    f"side MR-STFT level-matched {ours['mrstft_side_level_matched']:.3f} = "
+                    f"{ours['mrstft_side_level_matched'] / theirs['mrstft_side_level_matched']:.2f} × Matchering's "
+                    f"(≤ 0.85)"]
     if "Matchering" in same:
         targets[:0] = [f"MR-STFT {ours['mrstft']:.3f} = {ours['mrstft'] / same['Matchering']['mrstft']:.2f} × "
                        f"Matchering's (≤ 0.80)"]
@@ -331,7 +424,7 @@ def main() -> None:
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
             "music": str(args.music_root), "tracks": len(paths), "seed": args.seed, "song_seconds": song,
-            "targets": targets}
+            "targets": targets, "image": args.image}
     text = markdown(summary, comparisons, meta)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -342,7 +435,7 @@ def main() -> None:
                         for name, c in comparisons.items()},
         "styles": {item["track"]: item["styles"] for item in items}, "rows": rows})
     if not args.no_docs and not args.quick:
-        write_docs(text)
+        write_docs(text, args.image)
 
 
 if __name__ == "__main__":
