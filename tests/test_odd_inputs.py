@@ -64,12 +64,12 @@ def test_inputs_sharing_a_name_each_get_their_own_output(tmp_path, model, capsys
               write(tmp_path / "x" / "song.wav"), write(tmp_path / "x" / "song.flac")]
     out = tmp_path / "out"
     assert main(["master", *map(str, inputs), "-o", str(out), *model]) == 0
-    assert "4 of 4 files mastered" in capsys.readouterr().err
+    assert "4 files into" in capsys.readouterr().err
     reports = sorted(out.glob("*.json"))
     assert len(reports) == 4 and len(list(out.glob("*.wav"))) == 4
     assert sorted(json.loads(r.read_text())["files"]["input"] for r in reports) == sorted(map(str, inputs))
     assert main(["master", *map(str, inputs), "-o", str(out), *model]) == 0  # a rerun: all done, nothing added
-    assert len(list(out.iterdir())) == 8
+    assert "0 mastered, 4 already done" in capsys.readouterr().err and len(list(out.iterdir())) == 8
 
 
 def test_output_names_tell_same_named_inputs_apart():
@@ -134,7 +134,7 @@ def test_one_odd_file_never_stops_the_batch(tmp_path, model, monkeypatch, capsys
     lines = error_lines(capsys)
     assert f"{folder / 'crashes.wav'}: something unexpected over two lines" in lines
     assert any(line.startswith(f"{folder / 'text.wav'}: cannot decode") for line in lines)
-    assert "3 of 5 files mastered" in lines[-1]
+    assert lines[-1].endswith("3 mastered, 0 already done, 0 skipped, 2 failed")
     for name in ("tiny", "one_sample_96k", "good"):
         assert json.loads((out / f"{name}_mastered.json").read_text())["files"]["input"] == str(folder / f"{name}.wav")
         assert (out / f"{name}_mastered.png").is_file()
@@ -322,7 +322,7 @@ def test_a_run_killed_between_its_outputs_is_finished_by_a_rerun(tmp_path, model
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("dmaster.apps.master.save_audio", killed)  # after the report and the plot
+    monkeypatch.setattr("dmaster.apps.master.save_audio", killed)  # after the claim, before the audio
     assert main(["master", str(song), "-o", str(out), "--plot", *model]) == 130  # interrupted
     assert (out / "song_mastered.json").is_file() and not (out / "song_mastered.wav").exists()
     monkeypatch.undo()

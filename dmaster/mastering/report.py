@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from ..effects import Chain, ChainParams
+from ..effects import SPECS, Chain, ChainParams
 from ..effects.spec import EffectSpec, all_finite
 from ..models import ParamEstimator
 from ..residual import MAX_BAND_DB, MAX_LEVEL_DB, band_centres_hz
-from .pretrained import check_strength
+from .pretrained import check_effect_names, check_strength
 from .restoration import Correction, correction_strengths
 
 __all__ = ["correction_text", "describe_correction", "describe_estimate", "read_report"]
@@ -103,24 +104,91 @@ def read_report(report: Mapping[str, Any] | str | Path, model: nn.Module
             raise ValueError(f"cannot read the report {source}: {error}") from error
     if not isinstance(report, Mapping) or "effects" not in report:
         raise ValueError(f"{source} has no 'effects': it is not the report of the parameter model's master()")
-    try:
-        effects = report["effects"]
-        items = [{name: {"present": effect["presence_probability"],
-                         **{key: value["value"] for key, value in effect["estimated"].items()}}
-                  for name, effect in effects.items()}]
-        strength = {name: float(effect.get("inverse_strength", 1.0)) for name, effect in effects.items()}
-        residual = report.get("residual_correction")
-        correction = None if residual is None else Correction(
-            torch.tensor(list(residual["bands_db"].values()), dtype=torch.float64), float(residual["level_db"]))
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{source}: malformed effects or residual correction ({error!r})") from error
+    item, strength = _estimate(report["effects"], source)
+    correction = _residual(report.get("residual_correction"), source)
     if correction is not None:
         _check_correction(correction, source)
     try:
-        params = model.chain.from_json(items)
+        params = model.chain.from_json([item])
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from error
     return params, check_strength(strength, source), correction
+
+
+def _malformed(source: str, text: str) -> ValueError:
+    return ValueError(f"{source}: malformed report: {text}")
+
+
+def _number(value: Any, field: str, source: str) -> float:
+    """``value`` as a float; ``ValueError`` naming ``field`` unless it is a JSON number (not a string such as
+    ``"0.5"``, not ``true``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _malformed(source, f"{field} must be a number, got {reprlib.repr(value)}")
+    return float(value)
+
+
+def _entry(mapping: Any, key: str, field: str, source: str) -> Any:
+    """``mapping[key]``; ``ValueError`` naming ``field`` when ``mapping`` is not an object or has no ``key``."""
+    if not isinstance(mapping, Mapping):
+        raise _malformed(source, f"{field} must be an object, got {reprlib.repr(mapping)}")
+    if key not in mapping:
+        raise _malformed(source, f"{field}.{key} is missing")
+    return mapping[key]
+
+
+def _estimate(effects: Any, source: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """The report's ``effects`` as one item of :meth:`~dmaster.effects.Chain.from_json` and the inverse strengths,
+    every field checked: each effect of the chain, its presence, its estimated parameters (no other, each a
+    number in the parameter's unit) and its inverse strength (missing: 1)."""
+    if not isinstance(effects, Mapping):
+        raise _malformed(source, f"effects must be an object, got {reprlib.repr(effects)}")
+    check_effect_names(effects, source)
+    item, strength = {}, {}
+    for spec in SPECS:
+        field = f"effects.{spec.name}"
+        effect = _entry(effects, spec.name, "effects", source)
+        present = _number(_entry(effect, "presence_probability", field, source), f"{field}.presence_probability",
+                          source)
+        estimated = _entry(effect, "estimated", field, source)
+        item[spec.name] = {"present": present, **_parameters(spec, estimated, f"{field}.estimated", source)}
+        strength[spec.name] = _number(effect.get("inverse_strength", 1.0), f"{field}.inverse_strength", source)
+    return item, strength
+
+
+def _parameters(spec: EffectSpec, estimated: Any, field: str, source: str) -> dict[str, float]:
+    """An effect's ``estimated`` parameters (``{name: {"value": number, "unit": its unit}}``) as numbers."""
+    if not isinstance(estimated, Mapping):
+        raise _malformed(source, f"{field} must be an object, got {reprlib.repr(estimated)}")
+    unknown = [name for name in estimated if name not in spec.names]
+    if unknown:
+        raise _malformed(source, f"{field}.{unknown[0]} is not a parameter of {spec.name} (its parameters are "
+                         f"{', '.join(spec.names)})")
+    values = {}
+    for param in spec.params:
+        named = f"{field}.{param.name}"
+        entry = _entry(estimated, param.name, field, source)
+        if not isinstance(entry, Mapping) or any(key not in ("value", "unit") for key in entry):
+            raise _malformed(source, f"{named} must be {{\"value\": a number, \"unit\": {param.unit!r}}}, got "
+                             f"{reprlib.repr(entry)}")
+        unit = _entry(entry, "unit", named, source)
+        if unit != param.unit:
+            raise _malformed(source, f"{named}.unit must be {param.unit!r}, got {unit!r}: give the value in "
+                             f"{param.unit or 'no unit'}")
+        values[param.name] = _number(_entry(entry, "value", named, source), f"{named}.value", source)
+    return values
+
+
+def _residual(residual: Any, source: str) -> Correction | None:
+    """The report's ``residual_correction`` (``None``: none), its level and band values numbers."""
+    if residual is None:
+        return None
+    field = "residual_correction"
+    level = _number(_entry(residual, "level_db", field, source), f"{field}.level_db", source)
+    bands = _entry(residual, "bands_db", field, source)
+    if not isinstance(bands, Mapping):
+        raise _malformed(source, f"{field}.bands_db must be an object, got {reprlib.repr(bands)}")
+    values = [_number(value, f"{field}.bands_db[{band!r}]", source) for band, value in bands.items()]
+    return Correction(torch.tensor(values, dtype=torch.float64), level)
 
 
 def _check_correction(correction: Correction, source: str) -> None:
