@@ -138,8 +138,8 @@ def pedalboard_degrade(clean: Tensor, sample_rate: int, drawn: dict[str, Any]) -
 
 def pedalboard_item(track: str, seed: int, clean: Tensor, sample_rate: int) -> Item:
     drawn = pedalboard_params(seed, track)
-    return Item("c", track, seed, clean, pedalboard_degrade(clean, sample_rate, drawn), None,
-                dict(drawn["present"]), drawn)
+    present = {name: drawn["present"].get(name, False) for name in Chain().effect_names}  # others: no such stage
+    return Item("c", track, seed, clean, pedalboard_degrade(clean, sample_rate, drawn), None, present, drawn)
 
 
 # -- scores --------------------------------------------------------------------------------------------

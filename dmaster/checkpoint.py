@@ -3,9 +3,16 @@
 A checkpoint is a dict of tensors, dicts, lists, strings and numbers:
 
 ``format``, ``model_kind`` (``"param"`` | ``"unet"``), ``hyperparameters`` (the model's constructor
-arguments), ``spec_version`` (:data:`dmaster.effects.SPEC_VERSION` the model was trained with),
-``config`` (the training configuration), ``step``, ``model`` (state dict), ``optimizer`` (state dict
-or ``None``) and whatever the trainer adds (``best_metric``, ``rng_state`` …). For example::
+arguments; a parameter model's name the effects it estimates), ``spec_version``
+(:data:`dmaster.effects.SPEC_VERSION` the model was trained with), ``config`` (the training configuration),
+``step``, ``model`` (state dict), ``optimizer`` (state dict or ``None``) and whatever the trainer adds
+(``best_metric``, ``rng_state`` …).
+
+A parameter model is refused only for an effect it estimates whose parameters changed meaning since its spec
+version (:func:`dmaster.effects.registry.check_carried`), or for a spec version newer than this dmaster's: an effect
+that joined the chain later is one it does not estimate (``master()`` leaves it alone and says so). A checkpoint
+from before they listed their effects estimates the effects of its spec version. The U-Net does not depend on the
+effects, so its spec version is never checked. For example::
 
     model, config = load_model("models/param/best.pt")
     params = model.estimate(audio)        # ParamEstimator; audio (batch, channels, samples)
@@ -21,6 +28,7 @@ import torch
 from torch import nn
 
 from .effects import SPEC_VERSION
+from .effects.registry import check_carried, estimated_at
 from .models import MODELS, build_model
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "load_model", "save_checkpoint", "unwrap"]
@@ -84,11 +92,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         map_location: where its tensors go.
 
     Returns:
-        The checkpoint dict (see the module docstring).
+        The checkpoint dict (see the module docstring); a parameter model's ``hyperparameters`` name the effects it
+        estimates (those of its spec version, where it does not list them).
 
     Raises:
         FileNotFoundError: when there is no such file.
-        ValueError: when it is not a dmaster checkpoint, or was trained with another spec version.
+        ValueError: when it is not a dmaster checkpoint, or is a parameter model that estimates an effect whose
+            parameters changed meaning since it was trained (module docstring).
     """
     path = Path(path)
     if not path.is_file():
@@ -97,13 +107,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [key for key in REQUIRED_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:
         raise ValueError(f"{path} is not a dmaster checkpoint (missing {', '.join(missing)})")
-    if checkpoint["spec_version"] != SPEC_VERSION:
-        raise ValueError(f"{path} was trained with parameter spec version {checkpoint['spec_version']}, but this "
-                         f"dmaster uses version {SPEC_VERSION}: the parameters changed, so its estimates would be "
-                         f"misread. Retrain the model or use the dmaster release it was trained with.")
     if checkpoint["model_kind"] not in MODELS:
         raise ValueError(f"{path} holds an unknown model kind {checkpoint['model_kind']!r}")
+    if checkpoint["model_kind"] == "param":
+        checkpoint["hyperparameters"] = _estimated_effects(checkpoint, path)
     return checkpoint
+
+
+def _estimated_effects(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A parameter model's hyper-parameters with the effects it estimates, after checking that this dmaster reads
+    their parameters as it was trained to estimate them."""
+    hyperparameters, version = checkpoint["hyperparameters"], checkpoint["spec_version"]
+    effects = hyperparameters.get("effects")
+    check_carried(estimated_at(version) if effects is None else effects, version, str(path))
+    if effects is None:  # from before checkpoints listed them: the effects of its version, one presence row each
+        effects = list(estimated_at(version))
+        rows = checkpoint["model"].get("presence_head.weight")
+        if rows is not None and rows.shape[0] != len(effects):
+            raise ValueError(f"{path} was trained with parameter spec version {version}, whose effects this dmaster "
+                             f"cannot match to its {rows.shape[0]} presence outputs: retrain it or use the dmaster "
+                             "release it was trained with")
+    return {**hyperparameters, "effects": list(effects)}
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

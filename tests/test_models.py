@@ -270,14 +270,31 @@ def test_save_then_load_gives_identical_outputs(tmp_path, kind, args):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_checkpoint_with_another_spec_version_is_refused(tmp_path):
-    path = tmp_path / "old.pt"
-    save_checkpoint(path, build_model("unet", **TINY_UNET), "unet", {}, step=1)
-    checkpoint = torch.load(path, weights_only=True)
-    checkpoint["spec_version"] = SPEC_VERSION + 1
-    torch.save(checkpoint, path)
-    with pytest.raises(ValueError, match="parameter spec version"):
+def test_checkpoints_are_refused_only_for_effects_whose_parameters_changed(tmp_path):
+    path = tmp_path / "model.pt"
+
+    def saved(kind: str, args: dict, **changes) -> None:
+        save_checkpoint(path, build_model(kind, **args), kind, {}, step=1)
+        checkpoint = torch.load(path, weights_only=True)
+        checkpoint.update(changes)
+        torch.save(checkpoint, path)
+
+    saved("unet", TINY_UNET, spec_version=SPEC_VERSION + 1)  # the U-Net does not depend on the effects
+    assert isinstance(load_model(path)[0], SpectrogramUNet)
+    saved("param", TINY_ESTIMATOR, spec_version=SPEC_VERSION + 1)
+    with pytest.raises(ValueError, match="parameter spec version .* newer"):
         load_model(path)
+    newest = max(Chain(SR).effects, key=lambda m: m.ROLE.since)
+    if newest.ROLE.since > 1:  # a checkpoint from before the newest effect's parameters meant what they mean now
+        saved("param", TINY_ESTIMATOR, spec_version=newest.ROLE.since - 1)
+        with pytest.raises(ValueError, match=f"parameters of {newest.SPEC.name} changed meaning"):
+            load_model(path)
+        older = [name for name in Chain(SR).effect_names if name != newest.SPEC.name]
+        saved("param", {**TINY_ESTIMATOR, "effects": older}, spec_version=newest.ROLE.since - 1)
+        model, _ = load_model(path)  # one that does not estimate it: loaded, the effect absent in its estimates
+        assert model.chain.estimated == tuple(older)
+        with torch.no_grad():
+            assert float(model.estimate(CLIPS)[newest.SPEC.name]["present"].abs().max()) == 0.0
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
 

@@ -22,6 +22,7 @@ from dmaster.mastering.restoration import (
 from dmaster.synth import music_like
 
 SR = 44100
+EFFECTS = len(Chain(SR).effect_names)
 probability = st.floats(0.0, 1.0)
 
 
@@ -33,7 +34,7 @@ def estimate(**presence: float):
 
 
 @settings(max_examples=50, deadline=None)
-@given(p=st.lists(probability, min_size=5, max_size=5), a=st.floats(0.1, 4.0), b=st.floats(-4.0, 4.0))
+@given(p=st.lists(probability, min_size=EFFECTS, max_size=EFFECTS), a=st.floats(0.1, 4.0), b=st.floats(-4.0, 4.0))
 def test_calibration_is_monotone_and_the_identity_changes_nothing(p, a, b):
     names = Chain(SR).effect_names
     params = estimate(**dict(zip(names, p)))
@@ -47,7 +48,7 @@ def test_calibration_is_monotone_and_the_identity_changes_nothing(p, a, b):
 
 
 @settings(max_examples=50, deadline=None)
-@given(p=st.lists(probability, min_size=5, max_size=5))
+@given(p=st.lists(probability, min_size=EFFECTS, max_size=EFFECTS))
 def test_fix_probability_is_at_least_the_surest_effect(p):
     params = estimate(**dict(zip(Chain(SR).effect_names, p)))
     fix = float(fix_probability(params)[0])

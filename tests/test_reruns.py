@@ -20,6 +20,7 @@ from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
 from dmaster.loudness import integrated_loudness
 from dmaster.mastering import master
+from dmaster.mastering.report import read_report
 from dmaster.synth import music_like
 
 SR = 44100
@@ -307,3 +308,10 @@ def test_a_kill_mid_file_is_redone_the_same_with_no_temporary_file_left(tmp_path
     assert f"note: {out}: removed 1 temporary file of outputs left by an interrupted run" in error_lines(capsys)
     assert sorted(path.name for path in out.iterdir()) == ["song_mastered.json", "song_mastered.wav"]
     assert (out / "song_mastered.wav").read_bytes() == (tmp_path / "clean" / "song_mastered.wav").read_bytes()
+
+
+def test_a_report_written_before_an_effect_joined_the_chain_reads_it_as_absent(estimator):
+    report = master(music_like(1.0, 44100, 2, seed=1).numpy(), 44100, model=estimator).report
+    del report["effects"]["stereo"]
+    params, strength, _ = read_report(report, estimator)
+    assert float(params["stereo"]["present"][0]) == 0.0 and strength["stereo"] == 1.0

@@ -33,12 +33,12 @@ import torch
 from torchcomp import compressor_core
 
 from . import _compressor_cpu
-from .spec import EffectSpec, Param, Prior, db_to_amplitude, needs_grad
+from .spec import EffectRole, EffectSpec, Param, Prior, db_to_amplitude, needs_grad
 
 Tensor = torch.Tensor
 
-__all__ = ["DEFAULT_INVERSE_STEPS", "MAX_INPUT_DB", "SPEC", "forward", "gain", "inverse", "static_gain_db",
-           "time_to_coefficient"]
+__all__ = ["DEFAULT_INVERSE_STEPS", "MAX_INPUT_DB", "ROLE", "SPEC", "correction_text", "forward", "gain", "inverse",
+           "static_gain_db", "time_to_coefficient"]
 
 SPEC = EffectSpec(
     name="compressor",
@@ -59,6 +59,13 @@ SPEC = EffectSpec(
     presence_probability=0.5,
     description="dynamic range compression",
 )
+ROLE = EffectRole(position=50, linear="none", reference="tone_and_dynamics", since=1, iterative_inverse=True,
+                  forward_text="soft knee, channel-linked, attack *and* release ballistics (torchcomp's exact-gradient "
+                               "core)",
+                  inverse_text="over-relaxed fixed-point decompression, 8 unrolled passes: approximate; the boost "
+                               "capped at what the curve takes off a +30 dBFS level, so settings that cannot explain "
+                               "the audio give finite output and gradients")
+"""Its place in the chain, reference mode and the docs (:class:`~dmaster.effects.spec.EffectRole`)."""
 DEFAULT_INVERSE_STEPS = 8
 MAX_INPUT_DB = 30.0
 """The loudest detector level (dBFS) :func:`inverse` restores: its boost is capped at the gain the curve takes off
@@ -66,6 +73,18 @@ this level. The chain's gain lifts a master peaking at 0 dBFS by at most 24 dB b
 that would need more to explain the audio (a low threshold with a high ratio on loud audio) would otherwise
 decompress it by hundreds of dB, to infinity in float32."""
 _LEVEL_FLOOR = _compressor_cpu.LEVEL_FLOOR  # power floor of the level detector (−100 dB)
+
+
+def correction_text(estimated: dict[str, float]) -> str:
+    """What undoing ``estimated`` (:data:`SPEC`'s parameters, physical units) does, in the report's words.
+
+    >>> correction_text({"threshold_db": -24.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 120.0,
+    ...                  "knee_db": 6.0, "makeup_db": 3.0})
+    'decompressed: threshold -24.0 dBFS, ratio 4.0:1, attack 5.0 ms, release 120 ms, makeup -3.0 dB'
+    """
+    return (f"decompressed: threshold {estimated['threshold_db']:.1f} dBFS, ratio {estimated['ratio']:.1f}:1, "
+            f"attack {estimated['attack_ms']:.1f} ms, release {estimated['release_ms']:.0f} ms, "
+            f"makeup {-estimated['makeup_db']:+.1f} dB")
 
 
 def time_to_coefficient(time_ms: Tensor, sample_rate: float) -> Tensor:

@@ -23,11 +23,12 @@ import math
 import torch
 
 from .lti import delay_response, filter_lti
-from .spec import EffectSpec, Param, Prior, db_to_amplitude
+from .spec import EffectRole, EffectSpec, Param, Prior, db_to_amplitude
 
 Tensor = torch.Tensor
 
-__all__ = ["EXACT_INVERSE", "INVERSE_TOLERANCE", "SPEC", "forward", "inverse", "tail_samples", "transfer"]
+__all__ = ["EXACT_INVERSE", "INVERSE_TOLERANCE", "ROLE", "SPEC", "correction_text", "forward", "inverse",
+           "tail_samples", "transfer"]
 
 EXACT_INVERSE = True
 """Whether :func:`inverse` undoes :func:`forward` exactly."""
@@ -43,8 +44,21 @@ SPEC = EffectSpec(
     presence_probability=0.4,
     description="one discrete echo (slap-back or delay)",
 )
+ROLE = EffectRole(position=30, linear="both", reference="ambience", since=1,
+                  forward_text="`y = x + a·x(t−d)`, fractional delay",
+                  inverse_text="`Y / (1 + a·e^{−jωd})` on a grid padded until `a^k` < 1e-5: exact")
+"""Its place in the chain, reference mode and the docs (:class:`~dmaster.effects.spec.EffectRole`)."""
 INVERSE_TOLERANCE = 1e-5
 """The inverse's grid holds its comb response until it has decayed below this."""
+
+
+def correction_text(estimated: dict[str, float]) -> str:
+    """What undoing ``estimated`` (:data:`SPEC`'s parameters, physical units) does, in the report's words.
+
+    >>> correction_text({"delay_ms": 180.0, "level_db": -9.0})
+    'echo at 180.0 ms, -9.0 dB removed by its inverse comb'
+    """
+    return f"echo at {estimated['delay_ms']:.1f} ms, {estimated['level_db']:.1f} dB removed by its inverse comb"
 
 
 def transfer(n_fft: int, sample_rate: float, channels: int, delay_ms: Tensor, level_db: Tensor) -> Tensor:

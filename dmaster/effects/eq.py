@@ -21,12 +21,12 @@ import torch
 from dasp_pytorch.signal import biquad
 
 from .lti import angular_frequencies, filter_lti
-from .spec import EffectSpec, Param, Prior
+from .spec import EffectRole, EffectSpec, Param, Prior
 
 Tensor = torch.Tensor
 
-__all__ = ["BANDS", "Band", "EXACT_INVERSE", "MAX_GAIN_DB", "SPEC", "forward", "inverse", "power_response",
-           "tail_samples", "transfer"]
+__all__ = ["BANDS", "Band", "EXACT_INVERSE", "MAX_GAIN_DB", "QUIET_BAND_DB", "ROLE", "SPEC", "correction_text",
+           "forward", "inverse", "power_response", "tail_samples", "transfer"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,30 @@ SPEC = EffectSpec(
     presence_probability=0.8,
     description="tonal colouring: low shelf, four bells in fixed ranges, high shelf",
 )
+ROLE = EffectRole(position=10, linear="both", reference="tone_and_dynamics", since=1,
+                  parameters_text="low shelf, four bells in fixed non-overlapping ranges (60–250 Hz, 250–1000 Hz, "
+                                  "1–4 kHz, 4–14 kHz), high shelf; each Hz, Q, gain dB",
+                  forward_text="RBJ biquads (dasp-pytorch's design), frequency sampling",
+                  inverse_text="the same biquads with negated gains: exact")
+"""Its place in the chain, reference mode and the docs (:class:`~dmaster.effects.spec.EffectRole`)."""
+QUIET_BAND_DB = 0.5
+"""Bands whose correction is smaller than this are not spelled out in :func:`correction_text`."""
+
+
+def correction_text(estimated: dict[str, float]) -> str:
+    """What undoing ``estimated`` (:data:`SPEC`'s parameters, physical units) does, in the report's words: each band
+    whose gain is at least :data:`QUIET_BAND_DB`.
+
+    >>> flat = {p.name: p.neutral for p in SPEC.params}
+    >>> correction_text(flat)
+    'all bands within ±0.5 dB'
+    >>> correction_text({**flat, "bell_3_gain_db": 6.0, "bell_3_hz": 2500.0, "bell_3_q": 1.5})
+    'bell 3 -6.0 dB at 2500 Hz (Q 1.50)'
+    """
+    spelled = [f"{band.name.replace('_', ' ')} {-estimated[band.name + '_gain_db']:+.1f} dB at "
+               f"{estimated[band.name + '_hz']:.0f} Hz (Q {estimated[band.name + '_q']:.2f})"
+               for band in BANDS if abs(estimated[band.name + "_gain_db"]) >= QUIET_BAND_DB]
+    return "; ".join(spelled) or f"all bands within ±{QUIET_BAND_DB} dB"
 
 
 def _response_on_grid(n_fft: int, sample_rate: float, params: dict[str, Tensor]) -> Tensor:

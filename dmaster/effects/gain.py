@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from .spec import EffectSpec, Param, Prior, as_param, db_to_amplitude
+from .spec import EffectRole, EffectSpec, Param, Prior, as_param, db_to_amplitude
 
 Tensor = torch.Tensor
 
-__all__ = ["EXACT_INVERSE", "SPEC", "forward", "inverse", "tail_samples", "transfer"]
+__all__ = ["EXACT_INVERSE", "ROLE", "SPEC", "correction_text", "forward", "inverse", "tail_samples", "transfer"]
 
 EXACT_INVERSE = True
 """Whether :func:`inverse` undoes :func:`forward` exactly."""
@@ -29,6 +29,18 @@ SPEC = EffectSpec(
     presence_probability=0.7,
     description="level change",
 )
+ROLE = EffectRole(position=20, linear="both", reference="tone_and_dynamics", since=1,
+                  forward_text="multiply", inverse_text="exact")
+"""Its place in the chain, reference mode and the docs (:class:`~dmaster.effects.spec.EffectRole`)."""
+
+
+def correction_text(estimated: dict[str, float]) -> str:
+    """What undoing ``estimated`` (:data:`SPEC`'s parameters, physical units) does, in the report's words.
+
+    >>> correction_text({"gain_db": -6.0})
+    '+6.0 dB'
+    """
+    return f"{-estimated['gain_db']:+.1f} dB"
 
 
 def transfer(n_fft: int, sample_rate: float, channels: int, gain_db: Tensor) -> Tensor:

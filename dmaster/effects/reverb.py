@@ -27,12 +27,12 @@ from functools import lru_cache, partial
 import torch
 
 from .lti import convolution_size, delay_response, filter_lti
-from .spec import EffectSpec, Param, Prior, needs_grad
+from .spec import EffectRole, EffectSpec, Param, Prior, needs_grad
 
 Tensor = torch.Tensor
 
-__all__ = ["DEFAULT_SEED", "EXACT_INVERSE", "SPEC", "STFT_HOP", "STFT_SIZE", "SUPPRESSION_FLOOR_DB", "forward",
-           "impulse_response", "inverse", "tail_samples", "transfer"]
+__all__ = ["DEFAULT_SEED", "EXACT_INVERSE", "ROLE", "SPEC", "STFT_HOP", "STFT_SIZE", "SUPPRESSION_FLOOR_DB",
+           "correction_text", "forward", "impulse_response", "inverse", "tail_samples", "transfer"]
 
 EXACT_INVERSE = False
 """Whether :func:`inverse` undoes :func:`forward` exactly."""
@@ -50,6 +50,10 @@ SPEC = EffectSpec(
     presence_probability=0.5,
     description="room or plate reverb from a synthetic decaying-noise impulse response",
 )
+ROLE = EffectRole(position=40, linear="forward", reference="ambience", since=1,
+                  forward_text="FFT convolution with seeded, exponentially decaying noise cut at T60",
+                  inverse_text="Lebart/Habets late-reverb suppression in the STFT domain: approximate")
+"""Its place in the chain, reference mode and the docs (:class:`~dmaster.effects.spec.EffectRole`)."""
 DEFAULT_SEED = 20240501
 """Seed of the impulse responses' noise: every reverb of a given T60 is the same room."""
 STFT_SIZE = 2048
@@ -89,6 +93,15 @@ def impulse_response(sample_rate: float, channels: int, t60_s: Tensor, seed: int
     envelope = torch.exp(-decay * t) * (t < t60_s[:, None])  # (batch, length)
     response = noise[None] * envelope[:, None, :]
     return response / response.square().sum(-1, keepdim=True).sqrt()
+
+
+def correction_text(estimated: dict[str, float]) -> str:
+    """What undoing ``estimated`` (:data:`SPEC`'s parameters, physical units) does, in the report's words.
+
+    >>> correction_text({"t60_s": 1.2, "wet": 0.25, "pre_delay_ms": 10.0})
+    'late reverb of T60 1.20 s at 25 % wet suppressed'
+    """
+    return f"late reverb of T60 {estimated['t60_s']:.2f} s at {100 * estimated['wet']:.0f} % wet suppressed"
 
 
 def transfer(n_fft: int, sample_rate: float, channels: int, t60_s: Tensor, wet: Tensor,

@@ -31,8 +31,8 @@ import torch
 Scale = Literal["linear", "log"]
 Tensor = torch.Tensor
 
-__all__ = ["EffectSpec", "Param", "Prior", "Scale", "all_finite", "amplitude_to_db", "as_param", "check_audio",
-           "check_chain_rate", "db_to_amplitude", "log_uniform_prior", "needs_grad"]
+__all__ = ["EffectRole", "EffectSpec", "Param", "Prior", "Scale", "all_finite", "amplitude_to_db", "as_param",
+           "check_audio", "check_chain_rate", "db_to_amplitude", "log_uniform_prior", "needs_grad"]
 
 
 @dataclass(frozen=True)
@@ -268,6 +268,59 @@ class EffectSpec:
             rows.append(f"| `{p.name}` | {p.unit} | {p.minimum:g} … {p.maximum:g} | {p.scale} | {prior} "
                         f"| {p.description} |")
         return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class EffectRole:
+    """What the rest of dmaster asks of an effect, declared by its module beside its ``SPEC`` and read through
+    the registry (:mod:`dmaster.effects.registry`): nothing else names effects one by one.
+
+    Args:
+        position: its place in the processing order: the chain runs effects forward by increasing position and
+            inverts them in reverse.
+        linear: ``"both"``: linear and time-invariant with an exact inverse: the chain multiplies its ``transfer``
+            response into a linear stage forward and divides by it inverse (computed in float64, so that the
+            division cancels it). ``"forward"``: its forward is such a response, its inverse a function
+            (``inverse``). ``"none"``: forward and inverse are functions.
+        reference: its group in reference mode: ``"tone_and_dynamics"`` (swapped by default), ``"ambience"``
+            (swapped with ``ambience=True``) or ``"image"`` (matched by measurement, :mod:`dmaster.mastering.image`).
+        since: the spec version (:data:`dmaster.effects.SPEC_VERSION`) at which its parameters took their present
+            meaning: when it joined the chain, or when a parameter, range or scale of it last changed. A checkpoint
+            or generated pair of an earlier version cannot carry it. The effects of version 1 draw from the caller's
+            generator, the others each from one of its own (:meth:`dmaster.effects.Chain.sample_params`).
+        mixes_channels: its response mixes the front pair (channels 1–2), a 2×2 response per frequency bin
+            ``(batch, 2, 2, bins)``, instead of filtering every channel on its own; on mono audio it is the
+            identity, and channels after the front pair pass through it untouched.
+        iterative_inverse: its ``inverse`` takes ``steps``, the chain's fixed-point passes.
+        forward_text: how its forward works, one line for the docs' table of effects.
+        inverse_text: how its inverse works, likewise.
+        parameters_text: the docs' summary of its parameters (``""``: each parameter with its range).
+
+    >>> EffectRole(10, "sideways", "tone_and_dynamics", 1)
+    Traceback (most recent call last):
+        ...
+    ValueError: linear must be one of ('both', 'forward', 'none'), got 'sideways'
+    """
+
+    position: float
+    linear: Literal["both", "forward", "none"]
+    reference: Literal["tone_and_dynamics", "ambience", "image"]
+    since: int
+    mixes_channels: bool = False
+    iterative_inverse: bool = False
+    forward_text: str = ""
+    inverse_text: str = ""
+    parameters_text: str = ""
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("linear", self.linear, ("both", "forward", "none")),
+                                     ("reference", self.reference, ("tone_and_dynamics", "ambience", "image"))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.mixes_channels and self.linear != "both":
+            raise ValueError("an effect that mixes channels must be linear both ways (a 2×2 response per bin)")
+        if not (isinstance(self.since, int) and self.since >= 1):
+            raise ValueError(f"since must be a spec version ≥ 1, got {self.since!r}")
 
 
 def all_finite(x: Tensor) -> bool:

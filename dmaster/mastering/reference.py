@@ -42,7 +42,8 @@ import soxr
 import torch
 
 from ..audio import read_audio
-from ..effects import ChainParams, ExtraResponse, echo, eq, gain, reverb
+from ..effects import ChainParams, ExtraResponse
+from ..effects.registry import EFFECTS, group
 from ..effects.spec import all_finite
 from ..loudness import integrated_loudness
 from ..models import ParamEstimator
@@ -70,12 +71,13 @@ __all__ = ["AMBIENCE", "TONE_AND_DYNAMICS", "match_reference", "prepare_referenc
 Tensor = torch.Tensor
 ReferenceInput = Union[np.ndarray, Tensor, str, Path]
 
-TONE_AND_DYNAMICS = ("eq", "gain", "compressor")
-"""Effects swapped by default: tonal balance, level and dynamics."""
-AMBIENCE = ("echo", "reverb")
+TONE_AND_DYNAMICS = group("tone_and_dynamics")
+"""Effects swapped by default: tonal balance, level and dynamics (each effect's ``ROLE.reference``)."""
+AMBIENCE = group("ambience")
 """Effects swapped only with ``ambience=True``."""
-IMAGE = "stereo"
-"""``keep`` naming it leaves the input's stereo image as it is (:mod:`.image`)."""
+IMAGE = group("image")
+"""Effects of the stereo image: not swapped but matched by measurement (:mod:`.image`); ``keep`` naming one leaves
+the input's image as it is."""
 REFERENCE_TRUST = 0.3
 """The share of the excess (the difference between the reference's and the input's long-term spectra, less the
 swap's correction, limited to :data:`REFERENCE_LIMIT_DB`) that the refinement's target curve adds to the swap's."""
@@ -83,7 +85,8 @@ REFERENCE_LIMIT_DB = 3.0
 """The most the excess may hold in any band (dB, either sign; mean over :data:`.tone.MATCH_RANGE_HZ` removed
 first)."""
 MIN_REFERENCE_SECONDS = 0.1
-LINEAR_FORWARD = (eq, gain, echo, reverb)
+LINEAR_FORWARD = tuple(m for m in EFFECTS if m.ROLE.linear != "none" and not m.ROLE.mixes_channels)
+"""The effects whose forward :func:`_forward_response` can fold into the inverse's linear stage (per channel)."""
 
 
 def _as_tensor(audio: np.ndarray | Tensor, name: str) -> Tensor:
@@ -249,7 +252,7 @@ def match_reference(audio: Tensor, reference: Tensor, model: Any = None, *, amou
     if float(applied["compressor"]["present"][0]) > 0:
         out = in_chunks(out, lambda piece: chain(piece[None], compressor_on)[0], rate)
     input_image, reference_image = image_of(input_windows, rate), image_of(reference_windows, rate)
-    side_db, balance_db = image_correction(input_image, reference_image, 0.0 if IMAGE in keep else amount)
+    side_db, balance_db = image_correction(input_image, reference_image, 0.0 if set(IMAGE) & set(keep) else amount)
     out = apply_image(out, rate, side_db, balance_db)
 
     correction_db = curve_db(eq_power(_physical(applied, "eq"), applied["eq"]["present"].double(), rate)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..effects import SPECS, Chain, ChainParams
+from ..effects.registry import effect
 from ..effects.spec import EffectSpec, all_finite
 from ..models import ParamEstimator
 from ..residual import MAX_BAND_DB, MAX_LEVEL_DB, band_centres_hz
@@ -21,15 +22,17 @@ from .restoration import Correction, correction_strengths
 
 __all__ = ["correction_text", "describe_correction", "describe_estimate", "read_report"]
 
-GAIN_SUFFIX = "_gain_db"
-QUIET_BAND_DB = 0.5
-"""EQ bands whose correction is smaller than this are not spelled out in the text."""
+NOT_ESTIMATED = "not estimated by this model"
+"""The correction of an effect the model does not estimate (one that joined the chain after it was trained): it is
+left alone."""
 
 
 def describe_estimate(chain: Chain, params: ChainParams, inverse_strength: dict[str, float]) -> dict[str, Any]:
     """The report's ``effects``: per effect, the presence probability, the estimated degradation in physical
     units, its inverse strength, the correction strength applied (0 = untouched, 1 = fully undone) and the
-    correction in words.
+    correction in words. An effect the model does not estimate (not in its chain's
+    :attr:`~dmaster.effects.Chain.estimated`) is reported absent, at its neutral settings, and its correction says
+    :data:`NOT_ESTIMATED`.
 
     Args:
         chain: the model's chain.
@@ -48,28 +51,29 @@ def describe_estimate(chain: Chain, params: ChainParams, inverse_strength: dict[
             "inverse_strength": inverse_strength.get(spec.name, 1.0),
             "correction_strength": round(strength, 4),
             "estimated": {name: {"value": value, "unit": spec.param(name).unit} for name, value in estimated.items()},
-            "correction": correction_text(spec, estimated) if strength > 0 else "none",
+            "correction": (NOT_ESTIMATED if spec.name not in chain.estimated else
+                           correction_text(spec, estimated) if strength > 0 else "none"),
         }
     return effects
 
 
 def correction_text(spec: EffectSpec, estimated: dict[str, float]) -> str:
-    """What undoing ``estimated`` (one effect's parameters, physical units) does, in words."""
-    if spec.name == "eq":
-        bands = [p.name[: -len(GAIN_SUFFIX)] for p in spec.params if p.name.endswith(GAIN_SUFFIX)]
-        spelled = [f"{band.replace('_', ' ')} {-estimated[band + GAIN_SUFFIX]:+.1f} dB at "
-                   f"{estimated[f'{band}_hz']:.0f} Hz (Q {estimated[f'{band}_q']:.2f})"
-                   for band in bands if abs(estimated[band + GAIN_SUFFIX]) >= QUIET_BAND_DB]
-        return "; ".join(spelled) or f"all bands within ±{QUIET_BAND_DB} dB"
-    if spec.name == "gain":
-        return f"{-estimated['gain_db']:+.1f} dB"
-    if spec.name == "echo":
-        return f"echo at {estimated['delay_ms']:.1f} ms, {estimated['level_db']:.1f} dB removed by its inverse comb"
-    if spec.name == "reverb":
-        return f"late reverb of T60 {estimated['t60_s']:.2f} s at {100 * estimated['wet']:.0f} % wet suppressed"
-    return (f"decompressed: threshold {estimated['threshold_db']:.1f} dBFS, ratio {estimated['ratio']:.1f}:1, "
-            f"attack {estimated['attack_ms']:.1f} ms, release {estimated['release_ms']:.0f} ms, "
-            f"makeup {-estimated['makeup_db']:+.1f} dB")
+    """What undoing ``estimated`` (one effect's parameters, physical units) does, in words: the effect module's
+    ``correction_text`` (:mod:`dmaster.effects.registry`); for an effect the registry does not know, its
+    parameters as they are.
+
+    >>> from dmaster.effects import EffectSpec, Param, Prior
+    >>> tape = EffectSpec("tape", (Param("wow_hz", "Hz", 0.1, 5.0, "log", Prior("uniform", 0.5, 2.0), 1.0, ""),), 0.1,
+    ...                   "tape wow")
+    >>> correction_text(tape, {"wow_hz": 1.5})
+    'tape undone: wow_hz 1.5 Hz'
+    """
+    try:
+        module = effect(spec.name)
+    except KeyError:
+        values = ", ".join(f"{p.name} {estimated[p.name]:g}" + (f" {p.unit}" if p.unit else "") for p in spec.params)
+        return f"{spec.name} undone: {values}"
+    return module.correction_text(estimated)
 
 
 def describe_correction(correction: Correction) -> dict[str, Any]:
@@ -139,13 +143,17 @@ def _entry(mapping: Any, key: str, field: str, source: str) -> Any:
 def _estimate(effects: Any, source: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """The report's ``effects`` as one item of :meth:`~dmaster.effects.Chain.from_json` and the inverse strengths,
     every field checked: each effect of the chain, its presence, its estimated parameters (no other, each a
-    number in the parameter's unit) and its inverse strength (missing: 1)."""
+    number in the parameter's unit) and its inverse strength (missing: 1). An effect the report does not name (it
+    was written before the effect joined the chain) is absent."""
     if not isinstance(effects, Mapping):
         raise _malformed(source, f"effects must be an object, got {reprlib.repr(effects)}")
     check_effect_names(effects, source)
     item, strength = {}, {}
     for spec in SPECS:
         field = f"effects.{spec.name}"
+        if spec.name not in effects:  # written before the effect joined the chain: absent, as from_json reads it
+            item[spec.name], strength[spec.name] = {"present": 0.0, **{p.name: p.neutral for p in spec.params}}, 1.0
+            continue
         effect = _entry(effects, spec.name, "effects", source)
         present = _number(_entry(effect, "presence_probability", field, source), f"{field}.presence_probability",
                           source)

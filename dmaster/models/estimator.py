@@ -19,7 +19,9 @@ as an input so that the gain stays observable):
 
 Each branch is projected to ``hidden`` features and the projections are summed; a residual MLP
 trunk with layer norms maps the sum to presence logits ``(batch, effects)`` and normalised
-parameters ``(batch, params)`` in ``[0, 1]``; the delay column comes from the lag head. The
+parameters ``(batch, params)`` in ``[0, 1]`` of the effects it estimates (``effects``: all of the chain's
+unless its checkpoint dates from before some joined); the delay column comes from the lag head.
+:meth:`ParamEstimator.estimate` gives the effects it does not estimate as absent. The
 short, normalised paths from every feature to the heads matter: with a plain MLP on the
 concatenated features the model was far slower to learn to read the gain off the level.
 
@@ -34,8 +36,10 @@ music: ``docs/model_card.md``).
 >>> with torch.no_grad():
 ...     output = model(audio)
 ...     params = model.estimate(audio)
->>> output.presence_logits.shape, output.params.shape
-(torch.Size([1, 5]), torch.Size([1, 30]))
+>>> output.presence_logits.shape == (1, len(model.chain.estimated))
+True
+>>> output.params.shape == (1, len(model.chain.flat_params))
+True
 >>> sorted(params["echo"])
 ['delay_ms', 'level_db', 'present']
 """
@@ -43,7 +47,7 @@ music: ``docs/model_card.md``).
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -77,7 +81,7 @@ class EstimatorOutput(NamedTuple):
     """What :meth:`ParamEstimator.forward` returns."""
 
     presence_logits: Tensor
-    """``(batch, effects)``; ``sigmoid`` gives the probability that each effect is on."""
+    """``(batch, estimated effects)``; ``sigmoid`` gives the probability that each effect is on."""
     params: Tensor
     """``(batch, params)`` normalised to ``[0, 1]``, in ``chain.flat_params`` order."""
     delay_logits: Tensor
@@ -115,13 +119,17 @@ class ParamEstimator(nn.Module):
         n_bands: log-frequency bands of the long-term-spectrum branch, a multiple of 8.
         n_lag_bins: log-spaced bins of the echo-delay head.
         dynamics: add the branch of the level's distribution in time (see the module's docstring).
+        effects: the effects it estimates, by name (``None``: every effect of the chain); its chain's
+            :attr:`~dmaster.effects.Chain.estimated`. The echo is needed (the delay head).
 
     Raises:
-        ValueError: a size that is not a positive integer or not the multiple it must be.
+        ValueError: a size that is not a positive integer or not the multiple it must be, or effects that are
+            unknown or lack the echo.
     """
 
     def __init__(self, sample_rate: int = 44100, width: int = 24, hidden: int = 256, n_mels: int = 64,
-                 n_bands: int = 160, n_lag_bins: int = 128, dynamics: bool = False):
+                 n_bands: int = 160, n_lag_bins: int = 128, dynamics: bool = False,
+                 effects: Sequence[str] | None = None):
         super().__init__()
         for name, value in (("width", width), ("hidden", hidden), ("n_mels", n_mels), ("n_bands", n_bands),
                             ("n_lag_bins", n_lag_bins)):
@@ -135,10 +143,14 @@ class ParamEstimator(nn.Module):
         if dynamics:  # only when on, so that checkpoints from before the branch keep their hyper-parameters
             self.hyperparameters["dynamics"] = True
         self.sample_rate = sample_rate
-        self.chain = Chain(sample_rate)
-        n_effects, n_params = len(self.chain.specs), len(self.chain.flat_params)
+        self.chain = Chain(sample_rate, estimated=effects)
+        if "echo" not in self.chain.estimated:
+            raise ValueError(f"ParamEstimator: the effects it estimates must include the echo (its delay head), "
+                             f"got {list(self.chain.estimated)}")
+        self.hyperparameters["effects"] = list(self.chain.estimated)  # always: a later dmaster may have more
+        n_effects, n_params = len(self.chain.estimated), len(self.chain.flat_params)
 
-        delay_spec = self.chain.specs[self.chain.effect_names.index("echo")].param("delay_ms")
+        delay_spec = dict(zip(self.chain.effect_names, self.chain.specs))["echo"].param("delay_ms")
         self.delay_column = [(e, p.name) for e, p in self.chain.flat_params].index(("echo", "delay_ms"))
         self.delay_range_ms = (delay_spec.minimum, delay_spec.maximum)
         min_lag, max_lag = (ms * sample_rate / 1000 for ms in self.delay_range_ms)
@@ -293,7 +305,8 @@ class ParamEstimator(nn.Module):
 
         Returns:
             :data:`dmaster.effects.ChainParams` in physical units, with soft presence ``sigmoid(logits)``
-            in ``[0, 1]`` (the probability that each effect is on).
+            in ``[0, 1]`` (the probability that each effect is on); the effects it does not estimate absent
+            (presence 0, neutral settings).
         """
         output = self(audio)
         params = self.refine_delay(audio, output.params, cepstrum) if refine_delay else output.params
