@@ -16,6 +16,7 @@ import dmaster
 from dmaster.audio import save_audio
 from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
+from dmaster.mastering import chunks
 from dmaster.mastering.inputs import TARGET_RANGE_LUFS
 from dmaster.mastering.level import set_level
 from dmaster.synth import music_like
@@ -168,3 +169,14 @@ def test_a_silent_input_in_reference_mode_is_named_as_the_input(estimator):
     quiet = music_like(1.0, SR, 2, seed=3).numpy() * 1e-5
     with pytest.raises(ValueError, match=r"the input \(audio\) is silent"):
         dmaster.master(quiet, SR, model=estimator, reference=music_like(1.0, SR, 2, seed=4).numpy())
+
+
+def test_a_long_track_is_limited_in_chunks_without_seams(monkeypatch):
+    audio = music_like(12.0, SR, 2, seed=1) * 0.5
+    whole, report = set_level(audio, SR, -10.0, -1.0, true_peak=True)
+    monkeypatch.setattr(chunks, "ONE_PASS_SECONDS", 4.0)
+    monkeypatch.setattr(chunks, "CHUNK_SECONDS", 3.0)
+    monkeypatch.setattr(chunks, "CHUNK_MARGIN_SECONDS", 1.0)
+    cut, again = set_level(audio, SR, -10.0, -1.0, true_peak=True)
+    assert report["peak_limiting_db"] < -3 and again == report
+    torch.testing.assert_close(cut, whole, atol=1e-6, rtol=0)

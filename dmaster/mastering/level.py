@@ -10,6 +10,7 @@ import torch
 
 from ..limiter import TRUE_PEAK_MARGIN_DB, limit_peaks, peak_db, peak_envelope
 from ..loudness import ABSOLUTE_GATE_LUFS, integrated_loudness
+from .chunks import in_chunks
 
 __all__ = ["LOUDNESS_PASSES", "LOUDNESS_TOLERANCE_LU", "MAX_LIMITING_DB", "PEAK_CEILING_DB", "set_level", "to_loudness"]
 
@@ -118,8 +119,11 @@ def to_loudness(audio: Tensor, sample_rate: int, loudness: float, peak: float, t
             if peak_ceiling_db - gain_db < floor_db:  # read once, with room for the next gains
                 floor_db = peak_ceiling_db - TRUE_PEAK_MARGIN_DB - gain_db - ENVELOPE_ROOM_DB
                 envelope = peak_envelope(audio[None], true_peak, floor_db)
-            limited = limit_peaks(limited[None], sample_rate, peak_ceiling_db, true_peak=true_peak,
-                                  envelope=envelope * 10 ** (gain_db / 20))[0]
+            # long tracks in chunks (memory): the envelope, scaled with the gain, travels as one more row
+            stacked = torch.cat([limited, envelope * 10 ** (gain_db / 20)])
+            limited = in_chunks(stacked, lambda piece: torch.cat([limit_peaks(
+                piece[None, :-1], sample_rate, peak_ceiling_db, true_peak=true_peak, envelope=piece[None, -1])[0],
+                piece[-1:]]), sample_rate)[:-1]
         # measured, not assumed: gating makes loudness not quite scale with the gain (very quiet targets)
         reached = integrated_loudness(limited, sample_rate)
         tried.append((gain_db, reached))
