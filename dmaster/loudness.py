@@ -47,38 +47,43 @@ def channel_weights(channels: int) -> np.ndarray:
     return np.asarray(WEIGHTS_5_1 if channels == len(WEIGHTS_5_1) else (1.0,) * channels)
 
 
-def _k_weighted(data: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``data`` ``(channels, samples)`` float64 through pyloudnorm's two K-weighting stages, as one cascade."""
-    stages = (pyloudnorm.IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf"),
-              pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"))
-    sections = np.stack([np.concatenate([stage.b, stage.a]) for stage in stages])
-    return math.prod(stage.passband_gain for stage in stages) * sosfilt(sections, data, axis=-1)
-
-
-def _block_loudness(audio: torch.Tensor | np.ndarray, sample_rate: int, block_seconds: float,
-                    overlap: float) -> tuple[np.ndarray, np.ndarray]:
-    """Channel-weighted mean squares ``(blocks,)`` of the K-weighted ``audio`` ``(channels, samples)`` in
-    blocks of ``block_seconds`` overlapping by ``overlap``, and their loudness (LUFS), counted as BS.1770
-    (and pyloudnorm) count them. Audio shorter than one block is measured repeated."""
+def _squares(audio: torch.Tensor | np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:
+    """The K-weighted ``audio`` ``(channels, samples)`` squared, float64, through pyloudnorm's two K-weighting stages
+    as one cascade (their passband gains left out: :func:`_blocks` puts them back); audio shorter than ``seconds``
+    is repeated to fill it first."""
     data = audio.detach().cpu().double().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, float)
     data = np.ascontiguousarray(np.atleast_2d(data))
+    if data.shape[1] < seconds * sample_rate:
+        data = np.tile(data, (1, math.ceil(seconds * sample_rate / data.shape[1])))
+    squares = sosfilt(np.stack([np.concatenate([stage.b, stage.a]) for stage in _stages(sample_rate)]), data, axis=-1)
+    return np.square(squares, out=squares)
+
+
+def _stages(sample_rate: int) -> tuple[pyloudnorm.IIRfilter, ...]:
+    """pyloudnorm's K-weighting stages at ``sample_rate``."""
+    return (pyloudnorm.IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+            pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"))
+
+
+def _blocks(squares: np.ndarray, sample_rate: int, block_seconds: float,
+            overlap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Channel-weighted mean squares ``(blocks,)`` of K-weighted ``squares`` (:func:`_squares`) in blocks of
+    ``block_seconds`` overlapping by ``overlap``, and their loudness (LUFS), counted as BS.1770 (and pyloudnorm)
+    count them."""
+    channels, samples = squares.shape
     block = block_seconds * sample_rate
-    if data.shape[1] < block:
-        data = np.tile(data, (1, math.ceil(block / data.shape[1])))
-    samples = data.shape[1]
     step = block_seconds * (1.0 - overlap)
     count = int(np.round((samples / sample_rate - block_seconds) / step)) + 1
     starts = (block_seconds * (np.arange(count) * (1.0 - overlap)) * sample_rate).astype(int)
     ends = np.minimum((block_seconds * (np.arange(count) * (1.0 - overlap) + 1) * sample_rate).astype(int), samples)
     # the blocks' energies from the sums between consecutive block edges: one pass over the samples
     edges = np.unique(np.concatenate([starts, ends, [samples]]))
-    squares = _k_weighted(data, sample_rate)
-    np.square(squares, out=squares)
-    between = np.add.reduceat(squares, edges[:-1], axis=1) if len(edges) > 1 else np.zeros((len(data), 0))
-    energy = np.concatenate([np.zeros((len(data), 1)), np.cumsum(between, axis=1)], axis=1)  # at each edge
+    between = np.add.reduceat(squares, edges[:-1], axis=1) if len(edges) > 1 else np.zeros((channels, 0))
+    between *= math.prod(stage.passband_gain for stage in _stages(sample_rate)) ** 2
+    energy = np.concatenate([np.zeros((channels, 1)), np.cumsum(between, axis=1)], axis=1)  # at each edge
     at = np.searchsorted(edges, np.stack([starts, ends]))
     power = (energy[:, at[1]] - energy[:, at[0]]).clip(min=0.0).T / block  # (blocks, channels) mean squares
-    weighted_power = power @ channel_weights(data.shape[0])
+    weighted_power = power @ channel_weights(channels)
     with np.errstate(divide="ignore"):
         return weighted_power, -0.691 + 10 * np.log10(weighted_power)
 
@@ -98,7 +103,12 @@ def integrated_loudness(audio: torch.Tensor | np.ndarray, sample_rate: int) -> f
     >>> round(integrated_loudness(np.sin(2 * np.pi * 997 * t)[None], 48000))  # a full-scale 1 kHz tone
     -3
     """
-    power, blocks = _block_loudness(audio, sample_rate, BLOCK_SECONDS, BLOCK_OVERLAP)
+    return _integrated(_squares(audio, sample_rate, BLOCK_SECONDS), sample_rate)
+
+
+def _integrated(squares: np.ndarray, sample_rate: int) -> float:
+    """:func:`integrated_loudness` of K-weighted squares (:func:`_squares`)."""
+    power, blocks = _blocks(squares, sample_rate, BLOCK_SECONDS, BLOCK_OVERLAP)
     gated = blocks >= ABSOLUTE_GATE_LUFS
     if not gated.any():
         return -math.inf
@@ -115,7 +125,12 @@ def loudness_range(audio: torch.Tensor | np.ndarray, sample_rate: int) -> float:
         audio: ``(channels, samples)``, full scale ±1.
         sample_rate: Hz.
     """
-    power, blocks = _block_loudness(audio, sample_rate, SHORT_TERM_SECONDS, SHORT_TERM_OVERLAP)
+    return _range(_squares(audio, sample_rate, SHORT_TERM_SECONDS), sample_rate)
+
+
+def _range(squares: np.ndarray, sample_rate: int) -> float:
+    """:func:`loudness_range` of K-weighted squares (:func:`_squares`)."""
+    power, blocks = _blocks(squares, sample_rate, SHORT_TERM_SECONDS, SHORT_TERM_OVERLAP)
     gated = blocks >= ABSOLUTE_GATE_LUFS
     if not gated.any():
         return math.nan
@@ -140,6 +155,11 @@ def measure_levels(audio: torch.Tensor, sample_rate: int) -> dict[str, float | N
     def rounded(value: float) -> float | None:
         return round(value, 2) if math.isfinite(value) else None
 
-    loudness, peak = integrated_loudness(audio, sample_rate), peak_db(audio, true_peak=True)
-    return {"loudness_lufs": rounded(loudness), "loudness_range_lu": rounded(loudness_range(audio, sample_rate)),
+    squares = _squares(audio, sample_rate, SHORT_TERM_SECONDS)  # K-weighted once for both (repeated if short)
+    if audio.shape[-1] < SHORT_TERM_SECONDS * sample_rate:  # the gating blocks count the audio as it is
+        loudness = integrated_loudness(audio, sample_rate)
+    else:
+        loudness = _integrated(squares, sample_rate)
+    peak = peak_db(audio, true_peak=True)
+    return {"loudness_lufs": rounded(loudness), "loudness_range_lu": rounded(_range(squares, sample_rate)),
             "true_peak_dbtp": rounded(peak), "peak_to_loudness_db": rounded(peak - loudness)}
