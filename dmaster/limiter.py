@@ -89,10 +89,11 @@ def _polyphase(taps: np.ndarray, factor: int, width: int) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _interpolators() -> Tensor:
     """``(2 · INTERPOLATOR_HALF_WIDTH, columns)`` float32: every position between sample ``n`` and ``n + 1`` that
-    :func:`peak_envelope` reads, from the samples ``n − 63 … n + 64``, by four interpolators whose readings differ
-    on content near Nyquist: a long Kaiser-windowed sinc (the band-limited signal itself), BS.1770-4 Annex 2's
-    filter, a short Hann-windowed sinc of 49 taps at 4× and at 2× and a short Kaiser-windowed sinc (β 12) at 16×,
-    as meters in common use build them (the true peak the limiter keeps under the ceiling is the highest)."""
+    :func:`peak_envelope` reads, from the :data:`INTERPOLATOR_HALF_WIDTH` samples either side, by the interpolators
+    whose readings differ on content near Nyquist: a long Kaiser-windowed sinc (the band-limited signal itself),
+    BS.1770-4 Annex 2's filter, a short Hann-windowed sinc of 49 taps at 4× and at 2× and a short Kaiser-windowed
+    sinc (β 12) at 16×, as meters in common use build them (the true peak the limiter keeps under the ceiling is the
+    highest)."""
     width = INTERPOLATOR_HALF_WIDTH
     # the long sinc, at OVERSAMPLING positions
     offsets = np.arange(-width + 1, width + 1)[:, None] - np.arange(1, OVERSAMPLING)[None, :] / OVERSAMPLING
@@ -123,9 +124,8 @@ def peak_envelope(x: Tensor, true_peak: bool = False, floor_db: float = -math.in
 
     Args:
         x: ``(batch, channels, samples)`` audio.
-        true_peak: include the band-limited signal between this sample and the next, read at
-            :data:`OVERSAMPLING` positions a sample (a Kaiser-windowed sinc of :data:`INTERPOLATOR_HALF_WIDTH`
-            samples either side: its passband reaches closer to Nyquist than BS.1770-4 Annex 2's filter).
+        true_peak: include the signal between this sample and the next: the highest reading of the interpolators
+            of :func:`_interpolators` (:func:`read_between`).
         floor_db: with ``true_peak``, only where a sample or the next is within :data:`TRUE_PEAK_HEADROOM_DB` of
             this (dBFS) is the signal between them read; elsewhere the envelope is the samples'.
 

@@ -18,6 +18,8 @@ import pyloudnorm
 import torch
 from scipy.signal import sosfilt
 
+from .limiter import peak_db
+
 __all__ = ["ABSOLUTE_GATE_LUFS", "channel_weights", "integrated_loudness", "loudness_range", "measure_levels"]
 
 BLOCK_SECONDS = 0.4
@@ -150,8 +152,6 @@ def measure_levels(audio: torch.Tensor, sample_rate: int) -> dict[str, float | N
     >>> round(levels["true_peak_dbtp"]), levels["loudness_range_lu"]  # a steady tone: no range
     (-6, 0.0)
     """
-    from .limiter import peak_db  # the limiter's meter: the ceiling the level stage keeps
-
     def rounded(value: float) -> float | None:
         return round(value, 2) if math.isfinite(value) else None
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from dmaster.checkpoint import save_checkpoint
 from dmaster.models import ParamEstimator, SpectrogramUNet
 from dmaster.synth import music_like
 
@@ -25,3 +26,12 @@ def unet() -> SpectrogramUNet:
     """An untrained U-Net small enough for fast tests."""
     torch.manual_seed(0)
     return SpectrogramUNet(SAMPLE_RATE, width=4, depth=2).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, estimator, unet):
+    """A folder holding the two test models saved as checkpoints, ``param.pt`` and ``unet.pt``."""
+    folder = tmp_path_factory.mktemp("models")
+    save_checkpoint(folder / "param.pt", estimator, "param", {}, step=0)
+    save_checkpoint(folder / "unet.pt", unet, "unet", {}, step=0)
+    return folder

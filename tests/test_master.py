@@ -24,14 +24,6 @@ from dmaster.synth import music_like
 SR = 44100
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory, estimator, unet):
-    folder = tmp_path_factory.mktemp("models")
-    save_checkpoint(folder / "param.pt", estimator, "param", {}, step=0)
-    save_checkpoint(folder / "unet.pt", unet, "unet", {}, step=0)
-    return folder
-
-
 CLIP = music_like(3.0, SR, 2, seed=5)
 
 

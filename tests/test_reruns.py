@@ -16,7 +16,6 @@ import soundfile as sf
 import torch
 
 from dmaster.apps.master import LOCK_NAME
-from dmaster.checkpoint import save_checkpoint
 from dmaster.cli import main
 from dmaster.loudness import integrated_loudness
 from dmaster.mastering import master
@@ -25,14 +24,6 @@ from dmaster.synth import music_like
 
 SR = 44100
 CLIP = music_like(1.0, SR, 2, seed=21)
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory, estimator, unet):
-    folder = tmp_path_factory.mktemp("models")
-    save_checkpoint(folder / "param.pt", estimator, "param", {}, step=0)
-    save_checkpoint(folder / "unet.pt", unet, "unet", {}, step=0)
-    return folder
 
 
 @pytest.fixture(scope="module")

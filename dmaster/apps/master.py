@@ -36,17 +36,13 @@ from ..audio import (
 )
 from ..data.plots import save_comparison
 from ..effects import SPECS
-from ..mastering import MAX_LIMITING_DB, MAX_RATE, MIN_RATE, PEAK_CEILING_DB, MasterResult, master
+from ..mastering import MAX_RATE, MIN_RATE, PEAK_CEILING_DB, MasterResult, master
 from ..mastering.inputs import check_keep, check_settings, resample, resampled_length
 from ..mastering.pretrained import POLICY_SUFFIX, RESIDUAL_SUFFIX, SHIPPED, resolve_model
 from ..mastering.reference import prepare_reference
 from ..mastering.report import read_report
 from ..models import ParamEstimator
 from ..page import is_preview, write_page
-
-MISSED_TARGET_LU = 0.5
-"""A loudness this far from ``--target-lufs`` gets a note."""
-
 
 SUFFIX = "_mastered"
 """Every output is named ``<input name><SUFFIX>``: audio, report (``.json``) and plot (``.png``)."""
@@ -506,13 +502,10 @@ def _master_file(path: Path, stem: Path, args: argparse.Namespace, model: torch.
 
 
 def _level_notes(level: Mapping[str, Any], asked: float | None) -> list[str]:
-    """A note when the output's loudness missed the target."""
-    reached, target = level.get("loudness_lufs"), level.get("target_lufs", asked)
+    """A note when the output's loudness missed the target (the level stage says when and why:
+    :data:`dmaster.mastering.level.MISSED_TARGET_LU`)."""
     if "target_missed" in level:
-        return [f"note: loudness target {target} LUFS missed: {level['target_missed']}"]
-    if reached is not None and target is not None and abs(reached - target) > MISSED_TARGET_LU:
-        return [f"note: reached {reached} LUFS, not {target}: the limiter takes at most {MAX_LIMITING_DB:g} dB off "
-                "a peak"]
+        return [f"note: loudness target {level.get('target_lufs', asked)} LUFS missed: {level['target_missed']}"]
     return []
 
 

@@ -136,12 +136,12 @@ def to_loudness(audio: Tensor, sample_rate: int, loudness: float, peak: float, t
 def _next_gain(tried: list[tuple[float, float]], target_lufs: float, max_gain_db: float) -> float:
     """The next gain to try: a secant step on loudness against gain (limiting harder gains less loudness per dB,
     between 0.1 and 1 dB a dB); where the gain left every block under BS.1770's gate (no loudness), half way
-    back towards the quietest gain that was measured."""
+    towards the quietest louder gain whose loudness was measured (1 dB up when there is none)."""
     gain_db, reached = tried[-1]
     measured = [(g, r) for g, r in tried if math.isfinite(r)]
     if not math.isfinite(reached):
-        quietest = max((g for g, _ in measured), default=gain_db + 2 * LOUDNESS_TOLERANCE_LU)
-        return (gain_db + quietest) / 2 if quietest > gain_db else gain_db + 1.0
+        louder = [g for g, _ in measured if g > gain_db]
+        return (gain_db + min(louder)) / 2 if louder else gain_db + 1.0
     slope = 1.0
     if len(measured) > 1:
         (g0, r0), (g1, r1) = measured[-2], measured[-1]
